@@ -1,0 +1,318 @@
+"""Conditions (simpleeval) and templates (sandboxed Jinja2), compiled once and evaluated often.
+
+Both follow spec section 3: mappings read keys before their methods (`ctx.items` is the key
+`items` when there is one), a condition that reads a missing key is an error, a template that
+reads one gets Jinja's strict undefined, and a template that is a single `{{ expression }}`
+renders to the expression's native value.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import simpleeval
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes, pass_context
+from jinja2 import meta as jinja_meta
+from jinja2.runtime import Context, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
+
+from legion.dsl.errors import ExpressionError
+
+# Names a chain may use, per place (spec section 3's table).
+RUN_NAMES = frozenset({"input", "run"})
+STEP_NAMES = frozenset(
+    {"input", "ctx", "result", "status", "succeeded", "failed", "error", "attempt", "run"}
+)
+ITEM_NAMES = frozenset({"item", "index"})
+CONSTANT_NAMES = {"None": None, "True": True, "False": False, "null": None, "true": True, "false": False}
+
+MAPPING_METHODS = frozenset({"get", "keys", "values", "items"})
+STRING_METHODS = frozenset({"startswith", "endswith", "lower", "upper", "strip", "split", "replace"})
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    f.__name__: f
+    for f in (len, min, max, abs, round, sum, any, all, sorted, int, float, str, bool)
+}
+
+
+def _is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def _json_value(value: Any, where: str) -> Any:
+    """The value as plain JSON (tuples and iterators become lists); raise if it is not one."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return str(value) if isinstance(value, Markup) else value
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ExpressionError(f"{where}: mapping key {key!r} is not a string")
+            out[key] = _json_value(item, where)
+        return out
+    if isinstance(value, (list, tuple)) or isinstance(value, Iterator):
+        return [_json_value(item, where) for item in value]
+    raise ExpressionError(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+# ---------------------------------------------------------------- conditions
+
+
+class _Evaluator(simpleeval.EvalWithCompoundTypes):
+    """simpleeval with the spec's attribute rules and errors that say which name is missing."""
+
+    def _eval_attribute(self, node: ast.Attribute) -> Any:
+        attr = node.attr
+        if attr.startswith("_"):
+            raise ExpressionError(f"access to {attr!r} is not allowed")
+        value = self._eval(node.value)
+        if isinstance(value, Mapping):
+            if attr in value:
+                return value[attr]
+            if attr in MAPPING_METHODS:
+                return getattr(value, attr)
+            raise ExpressionError(f"no key {attr!r} (keys: {', '.join(map(str, value)) or 'none'})")
+        if isinstance(value, str) and attr in STRING_METHODS:
+            return getattr(value, attr)
+        raise ExpressionError(f"{type(value).__name__} has no attribute {attr!r}")
+
+    def _eval_subscript(self, node: ast.Subscript) -> Any:
+        try:
+            return super()._eval_subscript(node)
+        except KeyError as exc:
+            raise ExpressionError(f"no key {exc.args[0]!r}") from None
+        except IndexError:
+            raise ExpressionError("list index out of range") from None
+
+    def _eval_name(self, node: ast.Name) -> Any:
+        try:
+            return self.names[node.id]
+        except KeyError:
+            if node.id in CONSTANT_NAMES:
+                return CONSTANT_NAMES[node.id]
+            if node.id in self.functions:
+                return self.functions[node.id]
+            raise ExpressionError(f"unknown name {node.id!r}") from None
+
+
+_local = threading.local()
+
+
+def _evaluator() -> _Evaluator:
+    ev = getattr(_local, "evaluator", None)
+    if ev is None:
+        ev = _Evaluator(functions=dict(FUNCTIONS), names={})
+        _local.evaluator = ev
+    return ev
+
+
+# Expression node types simpleeval can evaluate (checked at compile time, so that a lambda or a
+# walrus is a validation error rather than a run-time surprise).
+_ALLOWED_NODES: tuple[type, ...] = tuple(
+    t for t in _Evaluator(functions={}, names={}).nodes if issubclass(t, ast.expr)
+) + (ast.comprehension,)
+
+
+def _free_names(tree: ast.AST) -> set[str]:
+    loaded: set[str] = set()
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+    return loaded - bound - set(FUNCTIONS) - set(CONSTANT_NAMES)
+
+
+class Condition:
+    """A compiled `when`: Python expression syntax, evaluated by simpleeval."""
+
+    __slots__ = ("source", "constant", "tree", "names")
+
+    def __init__(self, source: str | bool) -> None:
+        self.source = source
+        self.constant: bool | None = None
+        self.tree: ast.Expression | None = None
+        if isinstance(source, bool):
+            self.constant = source
+            self.names: frozenset[str] = frozenset()
+            return
+        text = source.strip()
+        if text.startswith("{{") and text.endswith("}}"):
+            raise ExpressionError(
+                f"condition {source!r} is written in braces: drop the braces, "
+                f"a condition is a bare expression such as `succeeded and result.ok`"
+            )
+        try:
+            self.tree = ast.parse(text, mode="eval")
+        except SyntaxError as exc:
+            raise ExpressionError(f"condition {source!r}: syntax error: {exc.msg}") from None
+        for node in ast.walk(self.tree.body):
+            if isinstance(node, ast.expr) and not isinstance(node, _ALLOWED_NODES):
+                raise ExpressionError(
+                    f"condition {source!r}: {type(node).__name__} is not allowed in a condition"
+                )
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+                raise ExpressionError(f"condition {source!r}: access to {node.attr!r} is not allowed")
+        self.names = frozenset(_free_names(self.tree))
+        if source == "succeeded":  # the default edge: skip the evaluator on the hot path
+            self.tree = None
+
+    def __call__(self, names: Mapping[str, Any]) -> bool:
+        if self.constant is not None:
+            return self.constant
+        if self.tree is None:
+            return bool(names["succeeded"])
+        ev = _evaluator()
+        ev.names = names
+        try:
+            return bool(ev.eval(self.source, previously_parsed=self.tree.body))
+        except ExpressionError as exc:
+            raise ExpressionError(f"condition {self.source!r}: {exc.message}") from None
+        except Exception as exc:  # simpleeval and Python errors alike: one kind for the user
+            raise ExpressionError(f"condition {self.source!r}: {type(exc).__name__}: {exc}") from None
+
+
+# ---------------------------------------------------------------- templates
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping):
+            if attribute in obj:
+                return obj[attribute]
+            if attribute in MAPPING_METHODS:
+                return getattr(obj, attribute)
+            return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
+@pass_context
+def _secret(context: Context, reference: str) -> Any:
+    resolver = context.get("__secrets__")
+    if resolver is None or isinstance(resolver, Undefined):
+        raise ExpressionError(f"secret({reference!r}): no secret store is available here")
+    return resolver(reference)
+
+
+def _make_env() -> _Environment:
+    env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.globals.update(null=None, secret=_secret)
+    env.tests["None"] = lambda value: value is None
+    return env
+
+
+ENV = _make_env()
+
+
+class Template:
+    """A compiled template string; `render(scope)` gives a JSON value (spec section 3)."""
+
+    __slots__ = ("source", "names", "_expression", "_template")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._expression: Callable[..., Any] | None = None
+        self._template: Any = None
+        try:
+            tree = ENV.parse(source)
+        except TemplateSyntaxError as exc:
+            raise ExpressionError(f"template {source!r}: syntax error: {exc.message}") from None
+        self.names = frozenset(jinja_meta.find_undeclared_variables(tree)) - {"null", "secret"}
+        inner = _single_expression(source, tree)
+        if inner is not None:
+            self._expression = ENV.compile_expression(inner, undefined_to_none=False)
+        else:
+            self._template = ENV.from_string(tree)
+
+    def render(self, scope: Mapping[str, Any]) -> Any:
+        try:
+            if self._expression is not None:
+                value = self._expression(**scope)
+            else:
+                return self._template.render(scope)
+            return _json_value(value, f"template {self.source!r}")
+        except ExpressionError as exc:
+            if exc.message.startswith("template "):
+                raise
+            raise ExpressionError(f"template {self.source!r}: {exc.message}") from None
+        except Exception as exc:
+            raise ExpressionError(f"template {self.source!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _single_expression(source: str, tree: nodes.Template) -> str | None:
+    """The inner expression text when the template is one `{{ expression }}` and nothing else."""
+    text = source[:-1] if source.endswith("\n") else source
+    if not (text.startswith("{{") and text.endswith("}}")):
+        return None
+    body = tree.body
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    parts = [n for n in body[0].nodes if not (isinstance(n, nodes.TemplateData) and n.data == "")]
+    if len(parts) != 1 or isinstance(parts[0], nodes.TemplateData):
+        return None
+    inner = text[2:-2]
+    if inner.startswith("-"):
+        inner = inner[1:]
+    if inner.endswith("-"):
+        inner = inner[:-1]
+    return inner
+
+
+# ---------------------------------------------------------------- value trees
+
+
+Renderer = Callable[[Mapping[str, Any]], Any]
+
+
+def compile_value(value: Any) -> Renderer:
+    """Compile a tree in which every string is a template into one render function.
+
+    Parts without templates are returned as they are, so a static `with` costs nothing.
+    """
+    if isinstance(value, str):
+        if not _is_template(value):
+            return lambda scope, v=value: v
+        template = Template(value)
+        return template.render
+    if isinstance(value, Mapping):
+        parts = {k: compile_value(v) for k, v in value.items()}
+        if not any(_has_template(v) for v in value.values()):
+            constant = dict(value)
+            return lambda scope: dict(constant)
+        return lambda scope: {k: render(scope) for k, render in parts.items()}
+    if isinstance(value, list):
+        items = [compile_value(v) for v in value]
+        if not any(_has_template(v) for v in value):
+            constant_list = list(value)
+            return lambda scope: list(constant_list)
+        return lambda scope: [render(scope) for render in items]
+    return lambda scope, v=value: v
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return _is_template(value)
+    if isinstance(value, Mapping):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return False
+
+
+def template_sources(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every template string in a tree, with its path (for validation)."""
+    if isinstance(value, str):
+        if _is_template(value):
+            yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from template_sources(item, path + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from template_sources(item, path + (index,))

@@ -1,0 +1,154 @@
+"""The typed model of chain and rehearsal files (spec sections 1, 2, 3, 8, 10).
+
+The JSON Schemas in `schemas/` are generated from these classes (`legion.dsl.schema`), so the
+editor, the validator and the runtime agree on one shape.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from legion.dsl.durations import parse_duration
+
+CHAIN_NAME = r"^[a-z0-9][a-z0-9_.-]{0,127}$"
+STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+FUNCTION_REF = r"^(chain:[a-z0-9][a-z0-9_.-]{0,127}|[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*)$"
+RESERVED_STEPS = frozenset({"fail"})
+DEFAULT_MAX_STEPS = 10_000
+
+
+def _duration(value: Any) -> float:
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    Field(json_schema_extra={"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"}]}),
+]
+
+
+def _names(value: Any) -> Any:
+    """`do` and `start` take one name or a list of names; the model always holds a list."""
+    return [value] if isinstance(value, str) else value
+
+
+NameList = Annotated[list[str], BeforeValidator(_names)]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors at every level: users misspell keys, and a silent ignore is a bug.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Retry(_Strict):
+    count: int = Field(0, ge=0, description="retries after the first attempt")
+    delay: Duration = Field(1.0, description="wait before the first retry")
+    backoff: float = Field(2.0, ge=1.0, description="factor applied to the wait per attempt")
+    max_delay: Duration = Field(300.0, description="upper bound of one wait")
+    jitter: bool = Field(True, description="full jitter: wait a random time up to the computed one")
+    when: str | bool = Field("failed", description="condition over the failed attempt")
+
+
+class Edge(_Strict):
+    when: str | bool = Field("succeeded", description="condition (no braces); default `succeeded`")
+    publish: dict[str, Any] = Field(default_factory=dict, description="templates merged into the context")
+    do: NameList = Field(default_factory=list, description="step name(s) to start; `fail` fails the run")
+
+
+class Step(_Strict):
+    run: str = Field(pattern=FUNCTION_REF, description="ext.runner.function or chain:<name>")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="arguments (templates)")
+    next: list[Edge] = Field(default_factory=list)
+    join: Literal["all"] | Annotated[int, Field(ge=1)] | None = None
+    for_each: str | list[Any] | None = None
+    concurrency: int | None = Field(None, ge=1)
+    retry: Retry | None = None
+    timeout: Duration | None = None
+    delay: Duration = 0.0
+    priority: int = Field(0, ge=0, le=9)
+
+
+class ScheduleEntry(_Strict):
+    cron: str | None = Field(None, description='5-field cron expression, quoted: "*/5 * * * *"')
+    every: Duration | None = None
+    tz: str | None = Field(None, description="IANA time zone of the cron expression (default UTC)")
+    input: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduleEntry:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("a schedule entry needs exactly one of `cron` and `every`")
+        if self.every is not None and self.every <= 0:
+            raise ValueError("`every` must be greater than zero")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron {self.cron!r} must have 5 fields (minute hour day month weekday)")
+        return self
+
+
+class Triggers(_Strict):
+    schedule: list[ScheduleEntry] = Field(default_factory=list)
+    events: list[Annotated[str, Field(pattern=FUNCTION_REF)]] = Field(default_factory=list)
+
+
+class Chain(_Strict):
+    chain: str = Field(pattern=CHAIN_NAME, description="the chain's unique name")
+    description: str | None = None
+    input: dict[str, Any] | None = Field(None, description="JSON Schema (draft 2020-12) of the run input")
+    vars: dict[str, Any] = Field(default_factory=dict, description="initial context; templates over input and run")
+    on: Triggers | None = None
+    start: NameList | None = None
+    steps: dict[Annotated[str, Field(pattern=STEP_NAME)], Step] = Field(min_length=1)
+    output: Any = None
+    max_steps: int = Field(DEFAULT_MAX_STEPS, ge=1)
+
+    @field_validator("steps")
+    @classmethod
+    def _no_reserved(cls, steps: dict[str, Step]) -> dict[str, Step]:
+        for name in steps:
+            if name in RESERVED_STEPS:
+                raise ValueError(f"step name {name!r} is reserved (it fails the run); rename the step")
+        return steps
+
+    def start_steps(self) -> list[str]:
+        if self.start:
+            return list(self.start)
+        targets = {t for step in self.steps.values() for e in step.next for t in e.do}
+        return [name for name in self.steps if name not in targets]
+
+    def predecessors(self) -> dict[str, list[str]]:
+        preds: dict[str, list[str]] = {name: [] for name in self.steps}
+        for name, step in self.steps.items():
+            for edge in step.next:
+                for target in edge.do:
+                    if target in preds and name not in preds[target]:
+                        preds[target].append(name)
+        return preds
+
+
+class MockEntry(_Strict):
+    status: Literal["succeeded", "failed"] | None = None
+    result: Any = None
+    error: str | dict[str, Any] | None = None
+
+
+class Expect(_Strict):
+    status: Literal["succeeded", "failed", "canceled"]
+    sequence: list[str] | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+class Rehearsal(_Strict):
+    rehearsal: str | None = None
+    chain: str | dict[str, Any]
+    input: dict[str, Any] = Field(default_factory=dict)
+    mocks: dict[str, list[MockEntry]] = Field(default_factory=dict)
+    expect: Expect
+
+
+def is_valid_chain_name(name: str) -> bool:
+    return re.match(CHAIN_NAME, name) is not None

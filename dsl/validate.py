@@ -1,0 +1,336 @@
+"""Validation of chain and rehearsal files: every issue at once, each with file:line:col.
+
+Shape and types come from the pydantic model; everything that needs the whole chain (step
+references, expressions and the names they use, function signatures, joins, reachability)
+is checked here over the raw data, so that one misspelt key does not hide the other problems.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel, ValidationError
+
+from legion.dsl.catalog import Catalog
+from legion.dsl.errors import ExpressionError, Issue, ValidationFailed
+from legion.dsl.expressions import (
+    ITEM_NAMES,
+    RUN_NAMES,
+    STEP_NAMES,
+    Condition,
+    Template,
+    _is_template,
+    template_sources,
+)
+from legion.dsl.loader import Document, load_file, load_text
+from legion.dsl.model import (
+    Chain,
+    Edge,
+    Expect,
+    MockEntry,
+    Rehearsal,
+    Retry,
+    ScheduleEntry,
+    Step,
+    Triggers,
+)
+
+OUTPUT_NAMES = frozenset({"input", "ctx", "result", "status", "succeeded", "failed", "error", "run"})
+
+
+def _model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that describes the mapping at `path` (for 'allowed keys' hints)."""
+    model: type[BaseModel] | None = root
+    i = 0
+    while i < len(path) and model is not None:
+        key = path[i]
+        if model is Chain and key == "steps":
+            model, i = (Step, i + 2) if i + 1 < len(path) else (None, i + 1)
+        elif model is Step and key == "next":
+            model, i = (Edge, i + 2) if i + 1 < len(path) else (None, i + 1)
+        elif model is Step and key == "retry":
+            model, i = Retry, i + 1
+        elif model is Chain and key == "on":
+            model, i = Triggers, i + 1
+        elif model is Triggers and key == "schedule":
+            model, i = (ScheduleEntry, i + 2) if i + 1 < len(path) else (None, i + 1)
+        elif model is Rehearsal and key == "mocks":
+            model, i = (MockEntry, i + 3) if i + 2 < len(path) else (None, i + 1)
+        elif model is Rehearsal and key == "expect":
+            model, i = Expect, i + 1
+        else:
+            return None
+    return model
+
+
+def _allowed_keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _existing_prefix(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The longest prefix of a pydantic error location that names real keys and items."""
+    path: list[Any] = []
+    node = data
+    for key in loc:
+        if isinstance(node, Mapping) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+            node = node[key]
+        else:
+            break
+        path.append(key)
+    return tuple(path)
+
+
+def schema_issues(doc: Document, model: type[BaseModel]) -> tuple[BaseModel | None, list[Issue]]:
+    """Validate the document's data against a model; issues grouped by place."""
+    try:
+        return model.model_validate(doc.data), []
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+    grouped: dict[tuple[Any, ...], list[str]] = {}
+    for err in errors:
+        loc = tuple(err["loc"])
+        path = _existing_prefix(doc.data, loc)
+        if err["type"] == "extra_forbidden":
+            owner = _model_at(model, path[:-1])
+            key = path[-1] if path else loc[-1]
+            message = f"unknown key {key!r}"
+            if owner is not None:
+                allowed = _allowed_keys(owner)
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                message += f"{hint} (allowed here: {', '.join(allowed)})"
+        elif err["type"] == "missing":
+            message = f"missing required key {loc[len(path)]!r}" if len(loc) > len(path) else "missing value"
+        else:
+            where = ".".join(str(p) for p in path) or "file"
+            text = err["msg"]
+            if text.startswith("Value error, "):
+                text = text[len("Value error, "):]
+            message = f"{where}: {text}"
+        grouped.setdefault(path, [])
+        if message not in grouped[path]:
+            grouped[path].append(message)
+    issues = []
+    for path, messages in grouped.items():
+        extra = [m for m in messages if m.startswith("unknown key") or m.startswith("missing")]
+        rest = [m for m in messages if m not in extra]
+        for message in extra:
+            issues.append(doc.issue(path, message))
+        if rest:
+            issues.append(doc.issue(path, rest[0] if len(rest) == 1 else " or ".join(rest), value=True))
+    return None, issues
+
+
+class _Checker:
+    """Cross-reference checks over the raw chain data (defensive about shapes)."""
+
+    def __init__(self, doc: Document, functions: Catalog | None, chains: Iterable[str] | None) -> None:
+        self.doc = doc
+        self.functions = functions
+        self.chains = set(chains) if chains is not None else None
+        self.issues: list[Issue] = []
+
+    def error(self, path: tuple[Any, ...], message: str, *, value: bool = False) -> None:
+        self.issues.append(self.doc.issue(path, message, value=value))
+
+    def warn(self, path: tuple[Any, ...], message: str) -> None:
+        self.issues.append(self.doc.issue(path, message, severity="warning"))
+
+    def condition(self, path: tuple[Any, ...], source: Any, allowed: frozenset[str]) -> None:
+        if not isinstance(source, (str, bool)):
+            return
+        try:
+            cond = Condition(source)
+        except ExpressionError as exc:
+            self.error(path, exc.message, value=True)
+            return
+        for name in sorted(cond.names - allowed):
+            self.error(path, f"condition {source!r} uses unknown name {name!r}; names here: {', '.join(sorted(allowed))}", value=True)
+
+    def templates(self, path: tuple[Any, ...], value: Any, allowed: frozenset[str]) -> None:
+        for sub, source in template_sources(value):
+            try:
+                template = Template(source)
+            except ExpressionError as exc:
+                self.error(path + sub, exc.message, value=True)
+                continue
+            for name in sorted(template.names - allowed):
+                self.error(path + sub, f"template {source!r} uses unknown name {name!r}; names here: {', '.join(sorted(allowed))}", value=True)
+
+    def run(self) -> list[Issue]:
+        data = self.doc.data
+        if not isinstance(data, Mapping):
+            return [self.doc.issue((), "a chain file must be a mapping with `chain:` and `steps:`")]
+        steps = data.get("steps")
+        steps = steps if isinstance(steps, Mapping) else {}
+        names = set(steps)
+        preds: dict[str, list[str]] = {name: [] for name in steps}
+
+        schema = data.get("input")
+        if isinstance(schema, Mapping):
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                self.error(("input",), f"input is not a valid JSON Schema: {exc.message}")
+        self.templates(("vars",), data.get("vars"), RUN_NAMES)
+        if "output" in data:
+            self.templates(("output",), data.get("output"), OUTPUT_NAMES)
+        self._triggers(data.get("on"))
+
+        for name, step in steps.items():
+            if not isinstance(step, Mapping):
+                continue
+            here = ("steps", name)
+            has_items = step.get("for_each") is not None
+            self._function(here, step)
+            self.templates(here + ("with",), step.get("with"), STEP_NAMES | (ITEM_NAMES if has_items else frozenset()))
+            for_each = step.get("for_each")
+            if isinstance(for_each, str):
+                if not _is_template(for_each):
+                    self.error(here + ("for_each",), "for_each must be a template that yields a list (e.g. \"{{ input.items }}\") or a YAML list", value=True)
+                else:
+                    self.templates(here + ("for_each",), for_each, STEP_NAMES)
+            elif isinstance(for_each, list):
+                self.templates(here + ("for_each",), for_each, STEP_NAMES)
+            if step.get("concurrency") is not None and for_each is None:
+                self.error(here + ("concurrency",), "concurrency only applies with for_each; add for_each or remove concurrency")
+            if for_each is not None and step.get("concurrency") is None:
+                self.warn(here + ("for_each",), "for_each without concurrency queues every item at once; set concurrency to bound it")
+            retry = step.get("retry")
+            if isinstance(retry, Mapping) and "when" in retry:
+                self.condition(here + ("retry", "when"), retry["when"], STEP_NAMES)
+            edges = step.get("next")
+            for i, edge in enumerate(edges if isinstance(edges, list) else []):
+                if not isinstance(edge, Mapping):
+                    continue
+                epath = here + ("next", i)
+                if "when" in edge:
+                    self.condition(epath + ("when",), edge["when"], STEP_NAMES)
+                self.templates(epath + ("publish",), edge.get("publish"), STEP_NAMES)
+                targets = edge.get("do")
+                targets = [targets] if isinstance(targets, str) else targets if isinstance(targets, list) else []
+                for j, target in enumerate(targets):
+                    if not isinstance(target, str) or target == "fail":
+                        continue
+                    tpath = epath + ("do",) + ((j,) if isinstance(edge.get("do"), list) else ())
+                    if target not in names:
+                        close = difflib.get_close_matches(target, sorted(names), n=1)
+                        hint = f"; did you mean {close[0]!r}?" if close else f"; steps: {', '.join(sorted(names))}"
+                        self.error(tpath, f"`do` names {target!r}, which is not a step{hint}", value=True)
+                    elif name not in preds[target]:
+                        preds[target].append(name)
+
+        self._graph(data, steps, preds)
+        return self.issues
+
+    def _function(self, here: tuple[Any, ...], step: Mapping[str, Any]) -> None:
+        ref = step.get("run")
+        if not isinstance(ref, str):
+            return
+        if ref.startswith("chain:"):
+            sub = ref[len("chain:"):]
+            if self.chains is not None and sub not in self.chains:
+                self.error(here + ("run",), f"no chain named {sub!r} is known; apply it or put its file beside this one", value=True)
+            return
+        if self.functions is None or ref.count(".") != 2:
+            return
+        spec = self.functions.get(ref)
+        if spec is None:
+            close = difflib.get_close_matches(ref, list(self.functions), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; `legion lex list` shows the installed functions"
+            self.error(here + ("run",), f"unknown function {ref!r}{hint}", value=True)
+            return
+        args = step.get("with")
+        if not isinstance(args, Mapping):
+            args = {}
+        for arg, message in spec.check_args(args, is_template=lambda v: isinstance(v, str) and _is_template(v)):
+            path = here + ("with", arg) if arg is not None else here + ("run",)
+            self.error(path, message, value=arg is None)
+
+    def _triggers(self, on: Any) -> None:
+        if not isinstance(on, Mapping):
+            return
+        for i, entry in enumerate(on.get("schedule") or []):
+            if isinstance(entry, Mapping) and isinstance(entry.get("cron"), str):
+                try:
+                    from croniter import croniter
+
+                    if not croniter.is_valid(entry["cron"]):
+                        self.error(("on", "schedule", i, "cron"), f"cron {entry['cron']!r} is not a valid 5-field cron expression", value=True)
+                except ImportError:  # pragma: no cover - croniter is a dependency
+                    pass
+        events = on.get("events")
+        if self.functions is not None and isinstance(events, list):
+            for i, ref in enumerate(events):
+                if isinstance(ref, str) and ref.count(".") == 2 and ref not in self.functions:
+                    self.error(("on", "events", i), f"unknown function {ref!r} in on.events; `legion lex list` shows the installed functions", value=True)
+
+    def _graph(self, data: Mapping[str, Any], steps: Mapping[str, Any], preds: dict[str, list[str]]) -> None:
+        if not steps:
+            return
+        start = data.get("start")
+        if start is not None:
+            starts = [start] if isinstance(start, str) else [s for s in start if isinstance(s, str)] if isinstance(start, list) else []
+            for s in starts:
+                if s not in steps:
+                    self.error(("start",), f"start names {s!r}, which is not a step", value=True)
+            starts = [s for s in starts if s in steps]
+        else:
+            starts = [name for name in steps if not preds.get(name)]
+        if not starts:
+            self.error(("steps",), "no start step: every step has an inbound edge; add `start: <step>` to say where runs begin")
+            return
+        for name, step in steps.items():
+            if not isinstance(step, Mapping):
+                continue
+            join = step.get("join")
+            count = len(preds.get(name, []))
+            if isinstance(join, int) and not isinstance(join, bool) and join > count:
+                self.error(("steps", name, "join"), f"join: {join} waits for more predecessors than step {name!r} has ({count})", value=True)
+            if join is None and count >= 2:
+                self.warn(("steps", name), f"step {name!r} has {count} predecessors and no `join`: it runs once per arrival; add `join: all` to run it once")
+        seen: set[str] = set()
+        todo = list(starts)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            todo.extend(s for s, ps in preds.items() if name in ps)
+        for name in steps:
+            if name not in seen:
+                self.warn(("steps", name), f"step {name!r} is unreachable from the start steps ({', '.join(starts)})")
+
+
+def validate_chain_document(
+    doc: Document, *, functions: Catalog | None = None, chains: Iterable[str] | None = None
+) -> tuple[Chain | None, list[Issue]]:
+    """Every issue in a loaded chain file; the model when there are no errors."""
+    model, issues = schema_issues(doc, Chain)
+    issues += _Checker(doc, functions, chains).run()
+    issues.sort(key=lambda i: (i.line, i.col))
+    if any(i.severity == "error" for i in issues):
+        return None, issues
+    assert isinstance(model, Chain)
+    return model, issues
+
+
+def load_chain(
+    source: str, *, text: str | None = None, functions: Catalog | None = None, chains: Iterable[str] | None = None
+) -> tuple[Chain, list[Issue]]:
+    """Load and validate a chain file (or `text` named `source`); raise ValidationFailed on errors."""
+    doc = load_text(text, source) if text is not None else load_file(source)
+    chain, issues = validate_chain_document(doc, functions=functions, chains=chains)
+    if chain is None:
+        raise ValidationFailed(issues)
+    return chain, issues
+
+
+def validate_rehearsal_document(doc: Document) -> tuple[Rehearsal | None, list[Issue]]:
+    model, issues = schema_issues(doc, Rehearsal)
+    return (model if not issues else None), issues  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Legion engine: runtime, conductor, persistence, CLI."""

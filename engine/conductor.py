@@ -1,0 +1,616 @@
+"""The conductor: chain semantics (spec sections 2-5) as a pure state machine.
+
+A run's state goes in with an event (the run starts, a step run is about to start, a step
+run finished, a wait ended), and the state comes out changed, together with commands for
+whoever drives it: queue this step run, wake me at this time, the run ended. Rehearsals, the
+embedded runtime and the RabbitMQ workers all drive this same code, so the semantics are
+written and tested once. Nothing here sleeps, reads a clock, or does I/O; the state is plain
+data (`RunState.to_dict`) so it can be stored between events.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from legion.dsl.errors import ExpressionError
+from legion.dsl.expressions import Condition, Renderer, compile_value
+from legion.dsl.model import Chain, Step
+
+# Run and step run (task) statuses, spec section 4.
+RUN_STATUSES = ("pending", "running", "paused", "succeeded", "failed", "canceled")
+TASK_STATUSES = ("queued", "delayed", "running", "succeeded", "failed", "skipped", "canceled", "timed_out")
+FINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "canceled"})
+
+
+def make_error(type_: str, message: str, step: str | None = None) -> dict[str, Any]:
+    return {"type": type_, "message": message, "step": step}
+
+
+def normalize_error(error: Any, step: str | None) -> dict[str, Any]:
+    """A step failure's error as `{type, message, step}`; untyped failures are `StepFailed`."""
+    if isinstance(error, Mapping):
+        return make_error(str(error.get("type") or "StepFailed"), str(error.get("message") or ""), step)
+    if error is None:
+        return make_error("StepFailed", "the step failed", step)
+    return make_error("StepFailed", str(error), step)
+
+
+# ---------------------------------------------------------------- compiled chain
+
+
+class StepProgram:
+    """One step with its conditions and templates compiled once."""
+
+    __slots__ = ("name", "step", "run", "with_", "for_each", "edges", "retry_when", "join_need", "preds", "is_sub_chain")
+
+    def __init__(self, name: str, step: Step, preds: list[str]) -> None:
+        self.name = name
+        self.step = step
+        self.run = step.run
+        self.is_sub_chain = step.run.startswith("chain:")
+        self.with_: Renderer = compile_value(step.with_)
+        self.for_each: Renderer | None = compile_value(step.for_each) if step.for_each is not None else None
+        self.edges: list[tuple[Condition, Renderer | None, list[str], int]] = [
+            (Condition(e.when), compile_value(e.publish) if e.publish else None, list(e.do), i)
+            for i, e in enumerate(step.next)
+        ]
+        self.retry_when = Condition(step.retry.when) if step.retry else None
+        self.preds = preds
+        if step.join == "all":
+            self.join_need: int | None = len(preds)
+        else:
+            self.join_need = step.join if isinstance(step.join, int) else None
+
+
+class ChainProgram:
+    """A validated chain compiled for the conductor; shared by every run of that version."""
+
+    def __init__(self, chain: Chain, version: int = 1) -> None:
+        self.chain = chain
+        self.name = chain.chain
+        self.version = version
+        preds = chain.predecessors()
+        self.steps = {name: StepProgram(name, step, preds[name]) for name, step in chain.steps.items()}
+        self.starts = chain.start_steps()
+        self.vars: Renderer = compile_value(chain.vars)
+        self.output: Renderer | None = compile_value(chain.output) if chain.output is not None else None
+        self.input_validator = jsonschema.Draft202012Validator(chain.input) if chain.input else None
+        self.max_steps = chain.max_steps
+
+
+# ---------------------------------------------------------------- state
+
+
+@dataclass(slots=True)
+class StepRun:
+    """One scheduled execution of a step: an attempt, or one item of a for_each."""
+
+    number: int
+    step: str
+    ctx: dict[str, Any]
+    prior: tuple[Any, Any, Any]  # (result, status, error) of the step whose edge started it
+    attempt: int = 1
+    item: Any = None
+    index: int | None = None
+    group: int | None = None
+    status: str = "queued"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number, "step": self.step, "ctx": self.ctx, "prior": list(self.prior),
+            "attempt": self.attempt, "item": self.item, "index": self.index, "group": self.group,
+            "status": self.status,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StepRun:
+        return cls(d["number"], d["step"], d["ctx"], tuple(d["prior"]), d["attempt"], d["item"], d["index"], d["group"], d["status"])  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class Group:
+    """The items of one for_each step becoming ready."""
+
+    step: str
+    ctx: dict[str, Any]
+    prior: tuple[Any, Any, Any]
+    items: list[Any]
+    limit: int
+    next_index: int = 0
+    finished: int = 0
+    results: list[Any] = field(default_factory=list)
+    errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+    last_attempt: int = 1
+
+
+@dataclass(slots=True)
+class Join:
+    state: str = "open"  # open (collecting a round), ran, skipped
+    arrivals: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    counted: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Wait:
+    """A retry or a delay waiting outside any worker."""
+
+    id: int
+    due: float
+    kind: str  # "retry" | "delay"
+    step: str
+    ctx: dict[str, Any]
+    prior: tuple[Any, Any, Any]
+    attempt: int = 1
+    item: Any = None
+    index: int | None = None
+    group: int | None = None
+
+
+@dataclass(slots=True)
+class RunState:
+    run: dict[str, Any]  # {id, chain, version, started_at}
+    input: dict[str, Any]
+    status: str = "pending"
+    error: dict[str, Any] | None = None
+    output: Any = None
+    halted: bool = False  # fail-fast (or cancel): no step run starts any more
+    numbered: int = 0
+    active: dict[int, StepRun] = field(default_factory=dict)
+    groups: dict[int, Group] = field(default_factory=dict)
+    joins: dict[str, Join] = field(default_factory=dict)
+    waits: dict[int, Wait] = field(default_factory=dict)
+    next_id: int = 1
+    merged: dict[str, Any] = field(default_factory=dict)
+    last_result: Any = None
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ended(self) -> bool:
+        return self.status in FINAL_RUN_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run, "input": self.input, "status": self.status, "error": self.error,
+            "output": self.output, "halted": self.halted, "numbered": self.numbered,
+            "active": [s.to_dict() for s in self.active.values()],
+            "groups": {str(k): {"step": g.step, "ctx": g.ctx, "prior": list(g.prior), "items": g.items, "limit": g.limit,
+                                "next_index": g.next_index, "finished": g.finished, "results": g.results,
+                                "errors": {str(i): e for i, e in g.errors.items()}, "last_attempt": g.last_attempt}
+                       for k, g in self.groups.items()},
+            "joins": {k: {"state": j.state, "arrivals": [list(a) for a in j.arrivals], "counted": j.counted} for k, j in self.joins.items()},
+            "waits": [{"id": w.id, "due": w.due, "kind": w.kind, "step": w.step, "ctx": w.ctx, "prior": list(w.prior),
+                       "attempt": w.attempt, "item": w.item, "index": w.index, "group": w.group} for w in self.waits.values()],
+            "next_id": self.next_id, "merged": self.merged, "last_result": self.last_result, "vars": self.vars,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunState:
+        state = cls(run=d["run"], input=d["input"], status=d["status"], error=d["error"], output=d["output"],
+                    halted=d["halted"], numbered=d["numbered"], next_id=d["next_id"], merged=d["merged"],
+                    last_result=d["last_result"], vars=d["vars"])
+        state.active = {s["number"]: StepRun.from_dict(s) for s in d["active"]}
+        state.groups = {int(k): Group(g["step"], g["ctx"], tuple(g["prior"]), g["items"], g["limit"], g["next_index"],  # type: ignore[arg-type]
+                                      g["finished"], g["results"], {int(i): e for i, e in g["errors"].items()}, g["last_attempt"])
+                        for k, g in d["groups"].items()}
+        state.joins = {k: Join(j["state"], [(a[0], a[1]) for a in j["arrivals"]], j["counted"]) for k, j in d["joins"].items()}
+        state.waits = {w["id"]: Wait(w["id"], w["due"], w["kind"], w["step"], w["ctx"], tuple(w["prior"]), w["attempt"],  # type: ignore[arg-type]
+                                     w["item"], w["index"], w["group"]) for w in d["waits"]}
+        return state
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(slots=True)
+class Queue:
+    """Put this step run at the back of the queue (a broker message, or the rehearsal FIFO)."""
+
+    step_run: StepRun
+
+
+@dataclass(slots=True)
+class Schedule:
+    """Call `wake(wait_id)` when the clock reaches `due` (not before)."""
+
+    wait_id: int
+    due: float
+
+
+@dataclass(slots=True)
+class Ended:
+    """The run reached a final status; its output and error are in the state."""
+
+    status: str
+
+
+Command = Queue | Schedule | Ended
+
+
+@dataclass(slots=True)
+class Begin:
+    """What `Conductor.begin` decided: `started` puts the step run in the trace; `args` (when
+    not None) are its rendered arguments, to be passed to its function."""
+
+    started: bool
+    args: dict[str, Any] | None
+    commands: list[Command]
+
+NO_PRIOR: tuple[Any, Any, Any] = (None, None, None)
+
+
+class Conductor:
+    """Drives one run of one chain program. Methods return the commands the driver must carry out."""
+
+    def __init__(self, program: ChainProgram, state: RunState, *, jitter: bool = True, rng: random.Random | None = None) -> None:
+        self.program = program
+        self.state = state
+        self.jitter = jitter  # off in deterministic mode (rehearsals): spec section 5
+        self.rng = rng or random.Random()
+        self._out: list[Command] = []
+
+    # -- events -----------------------------------------------------------------------------
+
+    def start(self, now: float = 0.0) -> list[Command]:
+        """Check the input, render `vars`, queue the start steps."""
+        st = self.state
+        st.status = "running"
+        validator = self.program.input_validator
+        if validator is not None:
+            problems = sorted(validator.iter_errors(st.input), key=lambda e: list(e.path))
+            if problems:
+                where = "/".join(str(p) for p in problems[0].path) or "input"
+                self._fail_run(make_error("InputInvalid", f"run input of chain {self.program.name!r} does not fit its `input` schema at {where}: {problems[0].message}"), render_output=False)
+                return self._flush()
+        try:
+            st.vars = self.program.vars({"input": st.input, "run": st.run})
+        except ExpressionError as exc:
+            self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, vars: {exc.message}"), render_output=False)
+            return self._flush()
+        st.merged = dict(st.vars)
+        for name in self.program.starts:
+            self._ready(name, dict(st.vars), NO_PRIOR, now)
+        self._maybe_end()
+        return self._flush()
+
+    def begin(self, number: int) -> Begin:
+        """A queued step run is due to start.
+
+        It does not start when the run has halted (it is dropped and ends no branch) or when
+        it is the step run past `max_steps` (the run fails with `StepLimitExceeded`). It starts
+        and fails the run when its `with` does not render (`ExpressionError`).
+        """
+        st = self.state
+        sr = st.active.get(number)
+        if sr is None or st.halted or st.ended:
+            if sr is not None:
+                sr.status = "canceled"
+                del st.active[number]
+            return Begin(False, None, [])
+        if number > self.program.max_steps:
+            del st.active[number]
+            self._fail_run(make_error(
+                "StepLimitExceeded",
+                f"chain {self.program.name!r} reached max_steps ({self.program.max_steps}) at step {sr.step!r}: "
+                f"raise `max_steps` in the chain if this many step runs are expected (retries and for_each items count)",
+                sr.step))
+            return Begin(False, None, self._flush())
+        sr.status = "running"
+        try:
+            args = self.program.steps[sr.step].with_(self.scope_for_start(sr))
+        except ExpressionError as exc:
+            del st.active[number]
+            self._end_branch(sr.ctx)
+            self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {sr.step!r}, with: {exc.message}", sr.step))
+            return Begin(True, None, self._flush())
+        return Begin(True, args if isinstance(args, dict) else {}, [])
+
+    def finish(self, number: int, status: str, result: Any = None, error: Any = None, now: float = 0.0) -> list[Command]:
+        """A step run ended (`succeeded` or `failed`): retry, collect for_each items, follow edges."""
+        st = self.state
+        sr = st.active.pop(number, None)
+        if sr is None:
+            return []
+        sr.status = status
+        if st.halted or st.ended:
+            return []  # recorded by the driver; it changes neither status nor output
+        prog = self.program.steps[sr.step]
+        err = normalize_error(error, sr.step) if status != "succeeded" else None
+        if status != "succeeded" and self._retry(sr, prog, result, err, now):
+            return self._flush()
+        if sr.group is not None:
+            self._item_done(sr, status, result, err, now)
+        else:
+            self._step_done(prog, sr.ctx, result, status, err, sr.attempt, now)
+        self._maybe_end()
+        return self._flush()
+
+    def wake(self, wait_id: int, now: float = 0.0) -> list[Command]:
+        st = self.state
+        w = st.waits.pop(wait_id, None)
+        if w is None or st.halted or st.ended:
+            self._maybe_end()
+            return self._flush()
+        if w.kind == "retry":
+            self._queue(w.step, w.ctx, w.prior, w.attempt, w.item, w.index, w.group)
+        else:
+            self._expand(w.step, w.ctx, w.prior, now)
+        self._maybe_end()
+        return self._flush()
+
+    def cancel(self, reason: str = "canceled") -> list[Command]:
+        st = self.state
+        if st.ended:
+            return []
+        st.halted = True
+        st.active.clear()
+        st.waits.clear()
+        st.status = "canceled"
+        st.error = st.error or make_error("Canceled", reason)
+        self._out.append(Ended("canceled"))
+        return self._flush()
+
+    # -- scopes -----------------------------------------------------------------------------
+
+    def scope_for_start(self, sr: StepRun) -> dict[str, Any]:
+        """Names for `with`: the starting step's predecessor's result, status and error."""
+        result, status, error = sr.prior
+        scope = {
+            "input": self.state.input, "ctx": sr.ctx, "result": result, "status": status,
+            "succeeded": status == "succeeded", "failed": status == "failed", "error": error,
+            "attempt": sr.attempt, "run": self.state.run,
+        }
+        if sr.group is not None:
+            scope["item"] = sr.item
+            scope["index"] = sr.index
+        return scope
+
+    def _scope(self, ctx: dict[str, Any], result: Any, status: str | None, error: Any, attempt: int) -> dict[str, Any]:
+        return {
+            "input": self.state.input, "ctx": ctx, "result": result, "status": status,
+            "succeeded": status == "succeeded", "failed": status == "failed", "error": error,
+            "attempt": attempt, "run": self.state.run,
+        }
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _flush(self) -> list[Command]:
+        out, self._out = self._out, []
+        return out
+
+    def _new_id(self) -> int:
+        i = self.state.next_id
+        self.state.next_id += 1
+        return i
+
+    def _queue(self, step: str, ctx: dict[str, Any], prior: tuple[Any, Any, Any], attempt: int = 1,
+               item: Any = None, index: int | None = None, group: int | None = None) -> None:
+        st = self.state
+        st.numbered += 1
+        sr = StepRun(st.numbered, step, ctx, prior, attempt, item, index, group)
+        st.active[sr.number] = sr
+        self._out.append(Queue(sr))
+
+    def _wait(self, kind: str, seconds: float, now: float, step: str, ctx: dict[str, Any], prior: tuple[Any, Any, Any],
+              attempt: int = 1, item: Any = None, index: int | None = None, group: int | None = None) -> None:
+        w = Wait(self._new_id(), now + seconds, kind, step, ctx, prior, attempt, item, index, group)
+        self.state.waits[w.id] = w
+        self._out.append(Schedule(w.id, w.due))
+
+    def _retry(self, sr: StepRun, prog: StepProgram, result: Any, err: dict[str, Any], now: float) -> bool:
+        retry = prog.step.retry
+        if retry is None or sr.attempt > retry.count:
+            return False
+        assert prog.retry_when is not None
+        try:
+            holds = prog.retry_when(self._scope(sr.ctx, result, "failed", err, sr.attempt))
+        except ExpressionError as exc:
+            self._end_branch(sr.ctx)
+            self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {sr.step!r}, retry.when: {exc.message}", sr.step))
+            return True
+        if not holds:
+            return False
+        wait = min(retry.delay * retry.backoff ** (sr.attempt - 1), retry.max_delay)
+        if retry.jitter and self.jitter:
+            wait = self.rng.uniform(0, wait)
+        self._wait("retry", wait, now, sr.step, sr.ctx, sr.prior, sr.attempt + 1, sr.item, sr.index, sr.group)
+        return True
+
+    def _item_done(self, sr: StepRun, status: str, result: Any, err: dict[str, Any] | None, now: float) -> None:
+        assert sr.group is not None and sr.index is not None
+        g = self.state.groups[sr.group]
+        g.finished += 1
+        g.last_attempt = sr.attempt
+        if status == "succeeded":
+            g.results[sr.index] = result
+        else:
+            g.results[sr.index] = result
+            assert err is not None
+            g.errors[sr.index] = err
+        if g.next_index < len(g.items):
+            self._queue_item(sr.group, g)
+        if g.finished == len(g.items):
+            del self.state.groups[sr.group]
+            prog = self.program.steps[g.step]
+            if g.errors:
+                first = g.errors[min(g.errors)]
+                self._step_done(prog, g.ctx, g.results, "failed", first, g.last_attempt, now)
+            else:
+                self._step_done(prog, g.ctx, g.results, "succeeded", None, g.last_attempt, now)
+
+    def _queue_item(self, gid: int, g: Group) -> None:
+        i = g.next_index
+        g.next_index += 1
+        self._queue(g.step, g.ctx, g.prior, 1, g.items[i], i, gid)
+
+    def _step_done(self, prog: StepProgram, ctx: dict[str, Any], result: Any, status: str,
+                   err: dict[str, Any] | None, attempt: int, now: float) -> None:
+        """The step finished (after retries, or all items): evaluate every edge, then start targets."""
+        st = self.state
+        st.last_result = result
+        if not prog.edges:
+            if status != "succeeded":
+                self._end_branch(ctx)
+                self._fail_run(err or normalize_error(None, prog.name))
+            else:
+                self._end_branch(ctx)
+            return
+        scope = self._scope(ctx, result, status, err, attempt)
+        fired: list[tuple[dict[str, Any], list[str]]] = []
+        for cond, publish, targets, index in prog.edges:
+            try:
+                if not cond(scope):
+                    continue
+                published = publish(scope) if publish is not None else None
+            except ExpressionError as exc:
+                self._end_branch(ctx)
+                self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {prog.name!r}, edge {index}: {exc.message}", prog.name))
+                return
+            if published:
+                new_ctx = dict(ctx)
+                new_ctx.update(published)
+            else:
+                new_ctx = dict(ctx)
+            fired.append((new_ctx, targets))
+        if not fired:
+            self._end_branch(ctx)
+            if status != "succeeded":
+                self._fail_run(err or normalize_error(None, prog.name))
+            return
+        prior = (result, status, err)
+        for new_ctx, targets in fired:
+            if not targets:
+                self._end_branch(new_ctx)
+                continue
+            ended = False
+            for target in targets:
+                if target == "fail":
+                    if not ended:
+                        self._end_branch(new_ctx)
+                        ended = True
+                    self._fail_reached(prog.name, err)
+                    continue
+                self._arrive(target, new_ctx if len(targets) == 1 else dict(new_ctx), prog.name, prior, now)
+                if st.halted:
+                    return
+
+    def _arrive(self, target: str, ctx: dict[str, Any], pred: str, prior: tuple[Any, Any, Any], now: float) -> None:
+        prog = self.program.steps[target]
+        if prog.join_need is None:
+            self._ready(target, ctx, prior, now)
+            return
+        join = self.state.joins.get(target)
+        if join is None:
+            join = self.state.joins[target] = Join()
+        if join.state != "open":
+            if join.state == "ran" and pred in join.counted:
+                join.state, join.arrivals = "open", []
+            else:
+                self._end_branch(ctx)  # a late or extra arrival ends its branch here
+                return
+        join.arrivals.append((pred, ctx))
+        distinct = {p for p, _ in join.arrivals}
+        if len(distinct) < prog.join_need:
+            return
+        merged: dict[str, Any] = {}
+        for _, arrived in join.arrivals:
+            merged.update(arrived)
+        join.state, join.counted, join.arrivals = "ran", sorted(distinct), []
+        self._ready(target, merged, prior, now)
+
+    def _ready(self, step: str, ctx: dict[str, Any], prior: tuple[Any, Any, Any], now: float) -> None:
+        delay = self.program.steps[step].step.delay
+        if delay > 0:
+            self._wait("delay", delay, now, step, ctx, prior)
+        else:
+            self._expand(step, ctx, prior, now)
+
+    def _expand(self, step: str, ctx: dict[str, Any], prior: tuple[Any, Any, Any], now: float) -> None:
+        prog = self.program.steps[step]
+        if prog.for_each is None:
+            self._queue(step, ctx, prior)
+            return
+        result, status, error = prior
+        try:
+            items = prog.for_each({
+                "input": self.state.input, "ctx": ctx, "result": result, "status": status,
+                "succeeded": status == "succeeded", "failed": status == "failed", "error": error,
+                "attempt": 1, "run": self.state.run,
+            })
+            if not isinstance(items, list):
+                raise ExpressionError(f"for_each gave {type(items).__name__}, not a list")
+        except ExpressionError as exc:
+            self._end_branch(ctx)
+            self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {step!r}, for_each: {exc.message}", step))
+            return
+        if not items:
+            self._step_done(prog, ctx, [], "succeeded", None, 1, now)
+            return
+        gid = self._new_id()
+        limit = prog.step.concurrency or len(items)
+        g = Group(step, ctx, prior, items, limit, results=[None] * len(items))
+        self.state.groups[gid] = g
+        for _ in range(min(limit, len(items))):
+            self._queue_item(gid, g)
+
+    def _end_branch(self, ctx: dict[str, Any]) -> None:
+        self.state.merged.update(ctx)
+
+    def _fail_reached(self, step: str, err: dict[str, Any] | None) -> None:
+        if self.state.error is None:
+            self.state.error = err if err is not None else make_error("FailReached", f"fail reached from {step}", step)
+
+    def _fail_run(self, error: dict[str, Any], *, render_output: bool = True) -> None:
+        """Fail-fast: the run is failed at once and its output rendered; nothing starts any more."""
+        st = self.state
+        if st.ended:
+            return
+        st.halted = True
+        if st.error is None:
+            st.error = error
+        st.status = "failed"
+        st.output = self._render_output() if render_output else None
+        st.waits.clear()
+        st.groups.clear()
+        self._out.append(Ended("failed"))
+
+    def _busy(self) -> bool:
+        st = self.state
+        return bool(st.active or st.waits)
+
+    def _maybe_end(self) -> None:
+        st = self.state
+        if st.ended or self._busy():
+            return
+        # Nothing is running, queued or waiting: joins still waiting are skipped, and the
+        # branches that had arrived at them end, in arrival order.
+        for join in st.joins.values():
+            if join.state == "open" and join.arrivals:
+                for _, ctx in join.arrivals:
+                    self._end_branch(ctx)
+                join.state, join.arrivals = "skipped", []
+        st.status = "failed" if st.error is not None else "succeeded"
+        st.output = self._render_output()
+        self._out.append(Ended(st.status))
+
+    def _render_output(self) -> Any:
+        st = self.state
+        if self.program.output is None:
+            return None
+        status = "failed" if st.error is not None else "succeeded"
+        scope = {
+            "input": st.input, "ctx": st.merged, "result": st.last_result, "status": status,
+            "succeeded": status == "succeeded", "failed": status == "failed", "error": st.error, "run": st.run,
+        }
+        try:
+            return self.program.output(scope)
+        except ExpressionError as exc:
+            if st.error is None:
+                st.error = make_error("ExpressionError", f"chain {self.program.name!r}, output: {exc.message}")
+                st.status = "failed"
+            return None
+

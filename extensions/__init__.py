@@ -1,0 +1,1 @@
+"""Built-in extensions, registered through the `legion.extensions` entry-point group."""
