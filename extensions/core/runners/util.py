@@ -8,8 +8,6 @@ from typing import Any, Literal
 
 from legion.engine.errors import Failure
 
-log = logging.getLogger("legion.core")
-
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -28,7 +26,7 @@ def fail(message: str = "failed on purpose") -> None:
     raise Failure(message)
 
 
-def log(message: str, level: Literal["debug", "info", "warning", "error"] = "info") -> None:  # noqa: F811
+def log(message: str, level: Literal["debug", "info", "warning", "error"] = "info") -> None:
     """Write `message` to Legion's log at `level`; return null."""
     logging.getLogger("legion.core").log(_LEVELS[level], "%s", message)
     return None

@@ -1,0 +1,1 @@
+"""Chains shipped with Legion (examples and agent chains), each with a rehearsal."""

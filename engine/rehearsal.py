@@ -1,0 +1,315 @@
+"""Rehearsals (spec sections 5 and 8): a chain run in-process on the virtual clock, with some
+steps' results mocked, checked against what the rehearsal expects.
+
+The driver here is the deterministic one: one FIFO queue of ready step runs, waits kept in
+order of (due time, creation), no jitter. It drives the same conductor as the runtimes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from legion.dsl.errors import Issue, LegionError, ValidationFailed
+from legion.dsl.loader import load_file
+from legion.dsl.model import Chain, MockEntry, Rehearsal
+from legion.dsl.validate import validate_chain_document, validate_rehearsal_document
+from legion.dsl.loader import Document
+from legion.engine.conductor import ChainProgram, Conductor, Ended, Queue, RunState, Schedule
+from legion.engine.invoke import Outcome, call
+from legion.engine.registry import Registry
+
+EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp()  # the virtual clock's start
+MAX_DEPTH = 8
+SLEEP = "core.util.sleep"
+
+
+@dataclass
+class RunResult:
+    status: str
+    output: Any
+    error: dict[str, Any] | None
+    sequence: list[str]
+    elapsed: float  # virtual seconds
+    step_runs: int = 0
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class VirtualRun:
+    """Runs one chain to its end on the virtual clock."""
+
+    def __init__(
+        self,
+        program: ChainProgram,
+        registry: Registry,
+        *,
+        resolve_chain: Callable[[str], ChainProgram] | None = None,
+        mocks: Mapping[str, list[MockEntry]] | None = None,
+        depth: int = 0,
+        start: float = EPOCH,
+        run_id: str = "rehearsal",
+    ) -> None:
+        self.program = program
+        self.registry = registry
+        self.resolve_chain = resolve_chain
+        self.mocks = {step: deque(entries) for step, entries in (mocks or {}).items()}
+        self.depth = depth
+        self.start = start
+        self.now = start
+        self.run_id = run_id
+        self.queue: deque[int] = deque()
+        self.waits: list[tuple[float, int, int]] = []  # (due, order of creation, wait id)
+        self.created = 0
+
+    def run(self, input: dict[str, Any]) -> RunResult:
+        state = RunState(
+            run={"id": self.run_id, "chain": self.program.name, "version": self.program.version, "started_at": iso(self.now)},
+            input=input,
+        )
+        conductor = Conductor(self.program, state, jitter=False)
+        sequence: list[str] = []
+        self._apply(conductor.start(self.now))
+        while not state.ended and (self.queue or self.waits):
+            if not self.queue:
+                due, _, wait_id = heapq.heappop(self.waits)
+                self.now = max(self.now, due)
+                self._apply(conductor.wake(wait_id, self.now))
+                continue
+            number = self.queue.popleft()
+            step_run = state.active.get(number)
+            begin = conductor.begin(number)
+            if begin.started and step_run is not None:
+                sequence.append(step_run.step)
+            self._apply(begin.commands)
+            if begin.args is None or step_run is None:
+                continue
+            outcome, duration = self._invoke(step_run.step, begin.args)
+            if duration > 0:
+                self._advance(conductor, self.now + duration)
+            self._apply(conductor.finish(number, outcome.status, outcome.result, outcome.error, self.now))
+        return RunResult(state.status, state.output, state.error, sequence, self.now - self.start, state.numbered)
+
+    def _apply(self, commands: Iterable[Any]) -> None:
+        for command in commands:
+            if isinstance(command, Queue):
+                self.queue.append(command.step_run.number)
+            elif isinstance(command, Schedule):
+                self.created += 1
+                heapq.heappush(self.waits, (command.due, self.created, command.wait_id))
+            elif isinstance(command, Ended):
+                pass
+
+    def _advance(self, conductor: Conductor, until: float) -> None:
+        """While a step takes time, waits that end meanwhile join the queue in the order they end."""
+        while self.waits and self.waits[0][0] <= until:
+            due, _, wait_id = heapq.heappop(self.waits)
+            self.now = max(self.now, due)
+            self._apply(conductor.wake(wait_id, self.now))
+        self.now = until
+
+    def _invoke(self, step: str, args: dict[str, Any]) -> tuple[Outcome, float]:
+        prog = self.program.steps[step]
+        timeout = prog.step.timeout
+        pending = self.mocks.get(step)
+        if pending:
+            return mock_outcome(pending.popleft()), 0.0
+        if prog.is_sub_chain:
+            outcome, duration = self._sub_chain(prog.run[len("chain:"):], args, step)
+        elif prog.run == SLEEP:
+            seconds = args.get("seconds", 0)
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+                outcome, duration = Outcome("failed", None, {"type": "StepFailed", "message": f"sleep: seconds must be a number >= 0, not {seconds!r}"}), 0.0
+            else:
+                outcome, duration = Outcome("succeeded", None), float(seconds)
+        else:
+            try:
+                function = self.registry.function(prog.run)
+            except LegionError as exc:
+                return Outcome("failed", None, {"type": "StepFailed", "message": exc.message}), 0.0
+            outcome, duration = call(function, args), 0.0
+        if timeout is not None and duration > timeout:
+            return Outcome("failed", None, {"type": "Timeout", "message": f"step {step!r} ran past its timeout of {timeout:g}s"}), timeout
+        return outcome, duration
+
+    def _sub_chain(self, name: str, args: dict[str, Any], step: str) -> tuple[Outcome, float]:
+        if self.depth + 1 > MAX_DEPTH:
+            return Outcome("failed", None, {"type": "SubChainDepthExceeded", "message": f"sub-chains nest deeper than {MAX_DEPTH} at step {step!r}"}), 0.0
+        if self.resolve_chain is None:
+            return Outcome("failed", None, {"type": "StepFailed", "message": f"chain {name!r} cannot be resolved here"}), 0.0
+        try:
+            program = self.resolve_chain(name)
+        except LegionError as exc:
+            return Outcome("failed", None, {"type": "StepFailed", "message": exc.message}), 0.0
+        sub = VirtualRun(program, self.registry, resolve_chain=self.resolve_chain, depth=self.depth + 1,
+                         start=self.now, run_id=f"{self.run_id}/{step}")
+        result = sub.run(args)
+        if result.status == "succeeded":
+            return Outcome("succeeded", result.output), result.elapsed
+        err = result.error or {"type": "StepFailed", "message": f"sub-chain {name!r} {result.status}"}
+        return Outcome("failed", None, {"type": err.get("type"), "message": err.get("message")}), result.elapsed
+
+
+def mock_outcome(entry: MockEntry) -> Outcome:
+    failed = entry.status == "failed" or (entry.status is None and entry.error is not None)
+    if not failed:
+        return Outcome("succeeded", entry.result)
+    error = entry.error
+    if isinstance(error, Mapping):
+        return Outcome("failed", entry.result, {"type": error.get("type") or "StepFailed", "message": str(error.get("message") or "")})
+    return Outcome("failed", entry.result, {"type": "StepFailed", "message": "" if error is None else str(error)})
+
+
+# ---------------------------------------------------------------- rehearsal files
+
+
+@dataclass
+class RehearsalReport:
+    file: str
+    name: str
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    result: RunResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "file": self.file, "name": self.name, "passed": self.passed, "failures": self.failures,
+            "issues": [i.to_dict() for i in self.issues],
+            "run": None if r is None else {"status": r.status, "sequence": r.sequence, "output": r.output, "error": r.error},
+        }
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values: 2 == 2.0, but "42" != 42 and true != 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def subset_match(expected: Mapping[str, Any], actual: Mapping[str, Any] | None) -> bool:
+    if actual is None:
+        return False
+    return all(k in actual and json_equal(v, actual[k]) for k, v in expected.items())
+
+
+class ChainFolder:
+    """Chains found by name among the chain files of one folder (for `chain:<name>`)."""
+
+    def __init__(self, folder: Path, registry: Registry) -> None:
+        self.folder = folder
+        self.registry = registry
+        self._paths: dict[str, Path] | None = None
+        self._programs: dict[str, ChainProgram] = {}
+
+    def paths(self) -> dict[str, Path]:
+        if self._paths is None:
+            self._paths = {}
+            for path in sorted(self.folder.glob("*.y*ml")):
+                try:
+                    data = load_file(path).data
+                except ValidationFailed:
+                    continue
+                if isinstance(data, dict) and "steps" in data and isinstance(data.get("chain"), str):
+                    self._paths.setdefault(data["chain"], path)
+        return self._paths
+
+    def resolve(self, name: str) -> ChainProgram:
+        if name not in self._programs:
+            path = self.paths().get(name)
+            if path is None:
+                raise LegionError(f"no chain named {name!r} among the chain files in {self.folder}")
+            chain, _ = validate_or_raise(load_file(path), self.registry, self.paths().keys())
+            self._programs[name] = ChainProgram(chain)
+        return self._programs[name]
+
+
+def validate_or_raise(doc: Document, registry: Registry, chains: Iterable[str] | None) -> tuple[Chain, list[Issue]]:
+    chain, issues = validate_chain_document(doc, functions=registry.catalog(), chains=chains)
+    if chain is None:
+        raise ValidationFailed(issues)
+    return chain, issues
+
+
+def run_rehearsal(path: Path, registry: Registry) -> RehearsalReport:
+    """Load, validate, run and check one rehearsal file; problems become a failed report."""
+    name = path.stem
+    try:
+        doc = load_file(path)
+        rehearsal, issues = validate_rehearsal_document(doc)
+        if rehearsal is None:
+            return RehearsalReport(str(path), name, False, ["the rehearsal file has errors"], issues)
+        assert isinstance(rehearsal, Rehearsal)
+        name = rehearsal.rehearsal or name
+        if isinstance(rehearsal.chain, str):
+            chain_path = (path.parent / rehearsal.chain).resolve()
+            folder = ChainFolder(chain_path.parent, registry)
+            chain_doc = load_file(chain_path)
+        else:
+            folder = ChainFolder(path.parent, registry)
+            chain_doc = Document(str(path), doc.root["chain"])
+        chain, _ = validate_or_raise(chain_doc, registry, folder.paths().keys() | {chain_doc.data.get("chain")} if isinstance(chain_doc.data, dict) else None)
+        unknown = [s for s in rehearsal.mocks if s not in chain.steps]
+        if unknown:
+            return RehearsalReport(str(path), name, False, [f"mocks name steps the chain does not have: {', '.join(unknown)}"],
+                                   [doc.issue(("mocks", unknown[0]), f"no step {unknown[0]!r} in chain {chain.chain!r}")])
+        program = ChainProgram(chain)
+        result = VirtualRun(program, registry, resolve_chain=folder.resolve, mocks=rehearsal.mocks).run(dict(rehearsal.input))
+    except ValidationFailed as exc:
+        return RehearsalReport(str(path), name, False, ["files do not load or validate"], exc.issues)
+    failures = check_expectations(rehearsal, result)
+    return RehearsalReport(str(path), name, not failures, failures, [], result)
+
+
+def check_expectations(rehearsal: Rehearsal, result: RunResult) -> list[str]:
+    expect = rehearsal.expect
+    failures = []
+    if result.status != expect.status:
+        failures.append(f"status: expected {expect.status}, got {result.status}" + (f" ({result.error})" if result.error else ""))
+    if expect.sequence is not None and result.sequence != expect.sequence:
+        failures.append(f"sequence: expected {expect.sequence}, got {result.sequence}")
+    if "output" in expect.model_fields_set and not json_equal(expect.output, result.output):
+        failures.append(f"output: expected {expect.output!r}, got {result.output!r}")
+    if expect.error is not None and not subset_match(expect.error, result.error):
+        failures.append(f"error: expected {expect.error!r} (subset), got {result.error!r}")
+    return failures
+
+
+def find_yaml(paths: Iterable[str | Path]) -> list[Path]:
+    """YAML files named, or found recursively under named folders, in a stable order."""
+    found: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file()))
+        else:
+            found.append(p)
+    return found
+
+
+def classify(path: Path) -> str:
+    """'rehearsal' (top-level `expect`), 'chain' (`chain` and `steps`) or 'other'."""
+    try:
+        data = load_file(path).data
+    except ValidationFailed:
+        return "broken"
+    if isinstance(data, dict):
+        if "expect" in data:
+            return "rehearsal"
+        if "chain" in data and "steps" in data:
+            return "chain"
+    return "other"

@@ -1,0 +1,1 @@
+"""JSON Schemas of chain and rehearsal files, generated from legion.dsl.model."""
