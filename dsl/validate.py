@@ -294,6 +294,10 @@ class _Checker:
                 self.error(("steps", name, "join"), f"join: {join} waits for more predecessors than step {name!r} has ({count})", value=True)
             if join is None and count >= 2:
                 self.warn(("steps", name), f"step {name!r} has {count} predecessors and no `join`: it runs once per arrival; add `join: all` to run it once")
+        succs: dict[str, list[str]] = {}
+        for target, sources in preds.items():
+            for source in sources:
+                succs.setdefault(source, []).append(target)
         seen: set[str] = set()
         todo = list(starts)
         while todo:
@@ -301,7 +305,7 @@ class _Checker:
             if name in seen:
                 continue
             seen.add(name)
-            todo.extend(s for s, ps in preds.items() if name in ps)
+            todo.extend(succs.get(name, ()))
         for name in steps:
             if name not in seen:
                 self.warn(("steps", name), f"step {name!r} is unreachable from the start steps ({', '.join(starts)})")

@@ -1,0 +1,180 @@
+"""`legion chain ...` commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from legion.dsl.errors import BadInput, Issue, ValidationFailed
+from legion.engine.cli.main import Context
+from legion.engine.cli.output import dumps, table
+
+
+def _issue_lines(issues: list[Issue]) -> str:
+    return "\n".join(str(i) for i in issues)
+
+
+def validate(args: argparse.Namespace, ctx: Context) -> int:
+    from legion.engine.chains import load_chains
+
+    try:
+        files, issues = load_chains(args.paths, ctx.registry)
+    except ValidationFailed as exc:
+        if ctx.out.json_mode:
+            return ctx.out.error(exc)
+        errors = [i for i in exc.issues if i.severity == "error"]
+        import sys
+
+        sys.stderr.write(_issue_lines(exc.issues) + f"\n{len(errors)} error(s)\n")
+        return exc.exit_code
+    data = {"valid": True, "chains": [{"chain": f.chain.chain, "file": str(f.path)} for f in files],
+            "warnings": [i.to_dict() for i in issues]}
+    ctx.out.data(data, lambda: "\n".join([_issue_lines(issues)] if issues else []) + ("\n" if issues else "")
+                 + f"{len(files)} chain(s) valid" + (f", {len(issues)} warning(s)" if issues else ""))
+    return 0
+
+
+def plan(args: argparse.Namespace, ctx: Context) -> int:
+    from legion.engine.chains import apply_items, load_chains
+
+    files, issues = load_chains(args.paths, ctx.registry, _applied_names(ctx))
+    diff = ctx.store.plan_diff(apply_items(files))
+    plans = [dict(f.plan.to_dict(), file=str(f.path)) for f in files]
+    data = {"plans": plans, "diff": diff, "warnings": [i.to_dict() for i in issues]}
+
+    def text() -> str:
+        lines = []
+        for p in plans:
+            lines.append(f"chain {p['chain']} ({p['file']})")
+            lines.append("  relationships:")
+            for r in p["relationships"]:
+                target = r["action_step"] or r["action"] or "(branch ends)"
+                extra = "".join(f" {k}={r[k]}" for k in ("join", "delay", "priority") if r.get(k))
+                trigger = r["trigger_step"] or f"on.events {r['trigger_function']}"
+                lines.append(f"    {trigger} -> {target}  when {r['condition']}{extra}")
+            topo = p["topology"]
+            lines.append(f"  topology: {len(topo['exchanges'])} exchanges, {len(topo['queues'])} queues, {len(topo['bindings'])} bindings")
+            for q in topo["queues"]:
+                lines.append(f"    queue {q['name']} {dumps(q['arguments']) if q['arguments'] else ''}".rstrip())
+        lines.append("diff:")
+        lines += [f"  {d['action']:9} {d['name']}" + (f" (version {d['version']})" if d.get("version") else "") for d in diff]
+        return "\n".join(lines)
+
+    ctx.out.data(data, text)
+    return 0
+
+
+def _applied_names(ctx: Context) -> list[str]:
+    return [c["name"] for c in ctx.store.list_chains()]
+
+
+def apply(args: argparse.Namespace, ctx: Context) -> int:
+    from legion.engine.chains import apply_items, load_chains, schedule_rows
+
+    files, issues = load_chains(args.paths, ctx.registry, _applied_names(ctx))
+    report = ctx.store.apply_chains(apply_items(files), prune=args.prune)
+    for f in files:
+        ctx.store.upsert_schedules(f.chain.chain, schedule_rows(f.chain))
+    ctx.out.data({"applied": report, "warnings": [i.to_dict() for i in issues]},
+                 lambda: "\n".join(f"{r['action']:9} {r['name']}" + (f" (version {r['version']})" if r.get("version") else "") for r in report) or "nothing to apply")
+    return 0
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from legion.engine.cli.args import parse_input
+    from legion.engine.cli.commands import make_engine, print_run
+
+    payload = parse_input(args.input, args.args)
+    engine = make_engine(ctx)
+    ctx.store.get_chain(args.name)  # NotFound before anything starts
+    listener = _progress(ctx) if args.wait else None
+    with engine:
+        run_id = engine.submit(args.name, payload, listener=listener)
+        ctx.out.progress(f"run {run_id} started") if args.wait else None
+        try:
+            engine.wait(run_id, args.timeout)
+        except TimeoutError:
+            raise BadInput(f"run {run_id} did not end within {args.timeout}s; it was canceled (raise --timeout)") from None
+    return print_run(ctx, run_id)
+
+
+def _progress(ctx: Context) -> Any:
+    def listener(event: dict[str, Any]) -> None:
+        if event["event"] == "step.started":
+            extra = f" attempt {event['attempt']}" if event["attempt"] > 1 else ""
+            extra += f" item {event['index']}" if event.get("index") is not None else ""
+            ctx.out.progress(f"  ▶ {event['step']}{extra}")
+        elif event["event"] == "step.finished":
+            mark = "✓" if event["status"] == "succeeded" else "✗"
+            detail = f" {event['error']['type']}: {event['error']['message']}" if event.get("error") else ""
+            ctx.out.progress(f"  {mark} {event['step']} {event['status']}{detail}")
+
+    return listener
+
+
+def test(args: argparse.Namespace, ctx: Context) -> int:
+    from legion.engine.rehearsal import classify, find_yaml, run_rehearsal
+
+    paths = [Path(p) for p in args.paths]
+    for p in paths:
+        if not p.exists():
+            raise BadInput(f"no such file or folder: {p}")
+    rehearsals = [p for p in find_yaml(paths) if classify(p) in ("rehearsal", "broken")]
+    if not rehearsals:
+        raise BadInput(f"no rehearsal files (YAML with a top-level `expect`) under {', '.join(args.paths)}")
+    reports = [run_rehearsal(p, ctx.registry) for p in rehearsals]
+    passed = sum(r.passed for r in reports)
+    failed = len(reports) - passed
+
+    def text() -> str:
+        lines = []
+        for r in reports:
+            lines.append(f"{'PASS' if r.passed else 'FAIL'} {r.name} ({r.file})")
+            lines += [f"    {f}" for f in r.failures]
+            lines += [f"    {i}" for i in r.issues]
+        lines.append(f"{passed} passed, {failed} failed")
+        return "\n".join(lines)
+
+    ctx.out.data({"passed": passed, "failed": failed, "rehearsals": [r.to_dict() for r in reports]}, text)
+    return 0 if failed == 0 else 1
+
+
+def list_(args: argparse.Namespace, ctx: Context) -> int:
+    chains = ctx.store.list_chains()
+    ctx.out.data(chains, lambda: table(chains, ["name", "current_version", "updated_at", "runs"], "no chains applied (legion chain apply chains/)"))
+    return 0
+
+
+
+def show(args: argparse.Namespace, ctx: Context) -> int:
+    record = ctx.store.get_chain_version(args.name, args.version) if args.version else ctx.store.get_chain(args.name)
+    ctx.out.data(record, lambda: f"# chain {record['name']} version {record['version']}\n{record['source']}")
+    return 0
+
+
+def history(args: argparse.Namespace, ctx: Context) -> int:
+    versions = ctx.store.chain_history(args.name)
+    ctx.out.data(versions, lambda: table(versions, ["version", "created_at", "content_hash", "path"]))
+    return 0
+
+
+def graph(args: argparse.Namespace, ctx: Context) -> int:
+    from legion.dsl.model import Chain
+    from legion.engine.chains import graph as draw
+    from legion.engine.chains import load_chains
+
+    if Path(args.name).exists():
+        files, _ = load_chains([args.name], ctx.registry, _applied_names(ctx))
+        chain = files[0].chain
+    else:
+        chain = Chain.model_validate(ctx.store.get_chain(args.name)["definition"])
+    text = draw(chain, args.format)
+    ctx.out.data({"chain": chain.chain, "format": args.format, "graph": text}, text)
+    return 0
+
+
+def delete(args: argparse.Namespace, ctx: Context) -> int:
+    ctx.store.delete_chain(args.name)
+    ctx.out.data({"deleted": args.name}, f"deleted {args.name}")
+    return 0

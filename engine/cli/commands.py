@@ -1,0 +1,215 @@
+"""`legion start`, `legion lex ...`, `legion task ...` and `legion run ...` commands."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from legion.dsl.durations import parse_duration
+from legion.dsl.errors import BadInput
+from legion.engine.cli.main import Context
+from legion.engine.cli.output import dumps, table
+
+
+def make_engine(ctx: Context, workers: int | None = None) -> Any:
+    from legion.engine.runtime import Engine
+
+    ctx.store.sync_registry(registry_rows(ctx.registry))
+    engine = Engine(ctx.registry, ctx.store, workers=workers or ctx.settings.workers, node=ctx.settings.node)
+    engine.refresh_events()
+    return engine
+
+
+def registry_rows(registry: Any) -> list[dict[str, Any]]:
+    rows = []
+    for ext in registry.extensions.values():
+        runners = [r for r in registry.runners.values() if r.extension == ext.name]
+        rows.append({
+            "name": ext.name, "description": ext.description, "version": ext.version,
+            "runners": [{
+                "name": r.name, "module": r.module, "queue": r.queue, "description": r.description,
+                "functions": [{"name": f.name, "ref": f.ref, "args_schema": f.spec.args_schema(),
+                               "description": f.spec.description, "actor": {"kind": f.actor.kind, "interval": f.actor.interval, "delay": f.actor.delay}}
+                              for f in r.functions],
+            } for r in runners],
+        })
+    return rows
+
+
+def print_run(ctx: Context, run_id: str) -> int:
+    run = ctx.store.get_run(run_id)
+    tasks = ctx.store.run_tasks(run_id)
+    data = dict(run, tasks=tasks, trace=[t["step"] for t in tasks if t.get("started_at")])
+
+    def text() -> str:
+        lines = [f"run {run['id']}  chain {run['chain_name']} v{run['chain_version']}  {run['status']}"]
+        if run.get("error"):
+            e = run["error"]
+            lines.append(f"error: {e.get('type')}: {e.get('message')}" + (f" (step {e['step']})" if e.get("step") else ""))
+        lines.append("output: " + dumps(run.get("output")))
+        lines.append("trace:")
+        for t in tasks:
+            extra = f" attempt {t['attempt']}" if (t.get("attempt") or 1) > 1 else ""
+            extra += f" item {t['item_index']}" if t.get("item_index") is not None else ""
+            lines.append(f"  {t['number']:>4} {t['step']:<20} {t['status']:<10}{extra}")
+        return "\n".join(lines)
+
+    ctx.out.data(data, text)
+    return 0 if run["status"] == "succeeded" else 1
+
+
+# -- start -------------------------------------------------------------------------------
+
+
+def start(args: argparse.Namespace, ctx: Context) -> int:
+    from legion.engine.chains import apply_items, load_chains, schedule_rows
+    from legion.engine.scheduler import Scheduler
+
+    engine = make_engine(ctx, args.workers)
+    applied: list[dict[str, Any]] = []
+    if not args.no_apply:
+        folders = args.chains or ([Path("chains")] if Path("chains").is_dir() else [Path(str(resources.files("legion.chains")))])
+        files, _ = load_chains(folders, ctx.registry, [c["name"] for c in ctx.store.list_chains()])
+        applied = ctx.store.apply_chains(apply_items(files))
+        for f in files:
+            ctx.store.upsert_schedules(f.chain.chain, schedule_rows(f.chain))
+        engine.refresh_events()
+    ctx.store.upsert_node({"name": ctx.settings.node, "status": "running"})
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler = Scheduler(engine, ctx.store)
+    with engine:
+        scheduler.start()
+        ctx.out.progress(f"legion started on {ctx.settings.node}: {engine.workers} workers, database {ctx.settings.database_url}")
+        for r in applied:
+            ctx.out.progress(f"  {r['action']:9} {r['name']}" + (f" v{r['version']}" if r.get("version") else ""))
+        ctx.out.progress("Ctrl-C stops it")
+        while not stop.wait(1.0):
+            ctx.store.upsert_node({"name": ctx.settings.node, "status": "running"})
+        scheduler.stop()
+    ctx.store.upsert_node({"name": ctx.settings.node, "status": "stopped"})
+    ctx.out.data({"stopped": ctx.settings.node, "applied": applied}, "stopped")
+    return 0
+
+
+# -- lex ---------------------------------------------------------------------------------
+
+
+def lex_list(args: argparse.Namespace, ctx: Context) -> int:
+    rows = registry_rows(ctx.registry)
+
+    def text() -> str:
+        lines = []
+        for ext in rows:
+            lines.append(f"{ext['name']}: {ext['description'] or ''}".rstrip(": "))
+            for r in ext["runners"]:
+                lines.append(f"  {ext['name']}.{r['name']}  (queue {r['queue']})")
+                for f in r["functions"]:
+                    schema = f["args_schema"]
+                    req = set(schema.get("required", []))
+                    params = [f"{n}{'' if n in req else '?'}: {_type(s)}" for n, s in schema["properties"].items()]
+                    if schema.get("additionalProperties"):
+                        params.append("**kwargs")
+                    lines.append(f"    {f['ref']}({', '.join(params)})" + (f"  - {f['description']}" if f["description"] else ""))
+        return "\n".join(lines)
+
+    ctx.out.data(rows, text)
+    return 0
+
+
+def _type(schema: dict[str, Any]) -> str:
+    if "type" in schema:
+        return str(schema["type"])
+    if "enum" in schema:
+        return "|".join(map(str, schema["enum"]))
+    if "anyOf" in schema:
+        return "|".join(_type(s) for s in schema["anyOf"])
+    return "any"
+
+
+def lex_create(args: argparse.Namespace, ctx: Context) -> int:
+    from legion.engine.scaffold import create_extension
+
+    created = create_extension(args.name, Path(args.path))
+    ctx.out.data({"created": str(created["root"]), "files": [str(f) for f in created["files"]]},
+                 lambda: f"created {created['root']}\n" + "\n".join(f"  {f}" for f in created["files"])
+                 + f"\nnext: pip install -e {created['root']} && legion lex list")
+    return 0
+
+
+# -- task --------------------------------------------------------------------------------
+
+
+def task_run(args: argparse.Namespace, ctx: Context) -> int:
+    from legion.engine.cli.args import parse_pairs
+
+    payload = parse_pairs(args.args)
+    engine = make_engine(ctx, 1)
+    with engine:
+        run_id = engine.run_task(args.function, payload)
+        engine.wait(run_id)
+    tasks = ctx.store.run_tasks(run_id)
+    task = tasks[0]
+    ctx.out.data(task, lambda: (dumps(task["result"], indent=2) if task["status"] == "succeeded"
+                                else f"task {task['id']} {task['status']}: {task['error'] and task['error'].get('type')}: {task['error'] and task['error'].get('message')}"))
+    return 0 if task["status"] == "succeeded" else 1
+
+
+def task_list(args: argparse.Namespace, ctx: Context) -> int:
+    tasks = ctx.store.list_tasks(run_id=args.run_id, status=args.status, limit=args.limit)
+    ctx.out.data(tasks, lambda: table(tasks, ["id", "run_id", "step", "function", "status", "attempt", "finished_at"]))
+    return 0
+
+
+def task_show(args: argparse.Namespace, ctx: Context) -> int:
+    task = ctx.store.get_task(args.id)
+    ctx.out.data(task, lambda: dumps(task, indent=2))
+    return 0
+
+
+def task_logs(args: argparse.Namespace, ctx: Context) -> int:
+    ctx.store.get_task(args.id)
+    logs = ctx.store.task_logs(args.id)
+    ctx.out.data(logs, lambda: table(logs, ["at", "level", "message"], "no log entries"))
+    return 0
+
+
+def task_purge(args: argparse.Namespace, ctx: Context) -> int:
+    try:
+        age = parse_duration(args.older_than)
+    except ValueError as exc:
+        raise BadInput(f"--older-than: {exc}") from None
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=age)
+    result = ctx.store.purge_tasks(cutoff)
+    ctx.out.data(result, lambda: f"purged {dumps(result)} (finished before {cutoff:%Y-%m-%d %H:%M:%S} UTC)")
+    return 0
+
+
+# -- run ---------------------------------------------------------------------------------
+
+
+def run_list(args: argparse.Namespace, ctx: Context) -> int:
+    runs = ctx.store.list_runs(chain=args.chain, status=args.status, limit=args.limit)
+    ctx.out.data(runs, lambda: table(runs, ["id", "chain_name", "chain_version", "status", "trigger", "created_at", "ended_at"]))
+    return 0
+
+
+def run_show(args: argparse.Namespace, ctx: Context) -> int:
+    print_run(ctx, args.id)
+    return 0
+
+
+def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
+    run = ctx.store.get_run(args.id)
+    if run["status"] in ("succeeded", "failed", "canceled"):
+        raise BadInput(f"run {args.id} already ended ({run['status']}); nothing to cancel")
+    ctx.store.update_run(args.id, status="canceled", error={"type": "Canceled", "message": "canceled by request", "step": None},
+                         ended_at=datetime.now(timezone.utc))
+    ctx.out.data({"canceled": args.id}, f"canceled {args.id}")
+    return 0

@@ -1,0 +1,160 @@
+"""`legion`: parse, call library code, print. Every command takes `--json`.
+
+Imports are lazy so that `legion chain validate` does not load the runtime or a database
+driver it does not need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from legion.dsl.errors import BadInput, LegionError
+from legion.engine.cli.output import Output
+
+Handler = Callable[[argparse.Namespace, "Context"], int]
+
+
+class Context:
+    """What commands share: settings, and lazily the store and the registry."""
+
+    def __init__(self, out: Output) -> None:
+        from legion.engine.settings import Settings
+
+        self.out = out
+        self.settings = Settings.from_env()
+        self._store: Any = None
+        self._registry: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from legion.engine.data.store import Store
+
+            self.settings.home.mkdir(parents=True, exist_ok=True)
+            self._store = Store(self.settings.database_url)
+        return self._store
+
+    @property
+    def registry(self) -> Any:
+        if self._registry is None:
+            from legion.engine.registry import Registry
+
+            self._registry = Registry.discover()
+        return self._registry
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises BadInput (exit 2, JSON envelope) instead of printing and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise BadInput(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> Parser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print exactly one JSON document")
+    common.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+
+    root = Parser(prog="legion", description="Legion: chains of extension functions, run by workers.", parents=[common])
+    groups = root.add_subparsers(dest="group", metavar="COMMAND", parser_class=Parser)
+
+    def command(sub: Any, name: str, handler: str, help: str) -> Parser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common])
+        p.set_defaults(handler=handler)
+        return p
+
+    start = command(groups, "start", "commands:start", "apply the chains and run workers, schedules and triggers until Ctrl-C")
+    start.add_argument("--chains", action="append", help="chain folder or file to apply first (default: ./chains, else the shipped chains)")
+    start.add_argument("--workers", type=int, help="worker threads (default: LEGION_WORKERS or 4)")
+    start.add_argument("--no-apply", action="store_true", help="do not apply chain files; run what is applied")
+
+    lex = groups.add_parser("lex", help="extensions", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    command(lex, "list", "commands:lex_list", "installed extensions, runners and functions with their arguments")
+    p = command(lex, "create", "commands:lex_create", "scaffold a new extension package")
+    p.add_argument("name")
+    p.add_argument("--path", default=".", help="folder to create it in (default: here)")
+
+    task = groups.add_parser("task", help="tasks (step runs)", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    p = command(task, "run", "commands:task_run", "run one function now: legion task run http.request.get url:http://host/")
+    p.add_argument("function")
+    p.add_argument("args", nargs="*", help="key=value or key:value")
+    p = command(task, "list", "commands:task_list", "recent tasks")
+    p.add_argument("--run", dest="run_id")
+    p.add_argument("--status")
+    p.add_argument("--limit", type=int, default=50)
+    p = command(task, "show", "commands:task_show", "one task")
+    p.add_argument("id", type=int)
+    p = command(task, "logs", "commands:task_logs", "a task's log entries")
+    p.add_argument("id", type=int)
+    p = command(task, "purge", "commands:task_purge", "delete finished runs and their tasks older than a duration")
+    p.add_argument("--older-than", required=True, help="e.g. 30d, 12h")
+
+    chain = groups.add_parser("chain", help="chains", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    p = command(chain, "validate", "chains:validate", "check chain files: every problem, with file:line:col")
+    p.add_argument("paths", nargs="+")
+    p = command(chain, "plan", "chains:plan", "relationships, RabbitMQ topology and the diff against what is applied")
+    p.add_argument("paths", nargs="+")
+    p = command(chain, "apply", "chains:apply", "validate, compile and store chains (idempotent)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--prune", action="store_true", help="remove applied chains these files no longer hold")
+    p = command(chain, "run", "chains:run", "run an applied chain")
+    p.add_argument("name")
+    p.add_argument("args", nargs="*", help="input as key=value or key:value")
+    p.add_argument("--input", action="append", default=[], help="JSON object, @file.json, or key=value")
+    p.add_argument("--wait", action="store_true", help="show live progress, then the output and the trace")
+    p.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    p = command(chain, "test", "chains:test", "run rehearsals: N passed, N failed")
+    p.add_argument("paths", nargs="+")
+    command(chain, "list", "chains:list_", "applied chains")
+    p = command(chain, "show", "chains:show", "an applied chain")
+    p.add_argument("name")
+    p.add_argument("--version", type=int)
+    p = command(chain, "history", "chains:history", "versions of an applied chain")
+    p.add_argument("name")
+    p = command(chain, "graph", "chains:graph", "draw a chain (applied, or a file)")
+    p.add_argument("name")
+    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    p = command(chain, "delete", "chains:delete", "delete an applied chain (its runs keep their versions)")
+    p.add_argument("name")
+
+    run = groups.add_parser("run", help="runs", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    p = command(run, "list", "commands:run_list", "recent runs")
+    p.add_argument("--chain")
+    p.add_argument("--status")
+    p.add_argument("--limit", type=int, default=50)
+    p = command(run, "show", "commands:run_show", "a run with its step trace")
+    p.add_argument("id")
+    p = command(run, "cancel", "commands:run_cancel", "cancel a run")
+    p.add_argument("id")
+    return root
+
+
+def _handler(name: str) -> Handler:
+    module, func = name.split(":")
+    import importlib
+
+    return getattr(importlib.import_module(f"legion.engine.cli.{module}"), func)  # type: ignore[no-any-return]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = Output("--json" in argv)
+    try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if not getattr(args, "handler", None):
+            raise BadInput("give a command: start, lex, task, chain or run (see `legion --help`)")
+        return _handler(args.handler)(args, Context(out))
+    except LegionError as exc:
+        return out.error(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

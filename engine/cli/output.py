@@ -1,0 +1,73 @@
+"""Printing: text for people, or exactly one JSON document (`--json`) in the API's envelope."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from legion.dsl.errors import LegionError
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def dumps(value: Any, *, indent: int | None = None) -> str:
+    return json.dumps(value, default=_default, ensure_ascii=False, indent=indent)
+
+
+class Output:
+    def __init__(self, json_mode: bool) -> None:
+        self.json_mode = json_mode
+
+    def data(self, data: Any, text: Callable[[], str] | str | None = None) -> None:
+        """Print the result: the JSON envelope, or the text rendering."""
+        if self.json_mode:
+            sys.stdout.write(dumps({"data": data}) + "\n")
+            return
+        rendered = text() if callable(text) else text
+        if rendered is None:
+            rendered = dumps(data, indent=2)
+        if rendered:
+            sys.stdout.write(rendered.rstrip("\n") + "\n")
+
+    def progress(self, line: str) -> None:
+        """Live progress: text mode only (JSON mode prints one document and nothing else)."""
+        if not self.json_mode:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    def error(self, exc: LegionError) -> int:
+        if self.json_mode:
+            sys.stdout.write(dumps({"error": exc.to_dict()}) + "\n")
+        else:
+            sys.stderr.write(f"error: {exc.message}\n")
+        return exc.exit_code
+
+
+def table(rows: list[dict[str, Any]], columns: list[str], empty: str = "(none)") -> str:
+    if not rows:
+        return empty
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, (dict, list)):
+        text = dumps(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return str(value)

@@ -1,0 +1,389 @@
+"""The embedded runtime: runs, worker threads, timers, schedules and event triggers in one
+process, over a transport (the memory transport by default).
+
+Each run has its conductor and a lock. A worker takes a step message, asks the conductor
+whether the step run may start and with which arguments, calls the function outside the
+lock, then hands the outcome back and carries out the commands it gets: publish the next
+step messages itself (one hop per step), arm a timer, or finish the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from legion.dsl.compile import routing_key
+from legion.dsl.model import Chain, Step
+from legion.engine.conductor import ChainProgram, Command, Conductor, Ended, Queue, RunState, Schedule, StepProgram
+from legion.engine.errors import BadInput, LegionError, NotFound
+from legion.engine.invoke import Outcome, call, json_result, outcome_of_exception
+from legion.engine.recorder import Recorder
+from legion.engine.registry import Registry
+from legion.engine.transport import MemoryTransport, StepMessage
+from legion.dsl.compile import runner_topology
+
+log = logging.getLogger("legion.runtime")
+
+MAX_DEPTH = 8
+Event = dict[str, Any]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class ActiveRun:
+    id: str
+    conductor: Conductor
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: threading.Event = field(default_factory=threading.Event)
+    parent: tuple[str, int] | None = None  # (run id, step run number) of a sub-chain step
+    depth: int = 0
+    trigger: str = "manual"
+    listeners: list[Callable[[Event], None]] = field(default_factory=list)
+
+    @property
+    def state(self) -> RunState:
+        return self.conductor.state
+
+
+def task_program(function: str, args: dict[str, Any]) -> ChainProgram:
+    """A one-step program for `legion task run`: the arguments are passed as they are, never
+    rendered as templates."""
+    name = "task." + function.lower().replace("_", "-")
+    program = ChainProgram(Chain(chain=name[:128], steps={"task": Step(run=function)}), version=0)
+    program.steps["task"].with_ = lambda scope, a=dict(args): dict(a)
+    return program
+
+
+class Engine:
+    """Runs chains in this process. `start()` the workers; `submit()` runs; `wait()` for them."""
+
+    def __init__(self, registry: Registry, store: Any, *, workers: int = 4, node: str = "local",
+                 clock: Callable[[], float] = time.time) -> None:
+        self.registry = registry
+        self.store = store
+        self.workers = workers
+        self.node = node
+        self.clock = clock
+        self.transport = MemoryTransport()
+        self.recorder = Recorder(store)
+        self.runs: dict[str, ActiveRun] = {}
+        self._runs_lock = threading.Lock()
+        self._programs: dict[tuple[str, int], ChainProgram] = {}
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_order = itertools.count()
+        self._timer_cv = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self.event_chains: dict[str, list[str]] = {}  # function ref -> chains started when it succeeds
+        for runner in registry.runners.values():
+            self.transport.declare(runner_topology(runner.extension, runner.name))
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> Engine:
+        for i in range(self.workers):
+            t = threading.Thread(target=self._work, name=f"legion-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self._timer_loop, name="legion-timers", daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.transport.close()
+        with self._timer_cv:
+            self._timer_cv.notify_all()
+        for t in self._threads:
+            t.join(timeout=5)
+        self.recorder.close()
+
+    def __enter__(self) -> Engine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- programs ---------------------------------------------------------------------------
+
+    def program(self, chain: str, version: int | None = None) -> ChainProgram:
+        """The compiled program of an applied chain version (the current one by default)."""
+        if version is None:
+            record = self.store.get_chain(chain)
+            version = record["version"]
+            key = (chain, version)
+            if key not in self._programs:
+                self._programs[key] = ChainProgram(Chain.model_validate(record["definition"]), version)
+            return self._programs[key]
+        key = (chain, version)
+        if key not in self._programs:
+            record = self.store.get_chain_version(chain, version)
+            self._programs[key] = ChainProgram(Chain.model_validate(record["definition"]), version)
+        return self._programs[key]
+
+    def refresh_events(self) -> None:
+        """Which chains listen to which functions' successes (on.events), from what is applied."""
+        mapping: dict[str, list[str]] = {}
+        for summary in self.store.list_chains():
+            record = self.store.get_chain(summary["name"])
+            on = (record.get("definition") or {}).get("on") or {}
+            for ref in on.get("events") or []:
+                mapping.setdefault(ref, []).append(summary["name"])
+        self.event_chains = mapping
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def submit(self, chain: str, input: dict[str, Any] | None = None, *, version: int | None = None,
+               trigger: str = "manual", listener: Callable[[Event], None] | None = None,
+               run_id: str | None = None) -> str:
+        return self.start_program(self.program(chain, version), input or {}, trigger=trigger, listener=listener, run_id=run_id)
+
+    def run_task(self, function: str, args: dict[str, Any], *, listener: Callable[[Event], None] | None = None) -> str:
+        self.registry.function(function)  # NotFound with a helpful sentence
+        spec = self.registry.functions[function].spec
+        problems = spec.check_args(args)
+        if problems:
+            raise BadInput("; ".join(p for _, p in problems))
+        return self.start_program(task_program(function, args), {}, trigger="task", listener=listener)
+
+    def start_program(self, program: ChainProgram, input: dict[str, Any], *, trigger: str = "manual",
+                      parent: tuple[str, int] | None = None, depth: int = 0,
+                      listener: Callable[[Event], None] | None = None, run_id: str | None = None) -> str:
+        run_id = run_id or str(uuid.uuid4())
+        now = self.clock()
+        state = RunState(run={"id": run_id, "chain": program.name, "version": program.version, "started_at": iso(now)}, input=input)
+        active = ActiveRun(run_id, Conductor(program, state), parent=parent, depth=depth, trigger=trigger)
+        if listener is not None:
+            active.listeners.append(listener)
+        row = {
+            "id": run_id, "chain_name": program.name, "chain_version": program.version, "status": "running",
+            "input": input, "trigger": trigger, "depth": depth, "created_at": utcnow(), "started_at": utcnow(),
+            "parent_run_id": parent[0] if parent else None, "parent_task_id": None,
+        }
+        self.store.create_run(row)
+        with self._runs_lock:
+            self.runs[run_id] = active
+        with active.lock:
+            commands = active.conductor.start(now)
+            self._carry_out(active, commands)
+        return run_id
+
+    def wait(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
+        active = self.runs.get(run_id)
+        if active is not None and not active.done.wait(timeout):
+            raise TimeoutError(f"run {run_id} did not end within {timeout}s")
+        return self.store.get_run(run_id)
+
+    def cancel(self, run_id: str) -> bool:
+        active = self.runs.get(run_id)
+        if active is None:
+            return False
+        with active.lock:
+            commands = active.conductor.cancel("canceled by request")
+            self._carry_out(active, commands)
+        return True
+
+    # -- the hot path -----------------------------------------------------------------------
+
+    def _carry_out(self, active: ActiveRun, commands: list[Command]) -> None:
+        """Carry out conductor commands; called with the run's lock held."""
+        for command in commands:
+            if isinstance(command, Queue):
+                sr = command.step_run
+                prog = active.conductor.program.steps[sr.step]
+                self.recorder.task({
+                    "run_id": active.id, "number": sr.number, "step": sr.step, "function": prog.run,
+                    "status": "queued", "attempt": sr.attempt, "item_index": sr.index, "queued_at": utcnow(),
+                })
+                if prog.is_sub_chain:
+                    self._later(0, lambda a=active, n=sr.number: self._start_step(a, n))
+                else:
+                    self.transport.publish("lex." + prog.run.split(".", 1)[0],
+                                           StepMessage(active.id, sr.number, prog.run, prog.step.priority))
+            elif isinstance(command, Schedule):
+                self._later(command.due - self.clock(), lambda a=active, w=command.wait_id: self._wake(a, w))
+            elif isinstance(command, Ended):
+                self._ended(active)
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            message = self.transport.get(timeout=0.5)
+            if message is None:
+                continue
+            active = self.runs.get(message.run_id)
+            if active is None:
+                continue
+            try:
+                self._start_step(active, message.number)
+            except Exception:  # a bug must not take the worker down with it
+                log.exception("step run %s/%s", message.run_id, message.number)
+
+    def _start_step(self, active: ActiveRun, number: int) -> None:
+        conductor = active.conductor
+        with active.lock:
+            sr = conductor.state.active.get(number)
+            begin = conductor.begin(number)
+            if sr is not None and begin.started:
+                self.recorder.task({"run_id": active.id, "number": number, "status": "running", "started_at": utcnow(),
+                                    "node": self.node, "args": begin.args})
+                self._emit(active, {"event": "step.started", "step": sr.step, "number": number, "attempt": sr.attempt, "index": sr.index})
+            elif sr is not None and not begin.commands:
+                self.recorder.task({"run_id": active.id, "number": number, "status": "canceled", "finished_at": utcnow()})
+            self._carry_out(active, begin.commands)
+        if begin.args is None or sr is None:
+            return
+        prog = conductor.program.steps[sr.step]
+        if prog.is_sub_chain:
+            self._start_sub_chain(active, number, prog, begin.args)
+            return
+        timeout = prog.step.timeout
+        if timeout is not None:
+            self._later(timeout, lambda: self._finish(active, number, Outcome(
+                "failed", None, {"type": "Timeout", "message": f"step {sr.step!r} ran past its timeout of {timeout:g}s"}), "timed_out"))
+        outcome = self._call(prog, begin.args, timeout)
+        self._finish(active, number, outcome)
+
+    def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None) -> Outcome:
+        function = self.registry.functions.get(prog.run)
+        if function is None:
+            return Outcome("failed", None, {"type": "StepFailed", "message": f"function {prog.run!r} is not installed on node {self.node}"})
+        if function.is_async and timeout is not None:
+            try:
+                value = asyncio.run(asyncio.wait_for(function.call(**args), timeout))
+                return Outcome("succeeded", json_result(value))
+            except TypeError as exc:
+                return Outcome("failed", None, {"type": "ResultInvalid", "message": f"{prog.run} returned a value that is not JSON: {exc}"})
+            except Exception as exc:
+                return outcome_of_exception(exc)
+        return call(function, args)
+
+    def _finish(self, active: ActiveRun, number: int, outcome: Outcome, status: str | None = None) -> None:
+        with active.lock:
+            if number not in active.conductor.state.active:
+                return  # already finished (a late result after a timeout is discarded)
+            sr = active.conductor.state.active[number]
+            self.recorder.task({
+                "run_id": active.id, "number": number, "status": status or outcome.status, "finished_at": utcnow(),
+                "result": outcome.result, "error": dict(outcome.error, step=sr.step) if outcome.error else None,
+            })
+            self._emit(active, {"event": "step.finished", "step": sr.step, "number": number, "status": status or outcome.status,
+                                "result": outcome.result, "error": outcome.error})
+            commands = active.conductor.finish(number, outcome.status, outcome.result, outcome.error, self.clock())
+            self._carry_out(active, commands)
+        if outcome.status == "succeeded" and self.event_chains:
+            self._fire_events(active, active.conductor.program.steps[sr.step].run, outcome.result)
+
+    def _wake(self, active: ActiveRun, wait_id: int) -> None:
+        with active.lock:
+            self._carry_out(active, active.conductor.wake(wait_id, self.clock()))
+
+    def _start_sub_chain(self, active: ActiveRun, number: int, prog: StepProgram, args: dict[str, Any]) -> None:
+        name = prog.run[len("chain:"):]
+        if active.depth + 1 > MAX_DEPTH:
+            self._finish(active, number, Outcome("failed", None, {"type": "SubChainDepthExceeded", "message": f"sub-chains nest deeper than {MAX_DEPTH}"}))
+            return
+        try:
+            program = self.program(name)
+        except LegionError as exc:
+            self._finish(active, number, Outcome("failed", None, {"type": "StepFailed", "message": exc.message}))
+            return
+        child = self.start_program(program, args, trigger="sub-chain", parent=(active.id, number), depth=active.depth + 1)
+        timeout = prog.step.timeout
+        if timeout is not None:
+            def expire() -> None:
+                sub = self.runs.get(child)
+                if sub is not None and not sub.done.is_set():
+                    self.cancel(child)
+                    self._finish(active, number, Outcome("failed", None, {"type": "Timeout", "message": f"sub-chain {name!r} ran past its timeout of {timeout:g}s"}), "timed_out")
+            self._later(timeout, expire)
+
+    def _ended(self, active: ActiveRun) -> None:
+        st = active.state
+        self.recorder.run({"id": active.id, "status": st.status, "output": st.output, "error": st.error, "ended_at": utcnow()})
+        for number in list(st.active):
+            self.recorder.task({"run_id": active.id, "number": number, "status": "canceled", "finished_at": utcnow()})
+        self._emit(active, {"event": "run.ended", "status": st.status, "output": st.output, "error": st.error})
+
+        def finalize() -> None:
+            self.recorder.flush()
+            active.done.set()
+            with self._runs_lock:
+                self.runs.pop(active.id, None)
+            if active.parent is not None:
+                parent = self.runs.get(active.parent[0])
+                if parent is not None:
+                    if st.status == "succeeded":
+                        outcome = Outcome("succeeded", st.output)
+                    else:
+                        err = st.error or {"type": "StepFailed", "message": f"sub-chain {st.run['chain']} {st.status}"}
+                        outcome = Outcome("failed", None, {"type": err["type"], "message": err["message"]})
+                    self._finish(parent, active.parent[1], outcome)
+
+        self._later(0, finalize)
+
+    def _emit(self, active: ActiveRun, event: Event) -> None:
+        for listener in active.listeners:
+            try:
+                listener(dict(event, run_id=active.id))
+            except Exception:
+                log.exception("progress listener failed")
+
+    def _fire_events(self, source: ActiveRun, function: str, result: Any) -> None:
+        for chain in self.event_chains.get(function, ()):
+            if chain == source.state.run["chain"]:
+                continue  # a chain does not trigger itself: that would loop forever
+            try:
+                program = self.program(chain)
+            except LegionError:
+                continue
+            payload = result if isinstance(result, dict) else {"result": result}
+            if program.input_validator is not None and not program.input_validator.is_valid(payload):
+                log.warning("on.events: result of %s does not fit the input of chain %s; dropped", function, chain)
+                continue
+            self.start_program(program, payload, trigger="event")
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def _later(self, delay: float, action: Callable[[], None]) -> None:
+        with self._timer_cv:
+            heapq.heappush(self._timers, (self.clock() + max(0.0, delay), next(self._timer_order), action))
+            self._timer_cv.notify()
+
+    def _timer_loop(self) -> None:
+        while not self._stopping.is_set():
+            with self._timer_cv:
+                now = self.clock()
+                if not self._timers or self._timers[0][0] > now:
+                    wait = min(1.0, self._timers[0][0] - now) if self._timers else 1.0
+                    self._timer_cv.wait(max(wait, 0.0))
+                    continue
+                _, _, action = heapq.heappop(self._timers)
+            try:
+                action()
+            except Exception:
+                log.exception("timer action failed")
+
+    def active_runs(self) -> list[str]:
+        with self._runs_lock:
+            return list(self.runs)
+
+
+def route_of(function: str) -> tuple[str, str]:
+    return "lex." + function.split(".", 1)[0], routing_key(function)

@@ -1,0 +1,70 @@
+"""The scheduler: fires `on.schedule` entries and notices runs canceled from elsewhere.
+
+One thread, ticking every second; the policies (overlap, missed slots, `every` anchoring)
+are in `legion.engine.schedules`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+from legion.dsl.errors import LegionError
+from legion.engine.schedules import next_fire
+
+log = logging.getLogger("legion.scheduler")
+
+
+class Scheduler:
+    def __init__(self, engine: Any, store: Any, *, tick: float = 1.0) -> None:
+        self.engine = engine
+        self.store = store
+        self.tick = tick
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="legion-scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.tick):
+            try:
+                self.run_due(datetime.now(timezone.utc))
+                self.notice_cancels()
+            except Exception:
+                log.exception("scheduler tick failed")
+
+    def run_due(self, now: datetime) -> list[str]:
+        """Start a run for every due schedule entry; returns the run ids started."""
+        started = []
+        for entry in self.store.due_schedules(now):
+            following = next_fire(entry["kind"], entry["expression"], entry.get("tz"), now)
+            previous = entry.get("last_run_id")
+            if previous and previous in self.engine.runs:
+                log.info("schedule %s#%s: the previous run %s is still going; slot skipped", entry["chain_name"], entry["entry_index"], previous)
+                self.store.mark_fired(entry["id"], now, following, previous)
+                continue
+            try:
+                run_id = self.engine.submit(entry["chain_name"], dict(entry.get("input") or {}), trigger="schedule")
+            except LegionError as exc:
+                log.warning("schedule %s#%s did not start: %s", entry["chain_name"], entry["entry_index"], exc.message)
+                run_id = None
+            self.store.mark_fired(entry["id"], now, following, run_id)
+            if run_id:
+                started.append(run_id)
+        return started
+
+    def notice_cancels(self) -> None:
+        """`legion run cancel` from another process marks the run; the owner stops it here."""
+        for run_id in self.engine.active_runs():
+            try:
+                if self.store.get_run(run_id)["status"] == "canceled":
+                    self.engine.cancel(run_id)
+            except LegionError:
+                continue

@@ -1,0 +1,29 @@
+"""When schedule entries fire (spec section 10).
+
+Decisions, recorded in docs/scheduling.md:
+- `cron` is evaluated in `tz` (UTC when omitted); `every` is anchored to the moment the
+  chain was applied (first fire one interval later), then to each fire.
+- Overlap: a schedule whose previous run is still going skips that slot (the slot is logged
+  and counted as skipped), like a Kubernetes CronJob with `concurrencyPolicy: Forbid`.
+- Missed slots after downtime fire once, not once per slot: the next fire is computed from
+  now, never from the missed slot.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from legion.dsl.durations import parse_duration
+
+
+def next_fire(kind: str, expression: str, tz: str | None, after: datetime) -> datetime:
+    """The first fire time strictly after `after` (an aware datetime); returned in UTC."""
+    if kind == "every":
+        return after + timedelta(seconds=parse_duration(float(expression)))
+    zone = ZoneInfo(tz) if tz else timezone.utc
+    local = after.astimezone(zone)
+    nxt = croniter(expression, local).get_next(datetime)
+    return nxt.astimezone(timezone.utc)
