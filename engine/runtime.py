@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from legion.dsl.compile import routing_key
 from legion.dsl.model import Chain, Step
 from legion.engine.conductor import ChainProgram, Command, Conductor, Ended, Queue, RunState, Schedule, StepProgram
 from legion.engine.errors import BadInput, LegionError, NotFound
@@ -241,11 +240,12 @@ class Engine:
             sr = conductor.state.active.get(number)
             begin = conductor.begin(number)
             if sr is not None and begin.started:
-                self.recorder.task({"run_id": active.id, "number": number, "status": "running", "started_at": utcnow(),
-                                    "node": self.node, "args": begin.args})
+                self.recorder.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
+                                    "status": "running", "started_at": utcnow(), "node": self.node, "args": begin.args})
                 self._emit(active, {"event": "step.started", "step": sr.step, "number": number, "attempt": sr.attempt, "index": sr.index})
             elif sr is not None and not begin.commands:
-                self.recorder.task({"run_id": active.id, "number": number, "status": "canceled", "finished_at": utcnow()})
+                self.recorder.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
+                                    "status": "canceled", "finished_at": utcnow()})
             self._carry_out(active, begin.commands)
         if begin.args is None or sr is None:
             return
@@ -280,7 +280,8 @@ class Engine:
                 return  # already finished (a late result after a timeout is discarded)
             sr = active.conductor.state.active[number]
             self.recorder.task({
-                "run_id": active.id, "number": number, "status": status or outcome.status, "finished_at": utcnow(),
+                "run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
+                "status": status or outcome.status, "finished_at": utcnow(),
                 "result": outcome.result, "error": dict(outcome.error, step=sr.step) if outcome.error else None,
             })
             self._emit(active, {"event": "step.finished", "step": sr.step, "number": number, "status": status or outcome.status,
@@ -317,8 +318,9 @@ class Engine:
     def _ended(self, active: ActiveRun) -> None:
         st = active.state
         self.recorder.run({"id": active.id, "status": st.status, "output": st.output, "error": st.error, "ended_at": utcnow()})
-        for number in list(st.active):
-            self.recorder.task({"run_id": active.id, "number": number, "status": "canceled", "finished_at": utcnow()})
+        for number, sr in list(st.active.items()):
+            self.recorder.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
+                                "status": "canceled", "finished_at": utcnow()})
         self._emit(active, {"event": "run.ended", "status": st.status, "output": st.output, "error": st.error})
 
         def finalize() -> None:
@@ -385,5 +387,5 @@ class Engine:
             return list(self.runs)
 
 
-def route_of(function: str) -> tuple[str, str]:
-    return "lex." + function.split(".", 1)[0], routing_key(function)
+def _fn(active: ActiveRun, step: str) -> str:
+    return active.conductor.program.steps[step].run

@@ -37,10 +37,10 @@ def parse_pairs(pairs: list[str], what: str = "argument") -> dict[str, Any]:
     return out
 
 
-def parse_input(document: str | None, pairs: list[str]) -> dict[str, Any]:
-    """`--input '{"n": 50}'`, `--input @file.json`, or `--input name=Ada` pairs, merged."""
+def parse_input(documents: list[str], pairs: list[str]) -> dict[str, Any]:
+    """`--input '{"n": 50}'`, `--input @file.json`, or `--input name=Ada` pairs, merged in order."""
     out: dict[str, Any] = {}
-    for item in [document] if document else []:
+    for item in documents:
         if item.startswith("@"):
             path = Path(item[1:])
             try:

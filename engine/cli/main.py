@@ -154,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return out.error(exc)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: still one clear message (and one JSON document)
+        logging.getLogger("legion").debug("unexpected error", exc_info=True)
+        return out.error(LegionError(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"))
 
 
 if __name__ == "__main__":
