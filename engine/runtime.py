@@ -348,8 +348,13 @@ class Engine:
                 log.exception("progress listener failed")
 
     def _fire_events(self, source: ActiveRun, function: str, result: Any) -> None:
+        self.fire_event(function, result, source_chain=source.state.run["chain"])
+
+    def fire_event(self, function: str, result: Any, *, source_chain: str | None = None) -> list[str]:
+        """Start the chains whose `on.events` name `function`, with its result as input."""
+        started = []
         for chain in self.event_chains.get(function, ()):
-            if chain == source.state.run["chain"]:
+            if chain == source_chain:
                 continue  # a chain does not trigger itself: that would loop forever
             try:
                 program = self.program(chain)
@@ -359,7 +364,8 @@ class Engine:
             if program.input_validator is not None and not program.input_validator.is_valid(payload):
                 log.warning("on.events: result of %s does not fit the input of chain %s; dropped", function, chain)
                 continue
-            self.start_program(program, payload, trigger="event")
+            started.append(self.start_program(program, payload, trigger="event"))
+        return started
 
     # -- timers -----------------------------------------------------------------------------
 

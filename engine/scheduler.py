@@ -46,18 +46,22 @@ class Scheduler:
         for entry in self.store.due_schedules(now):
             following = next_fire(entry["kind"], entry["expression"], entry.get("tz"), now)
             previous = entry.get("last_run_id")
-            if previous and previous in self.engine.runs:
-                log.info("schedule %s#%s: the previous run %s is still going; slot skipped", entry["chain_name"], entry["entry_index"], previous)
-                self.store.mark_fired(entry["id"], now, following, previous)
+            overlapping = bool(previous) and previous in self.engine.runs
+            # Claim the slot first: of several schedulers, exactly one starts the run.
+            if not self.store.mark_fired(entry["id"], now, following, previous if overlapping else None,
+                                         expected_next_fire_at=entry["next_fire_at"]):
+                continue
+            if overlapping:
+                log.info("schedule %s#%s: the previous run %s is still going; slot skipped",
+                         entry["chain_name"], entry["entry_index"], previous)
                 continue
             try:
                 run_id = self.engine.submit(entry["chain_name"], dict(entry.get("input") or {}), trigger="schedule")
             except LegionError as exc:
                 log.warning("schedule %s#%s did not start: %s", entry["chain_name"], entry["entry_index"], exc.message)
-                run_id = None
+                continue
             self.store.mark_fired(entry["id"], now, following, run_id)
-            if run_id:
-                started.append(run_id)
+            started.append(run_id)
         return started
 
     def notice_cancels(self) -> None:

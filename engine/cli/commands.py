@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from datetime import datetime, timedelta, timezone
@@ -68,6 +69,7 @@ def print_run(ctx: Context, run_id: str) -> int:
 
 def start(args: argparse.Namespace, ctx: Context) -> int:
     from legion.engine.chains import apply_items, load_chains, schedule_rows
+    from legion.engine.actors import ActorHost
     from legion.engine.scheduler import Scheduler
 
     engine = make_engine(ctx, args.workers)
@@ -79,21 +81,24 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
         for f in files:
             ctx.store.upsert_schedules(f.chain.chain, schedule_rows(f.chain))
         engine.refresh_events()
-    ctx.store.upsert_node({"name": ctx.settings.node, "status": "running"})
+    ctx.store.upsert_node(ctx.settings.node, hostname=os.uname().nodename, pid=os.getpid(), status="running")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     scheduler = Scheduler(engine, ctx.store)
+    actors = ActorHost(engine)
     with engine:
         scheduler.start()
+        actors.start()
         ctx.out.progress(f"legion started on {ctx.settings.node}: {engine.workers} workers, database {ctx.settings.database_url}")
         for r in applied:
             ctx.out.progress(f"  {r['action']:9} {r['name']}" + (f" v{r['version']}" if r.get("version") else ""))
         ctx.out.progress("Ctrl-C stops it")
         while not stop.wait(1.0):
-            ctx.store.upsert_node({"name": ctx.settings.node, "status": "running"})
+            ctx.store.heartbeat(ctx.settings.node)
+        actors.stop()
         scheduler.stop()
-    ctx.store.upsert_node({"name": ctx.settings.node, "status": "stopped"})
+    ctx.store.heartbeat(ctx.settings.node, status="stopped")
     ctx.out.data({"stopped": ctx.settings.node, "applied": applied}, "stopped")
     return 0
 

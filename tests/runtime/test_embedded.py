@@ -1,0 +1,265 @@
+"""The embedded runtime with real threads, real time and SQLite: the same semantics as the
+rehearsals, plus what only a runtime has (timeouts in wall time, cancel, triggers, actors)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from legion.dsl.compile import compile_chain
+from legion.dsl.loader import load_file
+from legion.dsl.model import Rehearsal
+from legion.dsl.validate import load_chain
+from legion.engine.chains import apply_items, load_chains, schedule_rows
+from legion.engine.conductor import ChainProgram
+from legion.engine.data.store import Store
+from legion.engine.registry import Registry
+from legion.engine.runtime import Engine
+from legion.engine.scheduler import Scheduler
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFORMANCE = ROOT.parent / "shared" / "conformance"
+REGISTRY = Registry.discover()
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'legion.db'}")
+
+
+@pytest.fixture()
+def engine(store: Store) -> Iterator[Engine]:
+    eng = Engine(REGISTRY, store, workers=4).start()
+    yield eng
+    eng.stop()
+
+
+def program(text: str) -> ChainProgram:
+    chain, _ = load_chain("test.yaml", text=text, functions=REGISTRY.catalog())
+    return ChainProgram(chain)
+
+
+def run(engine: Engine, text: str, input: dict[str, Any] | None = None, timeout: float = 20) -> dict[str, Any]:
+    run_id = engine.start_program(program(text), input or {})
+    return engine.wait(run_id, timeout)
+
+
+def unmocked_rehearsals() -> list[Path]:
+    found = []
+    for path in sorted((CONFORMANCE / "rehearsals").glob("*.yaml")):
+        data = load_file(path).data
+        if not data.get("mocks"):
+            found.append(path)
+    return found
+
+
+@pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="the shared conformance suite is not beside this checkout")
+@pytest.mark.parametrize("path", unmocked_rehearsals(), ids=lambda p: p.stem)
+def test_conformance_chains_in_the_embedded_runtime(path: Path, store: Store, engine: Engine) -> None:
+    """With four concurrent workers the order may differ, never the outcome or the step runs."""
+    rehearsal = Rehearsal.model_validate(load_file(path).data)
+    files, _ = load_chains([CONFORMANCE / "chains"], REGISTRY)
+    store.apply_chains(apply_items(files))
+    chain_name = load_file(path.parent / rehearsal.chain).data["chain"]
+    run_id = engine.submit(chain_name, dict(rehearsal.input))
+    result = engine.wait(run_id, 20)
+    tasks = store.run_tasks(run_id)
+    assert result["status"] == rehearsal.expect.status
+    if "output" in rehearsal.expect.model_fields_set:
+        assert result["output"] == rehearsal.expect.output
+    assert Counter(t["step"] for t in tasks) == Counter(rehearsal.expect.sequence)
+    assert all(t["status"] in ("succeeded", "failed") and t["finished_at"] is not None for t in tasks)
+
+
+def test_retries_wait_outside_workers_and_are_recorded(engine: Engine, store: Store) -> None:
+    started = time.monotonic()
+    result = run(engine, """
+chain: flaky
+steps:
+  call:
+    run: core.util.fail
+    with: {message: "attempt {{ attempt }}"}
+    retry: {count: 2, delay: 100ms, backoff: 2.0, jitter: false}
+""")
+    elapsed = time.monotonic() - started
+    assert result["status"] == "failed"
+    assert result["error"] == {"type": "Failure", "message": "attempt 3", "step": "call"}
+    tasks = store.run_tasks(result["id"])
+    assert [(t["attempt"], t["status"]) for t in tasks] == [(1, "failed"), (2, "failed"), (3, "failed")]
+    assert elapsed >= 0.3  # 100 ms + 200 ms of waits: never early
+
+
+def test_timeout_fails_the_attempt_in_wall_time(engine: Engine, store: Store) -> None:
+    started = time.monotonic()
+    result = run(engine, """
+chain: slow
+steps:
+  nap:
+    run: core.util.sleep
+    with: {seconds: 3}
+    timeout: 200ms
+""")
+    assert time.monotonic() - started < 2.5
+    assert result["status"] == "failed" and result["error"]["type"] == "Timeout"
+    assert store.run_tasks(result["id"])[0]["status"] == "timed_out"
+
+
+def test_delay_and_for_each_concurrency(engine: Engine, store: Store) -> None:
+    started = time.monotonic()
+    result = run(engine, """
+chain: batch
+steps:
+  wait:
+    run: core.util.noop
+    delay: 300ms
+    next: [{do: each}]
+  each:
+    run: core.util.echo
+    for_each: "{{ range(20) | list }}"
+    concurrency: 3
+    with: {message: "{{ item * 2 }}"}
+output:
+  doubled: "{{ result }}"
+""")
+    assert time.monotonic() - started >= 0.3
+    assert result["status"] == "succeeded"
+    assert result["output"] == {"doubled": [i * 2 for i in range(20)]}
+    assert len(store.run_tasks(result["id"])) == 21
+
+
+def test_cancel_stops_a_run(engine: Engine, store: Store) -> None:
+    run_id = engine.start_program(program("""
+chain: long
+steps:
+  nap: {run: core.util.sleep, with: {seconds: 1}, next: [{do: after}]}
+  after: {run: core.util.noop}
+"""), {})
+    time.sleep(0.2)
+    assert engine.cancel(run_id)
+    result = engine.wait(run_id, 5)
+    assert result["status"] == "canceled"
+    time.sleep(1.2)  # the running sleep finishes; its result changes nothing
+    assert store.get_run(run_id)["status"] == "canceled"
+    assert [t["step"] for t in store.run_tasks(run_id)] == ["nap"]
+
+
+def test_sub_chains_and_events(tmp_path: Path, engine: Engine, store: Store) -> None:
+    (tmp_path / "greeter.yaml").write_text("""
+chain: greeter
+input: {type: object, required: [name]}
+steps:
+  greet: {run: core.util.echo, with: {message: "Hello, {{ input.name }}"}}
+output: {greeting: "{{ result }}"}
+""")
+    (tmp_path / "caller.yaml").write_text("""
+chain: caller
+steps:
+  call: {run: "chain:greeter", with: {name: "{{ input.who }}"}, timeout: 5s}
+output: {greeting: "{{ result.greeting }}"}
+""")
+    (tmp_path / "listener.yaml").write_text("""
+chain: listener
+input: {type: object, required: [a]}
+on: {events: [core.util.set]}
+steps:
+  seen: {run: core.util.echo, with: {message: "got {{ input.a }}"}}
+output: {seen: "{{ result }}"}
+""")
+    files, _ = load_chains([tmp_path], REGISTRY)
+    store.apply_chains(apply_items(files))
+    engine.refresh_events()
+    result = engine.wait(engine.submit("caller", {"who": "Ada"}), 10)
+    assert result["status"] == "succeeded" and result["output"] == {"greeting": "Hello, Ada"}
+    children = [r for r in store.list_runs(chain="greeter")]
+    assert len(children) == 1 and children[0]["parent_run_id"] == result["id"] and children[0]["trigger"] == "sub-chain"
+
+    engine.wait(engine.run_task("core.util.set", {"a": 1}), 5)
+    engine.wait(engine.run_task("core.util.set", {"b": 2}), 5)  # does not fit the input: dropped
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not [r for r in store.list_runs(chain="listener") if r["status"] == "succeeded"]:
+        time.sleep(0.05)
+    listened = store.list_runs(chain="listener")
+    assert [(r["trigger"], r["output"]) for r in listened] == [("event", {"seen": "got 1"})]
+
+
+def test_scheduler_fires_due_entries_once_and_skips_overlap(tmp_path: Path, engine: Engine, store: Store) -> None:
+    (tmp_path / "tick.yaml").write_text("""
+chain: tick
+on:
+  schedule:
+    - every: 1h
+      input: {n: 1}
+steps:
+  nap: {run: core.util.sleep, with: {seconds: 0.5}}
+""")
+    files, _ = load_chains([tmp_path], REGISTRY)
+    store.apply_chains(apply_items(files))
+    applied_at = datetime.now(timezone.utc)
+    store.upsert_schedules("tick", schedule_rows(files[0].chain, applied_at))
+    scheduler = Scheduler(engine, store)
+    assert scheduler.run_due(applied_at + timedelta(minutes=30)) == []  # `every` counts from the apply
+    much_later = applied_at + timedelta(hours=5)  # five slots missed: one run, not five
+    first = scheduler.run_due(much_later)
+    assert len(first) == 1
+    entry = store.list_schedules()[0]
+    assert entry["next_fire_at"] == much_later + timedelta(hours=1)
+    assert scheduler.run_due(much_later + timedelta(hours=1)) == []  # the first run still sleeps: skipped
+    engine.wait(first[0], 5)
+    assert store.get_run(first[0])["input"] == {"n": 1}
+    assert len(scheduler.run_due(much_later + timedelta(hours=2))) == 1
+
+
+def test_step_limit_in_the_runtime(engine: Engine) -> None:
+    result = run(engine, """
+chain: spin
+max_steps: 50
+steps:
+  a: {run: core.util.noop, next: [{do: a}]}
+start: a
+""")
+    assert result["status"] == "failed" and result["error"]["type"] == "StepLimitExceeded"
+
+
+def test_legion_start_applies_schedules_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    chains = tmp_path / "chains"
+    chains.mkdir()
+    (chains / "beat.yaml").write_text("""
+chain: beat
+on:
+  schedule:
+    - every: 1s
+steps:
+  tick: {run: core.util.noop}
+""")
+    env = dict(os.environ, LEGION_HOME=str(tmp_path / "home"))
+    env.pop("LEGION_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "legion.engine.cli.main", "start", "--chains", str(chains)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "created   beat" in out and "Ctrl-C stops it" in out
+    store = Store(f"sqlite:///{tmp_path / 'home' / 'legion.db'}")
+    runs = store.list_runs(chain="beat")
+    assert 2 <= len(runs) <= 5 and all(r["trigger"] == "schedule" and r["status"] == "succeeded" for r in runs)
+    assert [n["status"] for n in store.list_nodes()] == ["stopped"]
+
+
+def test_compile_is_stable_for_the_same_chain() -> None:
+    text = (ROOT / "chains" / "examples" / "hello.yaml").read_text()
+    a, _ = load_chain("a.yaml", text=text, functions=REGISTRY.catalog())
+    b, _ = load_chain("b.yaml", text="# a comment\n" + text, functions=REGISTRY.catalog())
+    assert compile_chain(a).content_hash == compile_chain(b).content_hash
