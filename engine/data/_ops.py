@@ -1,0 +1,123 @@
+"""Nodes (the processes running Legion) and schedules (`on.schedule` entries)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from legion.engine.data._base import StoreBase, rows
+from legion.engine.data._upsert import upsert
+from legion.engine.data.models import nodes, schedules
+from legion.engine.data.types import utcnow
+from legion.engine.errors import BadInput, NotFound
+
+# Changing any of these makes a schedule a new one (its next fire time is recomputed);
+# changing only its input or active flag keeps its place in time.
+_TIMING = ("kind", "expression", "tz")
+
+
+class OpsStore(StoreBase):
+    # -- nodes ------------------------------------------------------------------------------
+
+    def upsert_node(self, name: str, *, hostname: str | None = None, pid: int | None = None,
+                    version: str | None = None, status: str = "up", started_at: datetime | None = None) -> dict[str, Any]:
+        """Register a node (or re-register it after a restart), heartbeat now."""
+        now = utcnow()
+        row = {
+            "name": name, "hostname": hostname, "pid": pid, "version": version, "status": status,
+            "started_at": started_at or now, "heartbeat_at": now,
+        }
+        with self._write() as conn:
+            conn.execute(upsert(self._engine.dialect.name, nodes, tuple(row), ("name",)), [row])
+            return dict(conn.execute(select(nodes).where(nodes.c.name == name)).mappings().one())
+
+    def heartbeat(self, name: str, *, status: str | None = None, at: datetime | None = None) -> None:
+        values: dict[str, Any] = {"heartbeat_at": at or utcnow()}
+        if status is not None:
+            values["status"] = status
+        with self._write() as conn:
+            if not conn.execute(update(nodes).where(nodes.c.name == name).values(values)).rowcount:
+                raise NotFound(f"There is no node {name!r}; register it with upsert_node first.")
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return rows(conn.execute(select(nodes).order_by(nodes.c.name)))
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def upsert_schedules(self, chain_name: str, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Make `chain_name`'s schedules exactly `entries` (each {kind, expression, tz, input,
+        active, next_fire_at}, optionally entry_index, else its position). An entry whose
+        kind, expression and tz did not change keeps its next_fire_at and last_fire_at, so
+        re-applying a chain neither skips nor repeats a slot."""
+        wanted: dict[int, dict[str, Any]] = {}
+        for position, entry in enumerate(entries):
+            index = int(entry.get("entry_index", position))
+            missing = [k for k in ("kind", "expression", "next_fire_at") if entry.get(k) is None]
+            if missing:
+                raise BadInput(f"Schedule {index} of chain {chain_name!r} lacks {', '.join(missing)}.")
+            if entry["kind"] not in ("cron", "every"):
+                raise BadInput(f"Schedule {index} of chain {chain_name!r}: kind must be 'cron' or 'every'.")
+            wanted[index] = {
+                "kind": entry["kind"], "expression": str(entry["expression"]), "tz": entry.get("tz"),
+                "input": entry.get("input"), "active": bool(entry.get("active", True)),
+                "next_fire_at": entry["next_fire_at"],
+            }
+        with self._write() as conn:
+            current = {
+                r["entry_index"]: r
+                for r in conn.execute(select(schedules).where(schedules.c.chain_name == chain_name)).mappings()
+            }
+            gone = [r["id"] for i, r in current.items() if i not in wanted]
+            if gone:
+                conn.execute(delete(schedules).where(schedules.c.id.in_(gone)))
+            for index, values in wanted.items():
+                old = current.get(index)
+                if old is None:
+                    conn.execute(insert(schedules).values(chain_name=chain_name, entry_index=index, **values))
+                elif all(old[k] == values[k] for k in _TIMING):
+                    keep = {k: values[k] for k in ("input", "active")}
+                    conn.execute(update(schedules).where(schedules.c.id == old["id"]).values(keep))
+                else:
+                    conn.execute(
+                        update(schedules).where(schedules.c.id == old["id"])
+                        .values(**values, last_fire_at=None, last_run_id=None)
+                    )
+            query = select(schedules).where(schedules.c.chain_name == chain_name).order_by(schedules.c.entry_index)
+            return rows(conn.execute(query))
+
+    def due_schedules(self, now: datetime) -> list[dict[str, Any]]:
+        """Active schedules whose next_fire_at is at or before `now`, earliest first."""
+        query = (
+            select(schedules)
+            .where(schedules.c.active.is_(True), schedules.c.next_fire_at <= now)
+            .order_by(schedules.c.next_fire_at, schedules.c.id)
+        )
+        with self._read() as conn:
+            return rows(conn.execute(query))
+
+    def mark_fired(self, schedule_id: int, fired_at: datetime, next_fire_at: datetime, run_id: str | None,
+                   *, expected_next_fire_at: datetime | None = None) -> bool:
+        """Record a firing. With `expected_next_fire_at` (the value due_schedules returned) the
+        update happens only if no other scheduler fired the slot first; returns whether this
+        call recorded it, so that exactly one of several schedulers starts the run."""
+        query = update(schedules).where(schedules.c.id == schedule_id)
+        if expected_next_fire_at is not None:
+            query = query.where(schedules.c.next_fire_at == expected_next_fire_at)
+        values = {"last_fire_at": fired_at, "next_fire_at": next_fire_at, "last_run_id": run_id}
+        with self._write() as conn:
+            if conn.execute(query.values(values)).rowcount:
+                return True
+            if conn.execute(select(schedules.c.id).where(schedules.c.id == schedule_id)).first() is None:
+                raise NotFound(f"There is no schedule {schedule_id}.")
+            return False
+
+    def list_schedules(self, chain_name: str | None = None) -> list[dict[str, Any]]:
+        query = select(schedules).order_by(schedules.c.chain_name, schedules.c.entry_index)
+        if chain_name is not None:
+            query = query.where(schedules.c.chain_name == chain_name)
+        with self._read() as conn:
+            return rows(conn.execute(query))

@@ -1,0 +1,255 @@
+"""Runs, their tasks (step runs) and task logs; `record` is the workers' hot path."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+
+from legion.engine.data._base import StoreBase, check_columns, new_id, row_dict, rows
+from legion.engine.data._upsert import upsert
+from legion.engine.data.models import runs, task_logs
+from legion.engine.data.models import tasks as task_table
+from legion.engine.data.types import utcnow
+from legion.engine.errors import BadInput, Conflict, NotFound
+
+FINISHED_RUN = ("succeeded", "failed", "canceled")
+TASK_KEY = ("run_id", "number")
+_TASK_COLUMNS = frozenset(task_table.c.keys())
+_RUN_COLUMNS = frozenset(runs.c.keys())
+# A task dict with all of these can create the row; one without can only update it. (An
+# upsert cannot serve both: the NOT NULL checks apply to the row it would insert, before the
+# conflict turns the insert into an update.)
+_INSERTABLE = frozenset(
+    c.name for c in task_table.c if not c.nullable and c.default is None and not c.primary_key
+)
+PURGE_BATCH = 500  # runs per DELETE: bounded IN lists and short write locks
+
+
+class RunStore(StoreBase):
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert a run. `id`, `chain_name` and `chain_version` are required; `status`
+        defaults to 'pending', `trigger` to 'manual', `depth` to 0, `created_at` to now."""
+        check_columns(runs, row, "run")
+        missing = [k for k in ("id", "chain_name", "chain_version") if row.get(k) is None]
+        if missing:
+            raise BadInput(f"A run needs {', '.join(missing)}.")
+        try:
+            with self._write() as conn:
+                conn.execute(insert(runs), [dict(row)])
+                return _one(conn.execute(select(runs).where(runs.c.id == row["id"])).first(), row["id"])
+        except IntegrityError as exc:
+            raise Conflict(f"A run with id {row['id']!r} exists already.") from exc
+
+    def update_run(self, run_id: str, **fields: Any) -> dict[str, Any]:
+        check_columns(runs, fields, "run")
+        fields.pop("id", None)
+        with self._write() as conn:
+            if fields and not conn.execute(update(runs).where(runs.c.id == run_id).values(**fields)).rowcount:
+                raise _no_run(run_id)
+            return _one(conn.execute(select(runs).where(runs.c.id == run_id)).first(), run_id)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        with self._read() as conn:
+            return _one(conn.execute(select(runs).where(runs.c.id == run_id)).first(), run_id)
+
+    def list_runs(self, chain: str | None = None, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first."""
+        query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        if chain is not None:
+            query = query.where(runs.c.chain_name == chain)
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        with self._read() as conn:
+            return rows(conn.execute(query))
+
+    # -- the hot path -----------------------------------------------------------------------
+
+    def record(self, run: Mapping[str, Any] | None, tasks: list[Mapping[str, Any]]) -> None:
+        """In one transaction: upsert `tasks` keyed by (run_id, number) and update `run` (keyed
+        by its `id`); either all of it is written or none.
+
+        Only the keys present in a task dict are written to an existing row. A dict carrying
+        run_id, number, step and function creates the row if it is missing (status defaults
+        to 'queued', attempt to 1, queued_at to now); one without step or function can only
+        update, and NotFound is raised when its row does not exist (as when `run` does not).
+        """
+        # executemany needs one column set per statement; consecutive tasks with the same
+        # keys share one, and the given order is kept (ids follow queueing order).
+        groups: list[tuple[tuple[str, ...], list[Mapping[str, Any]]]] = []
+        for task in tasks:
+            columns = tuple(task)
+            if not _TASK_COLUMNS.issuperset(columns):
+                check_columns(task_table, task, "task")
+            if "run_id" not in task or "number" not in task:
+                raise BadInput(f"A task needs run_id and number to be recorded: {dict(task)!r}")
+            if groups and groups[-1][0] == columns:
+                groups[-1][1].append(task)
+            else:
+                groups.append((columns, [task]))
+        run_fields: dict[str, Any] | None = None
+        if run is not None:
+            if not _RUN_COLUMNS.issuperset(run):
+                check_columns(runs, run, "run")
+            run_fields = {k: v for k, v in run.items() if k != "id"}
+        dialect = self._engine.dialect.name
+        try:
+            with self._write() as conn:
+                for columns, group in groups:
+                    if _INSERTABLE.issubset(columns):
+                        conn.execute(upsert(dialect, task_table, columns, TASK_KEY), group)
+                    else:
+                        _update_tasks(conn, columns, group)
+                if run is not None and run_fields:
+                    done = conn.execute(update(runs).where(runs.c.id == run["id"]).values(run_fields))
+                    if not done.rowcount:
+                        raise _no_run(run["id"])
+        except IntegrityError as exc:
+            raise NotFound(f"Cannot record the task(s): their run does not exist. ({_first_line(exc)})") from exc
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def get_task(self, task_id: int) -> dict[str, Any]:
+        with self._read() as conn:
+            row = conn.execute(select(task_table).where(task_table.c.id == task_id)).first()
+        if row is None:
+            raise NotFound(f"There is no task with id {task_id}.")
+        return dict(row._mapping)
+
+    def get_task_by_number(self, run_id: str, number: int) -> dict[str, Any]:
+        query = select(task_table).where(task_table.c.run_id == run_id, task_table.c.number == number)
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"Run {run_id} has no step run number {number}.")
+        return dict(row._mapping)
+
+    def list_tasks(self, run_id: str | None = None, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first."""
+        query = select(task_table).order_by(task_table.c.id.desc()).limit(limit)
+        if run_id is not None:
+            query = query.where(task_table.c.run_id == run_id)
+        if status is not None:
+            query = query.where(task_table.c.status == status)
+        with self._read() as conn:
+            return rows(conn.execute(query))
+
+    def run_tasks(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's step runs ordered by started_at then number; those not started come last
+        (NULLs sort differently per backend, hence the explicit CASE)."""
+        query = (
+            select(task_table)
+            .where(task_table.c.run_id == run_id)
+            .order_by(
+                case((task_table.c.started_at.is_(None), 1), else_=0), task_table.c.started_at, task_table.c.number
+            )
+        )
+        with self._read() as conn:
+            return rows(conn.execute(query))
+
+    # -- task logs --------------------------------------------------------------------------
+
+    def add_task_log(self, task_id: int, level: str, message: str, data: Any = None) -> dict[str, Any]:
+        values = {"task_id": task_id, "level": level, "message": message, "data": data, "at": utcnow()}
+        try:
+            with self._write() as conn:
+                log_id = new_id(conn.execute(insert(task_logs).values(**values)))
+        except IntegrityError as exc:
+            raise NotFound(f"Cannot log to task {task_id}: there is no such task.") from exc
+        return {"id": log_id, **values}
+
+    def task_logs(self, task_id: int) -> list[dict[str, Any]]:
+        query = select(task_logs).where(task_logs.c.task_id == task_id).order_by(task_logs.c.id)
+        with self._read() as conn:
+            return rows(conn.execute(query))
+
+    # -- retention --------------------------------------------------------------------------
+
+    def purge_tasks(self, older_than: datetime) -> int:
+        """Delete the runs that finished (succeeded, failed, canceled) before `older_than`,
+        with their tasks and task logs. Runs that are pending, running or paused are never
+        touched, however old. Returns the number of tasks deleted."""
+        finished = (
+            select(runs.c.id)
+            .where(runs.c.status.in_(FINISHED_RUN), runs.c.ended_at.is_not(None), runs.c.ended_at < older_than)
+            .order_by(runs.c.id)
+            .limit(PURGE_BATCH)
+        )
+        deleted = 0
+        while True:
+            # One batch per transaction, so a large purge never holds the write lock for long.
+            with self._write() as conn:
+                run_ids = list(conn.execute(finished).scalars())
+                if not run_ids:
+                    return deleted
+                task_ids = select(task_table.c.id).where(task_table.c.run_id.in_(run_ids))
+                conn.execute(delete(task_logs).where(task_logs.c.task_id.in_(task_ids)))
+                deleted += conn.execute(delete(task_table).where(task_table.c.run_id.in_(run_ids))).rowcount
+                conn.execute(delete(runs).where(runs.c.id.in_(run_ids)))
+
+    def count_tasks(self, run_id: str | None = None) -> int:
+        query = select(func.count()).select_from(task_table)
+        if run_id is not None:
+            query = query.where(task_table.c.run_id == run_id)
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+
+@lru_cache(maxsize=128)
+def _task_update(columns: tuple[str, ...]) -> Any:
+    sets: dict[str, Any] = {c: bindparam(f"v_{c}") for c in columns if c not in TASK_KEY}
+    return (
+        update(task_table)
+        .where(task_table.c.run_id == bindparam("k_run_id"), task_table.c.number == bindparam("k_number"))
+        .values(sets)
+    )
+
+
+def _update_tasks(conn: Connection, columns: tuple[str, ...], group: list[Mapping[str, Any]]) -> None:
+    missing = 0
+    if set(columns) - set(TASK_KEY):
+        params = [{f"v_{c}": t[c] for c in columns} | {"k_run_id": t["run_id"], "k_number": t["number"]} for t in group]
+        result = conn.execute(_task_update(columns), params)
+        # A single row is a plain execute, whose rowcount every driver reports; for several,
+        # PyMySQL's executemany does not promise one, so count instead.
+        if len(group) == 1 or conn.dialect.supports_sane_multi_rowcount:
+            missing = len(group) - result.rowcount
+        else:
+            missing = _count_missing(conn, group)
+    else:
+        missing = _count_missing(conn, group)
+    if missing > 0:
+        raise NotFound(
+            f"Cannot update {missing} task(s) that do not exist; a new task needs "
+            f"{', '.join(sorted(_INSERTABLE))}: {[dict(t) for t in group]!r}"
+        )
+
+
+def _count_missing(conn: Connection, group: list[Mapping[str, Any]]) -> int:
+    keys = {(t["run_id"], t["number"]) for t in group}
+    query = select(func.count()).select_from(task_table).where(
+        tuple_(task_table.c.run_id, task_table.c.number).in_(list(keys))
+    )
+    return len(keys) - int(conn.execute(query).scalar_one())
+
+
+def _one(row: Any, run_id: str) -> dict[str, Any]:
+    found = row_dict(row)
+    if found is None:
+        raise _no_run(run_id)
+    return found
+
+
+def _no_run(run_id: str) -> NotFound:
+    return NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
