@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from legion.dsl.errors import Issue, ValidationFailed
 
@@ -68,7 +70,20 @@ class Document:
         return Issue(message=message, file=self.file, line=line, col=col, severity=severity, path=path)
 
 
+class _NotJson(ValueError):
+    pass
+
+
 def _plain(node: Any) -> Any:
+    """Plain JSON values. YAML 1.2's core schema has no timestamps, so a date stays the text it was."""
+    if isinstance(node, TaggedScalar):
+        if node.tag is not None and str(node.tag.value if hasattr(node.tag, "value") else node.tag).endswith(":value"):
+            return str(node.value)
+        raise _NotJson(f"YAML tag {getattr(node.tag, 'value', node.tag)} on {node.value!r} is not supported; remove the tag or quote the value")
+    if isinstance(node, datetime.datetime):
+        return node.isoformat()
+    if isinstance(node, datetime.date):
+        return node.isoformat()
     if isinstance(node, dict):
         return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in node.items()}
     if isinstance(node, list):
@@ -81,7 +96,7 @@ def _plain(node: Any) -> Any:
         return int(node)
     if isinstance(node, float):
         return float(node)
-    return node
+    raise _NotJson(f"a YAML value of type {type(node).__name__} is not a JSON value; quote it")
 
 
 def _yaml() -> YAML:
@@ -113,9 +128,30 @@ def load_text(text: str, file: str = "<chain>") -> Document:
             message=f"YAML syntax error: {what}; {hint}",
             file=file, line=(mark.line + 1) if mark else 0, col=(mark.column + 1) if mark else 0,
         )]) from None
+    except ReaderError as exc:
+        line, col = _line_col(text, exc.position)
+        raise ValidationFailed([Issue(
+            message=f"the file holds a character YAML does not allow ({exc.character!r}); remove it",
+            file=file, line=line, col=col,
+        )]) from None
+    except RecursionError:
+        raise ValidationFailed([Issue(message="the YAML is nested too deeply; flatten it", file=file)]) from None
     except (YAMLError, ValueError, TypeError) as exc:
         raise ValidationFailed([Issue(message=f"YAML error: {exc}", file=file)]) from None
-    return Document(file, root)
+    try:
+        return Document(file, root)
+    except _NotJson as exc:
+        raise ValidationFailed([Issue(message=str(exc), file=file)]) from None
+    except RecursionError:
+        raise ValidationFailed([Issue(message="the YAML is nested too deeply; flatten it", file=file)]) from None
+
+
+def _line_col(text: str, position: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    position = max(0, min(position, len(text)))
+    line = text.count("\n", 0, position) + 1
+    col = position - (text.rfind("\n", 0, position) + 1) + 1
+    return line, col
 
 
 def load_file(path: str | Path) -> Document:

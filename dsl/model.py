@@ -41,7 +41,9 @@ NameList = Annotated[list[str], BeforeValidator(_names)]
 
 class _Strict(BaseModel):
     # Unknown keys are errors at every level: users misspell keys, and a silent ignore is a bug.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # strict: YAML values are taken as written (`join: true` is not 1, `priority: '3'` not 3),
+    # as the JSON Schema says; an editor and the validator never disagree.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Retry(_Strict):

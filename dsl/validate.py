@@ -255,7 +255,8 @@ class _Checker:
     def _triggers(self, on: Any) -> None:
         if not isinstance(on, Mapping):
             return
-        for i, entry in enumerate(on.get("schedule") or []):
+        schedule = on.get("schedule")
+        for i, entry in enumerate(schedule if isinstance(schedule, list) else []):
             if isinstance(entry, Mapping) and isinstance(entry.get("cron"), str):
                 try:
                     from croniter import croniter

@@ -159,6 +159,7 @@ class RunState:
     error: dict[str, Any] | None = None
     output: Any = None
     halted: bool = False  # fail-fast (or cancel): no step run starts any more
+    began: bool = False  # a step run has started (a run failing before that has a null output)
     numbered: int = 0
     active: dict[int, StepRun] = field(default_factory=dict)
     groups: dict[int, Group] = field(default_factory=dict)
@@ -176,7 +177,7 @@ class RunState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "run": self.run, "input": self.input, "status": self.status, "error": self.error,
-            "output": self.output, "halted": self.halted, "numbered": self.numbered,
+            "output": self.output, "halted": self.halted, "began": self.began, "numbered": self.numbered,
             "active": [s.to_dict() for s in self.active.values()],
             "groups": {str(k): {"step": g.step, "ctx": g.ctx, "prior": list(g.prior), "items": g.items, "limit": g.limit,
                                 "next_index": g.next_index, "finished": g.finished, "results": g.results,
@@ -191,7 +192,7 @@ class RunState:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunState:
         state = cls(run=d["run"], input=d["input"], status=d["status"], error=d["error"], output=d["output"],
-                    halted=d["halted"], numbered=d["numbered"], next_id=d["next_id"], merged=d["merged"],
+                    halted=d["halted"], began=d.get("began", False), numbered=d["numbered"], next_id=d["next_id"], merged=d["merged"],
                     last_result=d["last_result"], vars=d["vars"])
         state.active = {s["number"]: StepRun.from_dict(s) for s in d["active"]}
         state.groups = {int(k): Group(g["step"], g["ctx"], tuple(g["prior"]), g["items"], g["limit"], g["next_index"],  # type: ignore[arg-type]
@@ -300,6 +301,7 @@ class Conductor:
                 sr.step))
             return Begin(False, None, self._flush())
         sr.status = "running"
+        st.began = True
         try:
             args = self.program.steps[sr.step].with_(self.scope_for_start(sr))
         except ExpressionError as exc:
@@ -542,7 +544,7 @@ class Conductor:
                 "attempt": 1, "run": self.state.run,
             })
             if not isinstance(items, list):
-                raise ExpressionError(f"for_each gave {type(items).__name__}, not a list")
+                raise ExpressionError(f"{prog.step.for_each!r} gave {type(items).__name__}, not a list")
         except ExpressionError as exc:
             self._end_branch(ctx)
             self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {step!r}, for_each: {exc.message}", step))
@@ -573,7 +575,7 @@ class Conductor:
         if st.error is None:
             st.error = error
         st.status = "failed"
-        st.output = self._render_output() if render_output else None
+        st.output = self._render_output() if render_output and st.began else None
         st.waits.clear()
         st.groups.clear()
         self._out.append(Ended("failed"))

@@ -146,6 +146,8 @@ class VirtualRun:
             return Outcome("failed", None, {"type": "StepFailed", "message": f"chain {name!r} cannot be resolved here"}), 0.0
         try:
             program = self.resolve_chain(name)
+        except ValidationFailed:
+            raise  # the rehearsal's files do not validate: it fails with their issues
         except LegionError as exc:
             return Outcome("failed", None, {"type": "StepFailed", "message": exc.message}), 0.0
         sub = VirtualRun(program, self.registry, resolve_chain=self.resolve_chain, depth=self.depth + 1,

@@ -105,7 +105,16 @@ class Engine:
         self._threads.append(t)
         return self
 
-    def stop(self) -> None:
+    def stop(self, drain: float = 10.0) -> None:
+        """Let running runs finish for up to `drain` seconds, cancel what is left, stop."""
+        deadline = time.monotonic() + drain
+        while self.active_runs() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for run_id in self.active_runs():
+            self.cancel(run_id, "the engine stopped before the run ended")
+        deadline = time.monotonic() + 2.0
+        while self.active_runs() and time.monotonic() < deadline:
+            time.sleep(0.02)
         self._stopping.set()
         self.transport.close()
         with self._timer_cv:
@@ -190,12 +199,12 @@ class Engine:
             raise TimeoutError(f"run {run_id} did not end within {timeout}s")
         return self.store.get_run(run_id)
 
-    def cancel(self, run_id: str) -> bool:
+    def cancel(self, run_id: str, reason: str = "canceled by request") -> bool:
         active = self.runs.get(run_id)
         if active is None:
             return False
         with active.lock:
-            commands = active.conductor.cancel("canceled by request")
+            commands = active.conductor.cancel(reason)
             self._carry_out(active, commands)
         return True
 
