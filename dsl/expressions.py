@@ -43,13 +43,20 @@ def _is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-def _json_value(value: Any, where: str) -> Any:
-    """The value as plain JSON (tuples and iterators become lists); raise if it is not one."""
+class NotJsonValue(ValueError):
+    """A value that is not JSON (a set, an object, NaN, a non-string key)."""
+
+
+def json_value(value: Any) -> Any:
+    """The value as plain JSON: tuples and iterators become lists, markup becomes a string.
+
+    Step results and rendered templates both pass through here (spec section 3).
+    """
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
-            raise ExpressionError(f"{where}: {value} is not a JSON number")
+            raise NotJsonValue(f"{value} is not a JSON number")
         return value
     if isinstance(value, str):
         return str(value) if isinstance(value, Markup) else value
@@ -59,12 +66,12 @@ def _json_value(value: Any, where: str) -> Any:
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ExpressionError(f"{where}: mapping key {key!r} is not a string")
-            out[key] = _json_value(item, where)
+                raise NotJsonValue(f"mapping key {key!r} is not a string")
+            out[key] = json_value(item)
         return out
-    if isinstance(value, (list, tuple)) or isinstance(value, Iterator):
-        return [_json_value(item, where) for item in value]
-    raise ExpressionError(f"{where}: {type(value).__name__} is not a JSON value")
+    if isinstance(value, (list, tuple, Iterator)):
+        return [json_value(item) for item in value]
+    raise NotJsonValue(f"{type(value).__name__} is not a JSON value")
 
 
 # ---------------------------------------------------------------- conditions
@@ -252,10 +259,10 @@ class Template:
     def render(self, scope: Mapping[str, Any]) -> Any:
         try:
             if self._expression is not None:
-                value = self._expression(**scope)
-            else:
-                return self._template.render(scope)
-            return _json_value(value, f"template {self.source!r}")
+                return json_value(self._expression(**scope))
+            return self._template.render(scope)
+        except NotJsonValue as exc:
+            raise ExpressionError(f"template {self.source!r}: {exc}") from None
         except ExpressionError as exc:
             if exc.message.startswith("template "):
                 raise

@@ -74,10 +74,12 @@ def load_chains(paths: Iterable[str | Path], registry: Registry, known_chains: I
     return loaded, issues
 
 
-def apply_items(files: list[ChainFile]) -> list[dict[str, Any]]:
+def apply_items(files: list[ChainFile], now: datetime | None = None) -> list[dict[str, Any]]:
+    """What the store applies, in one transaction: versions, relationships and schedules."""
     return [{
         "name": f.chain.chain, "source": f.source, "content_hash": f.plan.content_hash,
         "definition": f.plan.definition, "path": str(f.path), "relationships": list(f.plan.relationships),
+        "schedules": schedule_rows(f.chain, now),
     } for f in files]
 
 

@@ -17,7 +17,8 @@ log = logging.getLogger("legion.recorder")
 
 
 class RecordStore(Protocol):
-    def record(self, run: dict[str, Any] | None, tasks: list[dict[str, Any]]) -> None: ...
+    def record(self, run: dict[str, Any] | None, tasks: list[dict[str, Any]],
+               logs: list[dict[str, Any]] | None = None) -> None: ...
 
 
 class Recorder:
@@ -27,6 +28,7 @@ class Recorder:
         self.max_rows = max_rows
         self._tasks: dict[tuple[str, int], dict[str, Any]] = {}
         self._runs: dict[str, dict[str, Any]] = {}
+        self._logs: list[dict[str, Any]] = []
         self._lock = threading.Condition()
         self._written = 0  # batches committed
         self._taken = 0  # batches taken by the writer
@@ -45,6 +47,11 @@ class Recorder:
             if len(self._tasks) >= self.max_rows:
                 self._lock.notify_all()
 
+    def log(self, entry: dict[str, Any]) -> None:
+        """A task log entry {run_id, number, at, level, message, data?}."""
+        with self._lock:
+            self._logs.append(entry)
+
     def run(self, row: dict[str, Any]) -> None:
         with self._lock:
             current = self._runs.get(row["id"])
@@ -56,9 +63,9 @@ class Recorder:
     def flush(self, timeout: float = 30.0) -> None:
         """Block until everything handed over before this call is committed."""
         with self._lock:
-            if not self._tasks and not self._runs and self._taken == self._written:
+            if not self._pending() and self._taken == self._written:
                 return
-            target = self._taken + (1 if (self._tasks or self._runs) else 0)
+            target = self._taken + (1 if self._pending() else 0)
             self._lock.notify_all()
             self._lock.wait_for(lambda: self._written >= target or self._closed, timeout)
 
@@ -69,25 +76,30 @@ class Recorder:
             self._lock.notify_all()
         self._thread.join(timeout=5)
 
+    def _pending(self) -> bool:
+        return bool(self._tasks or self._runs or self._logs)
+
     def _loop(self) -> None:
         while True:
             with self._lock:
-                self._lock.wait_for(lambda: self._closed or self._tasks or self._runs, timeout=self.interval)
-                if self._closed and not self._tasks and not self._runs:
+                self._lock.wait_for(lambda: self._closed or self._pending(), timeout=self.interval)
+                if self._closed and not self._pending():
                     return
                 tasks, self._tasks = list(self._tasks.values()), {}
                 runs, self._runs = list(self._runs.values()), {}
-                if not tasks and not runs:
+                logs, self._logs = self._logs, []
+                if not tasks and not runs and not logs:
                     continue
                 self._taken += 1
             try:
-                if runs:
-                    for i, run in enumerate(runs):
-                        self.store.record(run, tasks if i == 0 else [])
-                else:
-                    self.store.record(None, tasks)
+                # One transaction for the batch; runs beyond the first get one each (a run
+                # row is keyed by its id, so each needs its own UPDATE anyway).
+                first, rest = (runs[0], runs[1:]) if runs else (None, [])
+                self.store.record(first, tasks, logs)
+                for run in rest:
+                    self.store.record(run, [])
             except Exception:  # a failed batch must not kill the writer; it is logged loudly
-                log.exception("writing %d task and %d run rows failed", len(tasks), len(runs))
+                log.exception("writing %d task, %d run and %d log rows failed", len(tasks), len(runs), len(logs))
             with self._lock:
                 self._written += 1
                 self._lock.notify_all()

@@ -24,7 +24,7 @@ from typing import Any
 from legion.dsl.model import Chain, Step
 from legion.engine.conductor import ChainProgram, Command, Conductor, Ended, Queue, RunState, Schedule, StepProgram
 from legion.engine.errors import BadInput, LegionError, NotFound
-from legion.engine.invoke import Outcome, call, json_result, outcome_of_exception
+from legion.engine.invoke import Outcome, call, outcome_of_exception, result_outcome
 from legion.engine.recorder import Recorder
 from legion.engine.registry import Registry
 from legion.engine.transport import MemoryTransport, StepMessage
@@ -33,6 +33,7 @@ from legion.dsl.compile import runner_topology
 log = logging.getLogger("legion.runtime")
 
 MAX_DEPTH = 8
+CANCEL_POLL = 0.5  # seconds between checks for runs canceled from another process
 Event = dict[str, Any]
 
 
@@ -42,6 +43,32 @@ def utcnow() -> datetime:
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class StepLogCapture(logging.Handler):
+    """Log records emitted while a worker thread runs a step become that task's log entries
+    (`legion task logs ID`): the function's own logging, and its libraries'."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        entries = getattr(self.local, "entries", None)
+        if entries is not None:
+            try:
+                message = record.getMessage()
+            except Exception:  # a malformed log call must not fail the step
+                message = str(record.msg)
+            entries.append({"at": datetime.fromtimestamp(record.created, timezone.utc),
+                            "level": record.levelname.lower(), "message": message, "data": {"logger": record.name}})
+
+    def begin(self) -> None:
+        self.local.entries = []
+
+    def end(self) -> list[dict[str, Any]]:
+        entries, self.local.entries = self.local.entries, None
+        return entries or []
 
 
 @dataclass
@@ -92,10 +119,15 @@ class Engine:
         self.event_chains: dict[str, list[str]] = {}  # function ref -> chains started when it succeeds
         for runner in registry.runners.values():
             self.transport.declare(runner_topology(runner.extension, runner.name))
+        self.capture = StepLogCapture()
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> Engine:
+        root = logging.getLogger()
+        root.addHandler(self.capture)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)  # handlers keep their own levels; steps' INFO is kept
         for i in range(self.workers):
             t = threading.Thread(target=self._work, name=f"legion-worker-{i}", daemon=True)
             t.start()
@@ -103,6 +135,7 @@ class Engine:
         t = threading.Thread(target=self._timer_loop, name="legion-timers", daemon=True)
         t.start()
         self._threads.append(t)
+        self._later(CANCEL_POLL, self._watch_cancels)
         return self
 
     def stop(self, drain: float = 10.0) -> None:
@@ -116,6 +149,7 @@ class Engine:
         while self.active_runs() and time.monotonic() < deadline:
             time.sleep(0.02)
         self._stopping.set()
+        logging.getLogger().removeHandler(self.capture)
         self.transport.close()
         with self._timer_cv:
             self._timer_cv.notify_all()
@@ -266,7 +300,14 @@ class Engine:
         if timeout is not None:
             self._later(timeout, lambda: self._finish(active, number, Outcome(
                 "failed", None, {"type": "Timeout", "message": f"step {sr.step!r} ran past its timeout of {timeout:g}s"}), "timed_out"))
-        outcome = self._call(prog, begin.args, timeout)
+        self.capture.begin()
+        try:
+            outcome = self._call(prog, begin.args, timeout)
+        finally:
+            entries = self.capture.end()
+        for entry in entries:
+            entry.update(run_id=active.id, number=number)
+            self.recorder.log(entry)
         self._finish(active, number, outcome)
 
     def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None) -> Outcome:
@@ -276,11 +317,9 @@ class Engine:
         if function.is_async and timeout is not None:
             try:
                 value = asyncio.run(asyncio.wait_for(function.call(**args), timeout))
-                return Outcome("succeeded", json_result(value))
-            except TypeError as exc:
-                return Outcome("failed", None, {"type": "ResultInvalid", "message": f"{prog.run} returned a value that is not JSON: {exc}"})
             except Exception as exc:
                 return outcome_of_exception(exc)
+            return result_outcome(prog.run, value)
         return call(function, args)
 
     def _finish(self, active: ActiveRun, number: int, outcome: Outcome, status: str | None = None) -> None:
@@ -295,10 +334,32 @@ class Engine:
             })
             self._emit(active, {"event": "step.finished", "step": sr.step, "number": number, "status": status or outcome.status,
                                 "result": outcome.result, "error": outcome.error})
+            if outcome.error:
+                self._task_log(active, number, "error", f"attempt {sr.attempt} failed: {outcome.error['type']}: {outcome.error['message']}")
             commands = active.conductor.finish(number, outcome.status, outcome.result, outcome.error, self.clock())
+            for command in commands:
+                wait = active.state.waits.get(command.wait_id) if isinstance(command, Schedule) else None
+                if wait is not None and wait.kind == "retry":
+                    self._task_log(active, number, "info", f"attempt {wait.attempt} in {max(0.0, wait.due - self.clock()):.3g}s")
             self._carry_out(active, commands)
         if outcome.status == "succeeded" and self.event_chains:
             self._fire_events(active, active.conductor.program.steps[sr.step].run, outcome.result)
+
+    def _watch_cancels(self) -> None:
+        """`legion run cancel` in another process marks the run canceled in the database; the
+        process running it notices here and stops it."""
+        for run_id in self.active_runs():
+            try:
+                if self.store.get_run(run_id)["status"] == "canceled":
+                    self.cancel(run_id)
+            except LegionError:
+                continue
+        if not self._stopping.is_set():
+            self._later(CANCEL_POLL, self._watch_cancels)
+
+    def _task_log(self, active: ActiveRun, number: int, level: str, message: str) -> None:
+        self.recorder.log({"run_id": active.id, "number": number, "at": utcnow(), "level": level, "message": message,
+                           "data": {"logger": "legion.runtime"}})
 
     def _wake(self, active: ActiveRun, wait_id: int) -> None:
         with active.lock:

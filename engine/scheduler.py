@@ -1,4 +1,4 @@
-"""The scheduler: fires `on.schedule` entries and notices runs canceled from elsewhere.
+"""The scheduler: fires `on.schedule` entries.
 
 One thread, ticking every second; the policies (overlap, missed slots, `every` anchoring)
 are in `legion.engine.schedules`.
@@ -36,7 +36,6 @@ class Scheduler:
         while not self._stop.wait(self.tick):
             try:
                 self.run_due(datetime.now(timezone.utc))
-                self.notice_cancels()
             except Exception:
                 log.exception("scheduler tick failed")
 
@@ -63,12 +62,3 @@ class Scheduler:
             self.store.mark_fired(entry["id"], now, following, run_id)
             started.append(run_id)
         return started
-
-    def notice_cancels(self) -> None:
-        """`legion run cancel` from another process marks the run; the owner stops it here."""
-        for run_id in self.engine.active_runs():
-            try:
-                if self.store.get_run(run_id)["status"] == "canceled":
-                    self.engine.cancel(run_id)
-            except LegionError:
-                continue

@@ -70,15 +70,10 @@ def _applied_names(ctx: Context) -> list[str]:
 
 
 def apply(args: argparse.Namespace, ctx: Context) -> int:
-    from legion.engine.chains import apply_items, load_chains, schedule_rows
+    from legion.engine.chains import apply_items, load_chains
 
     files, issues = load_chains(args.paths, ctx.registry, _applied_names(ctx))
     report = ctx.store.apply_chains(apply_items(files), prune=args.prune)
-    for f in files:
-        ctx.store.upsert_schedules(f.chain.chain, schedule_rows(f.chain))
-    for r in report:
-        if r["action"] == "pruned":
-            ctx.store.upsert_schedules(r["name"], [])
     ctx.out.data({"applied": report, "warnings": [i.to_dict() for i in issues]},
                  lambda: "\n".join(f"{r['action']:9} {r['name']}" + (f" (version {r['version']})" if r.get("version") else "") for r in report) or "nothing to apply")
     return 0
@@ -179,6 +174,5 @@ def graph(args: argparse.Namespace, ctx: Context) -> int:
 
 def delete(args: argparse.Namespace, ctx: Context) -> int:
     ctx.store.delete_chain(args.name)
-    ctx.store.upsert_schedules(args.name, [])
     ctx.out.data({"deleted": args.name}, f"deleted {args.name}")
     return 0

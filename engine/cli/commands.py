@@ -68,7 +68,7 @@ def print_run(ctx: Context, run_id: str) -> int:
 
 
 def start(args: argparse.Namespace, ctx: Context) -> int:
-    from legion.engine.chains import apply_items, load_chains, schedule_rows
+    from legion.engine.chains import apply_items, load_chains
     from legion.engine.actors import ActorHost
     from legion.engine.scheduler import Scheduler
 
@@ -78,8 +78,6 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
         folders = args.chains or ([Path("chains")] if Path("chains").is_dir() else [Path(str(resources.files("legion.chains")))])
         files, _ = load_chains(folders, ctx.registry, [c["name"] for c in ctx.store.list_chains()])
         applied = ctx.store.apply_chains(apply_items(files))
-        for f in files:
-            ctx.store.upsert_schedules(f.chain.chain, schedule_rows(f.chain))
         engine.refresh_events()
     ctx.store.upsert_node(ctx.settings.node, hostname=os.uname().nodename, pid=os.getpid(), status="running")
     stop = threading.Event()

@@ -145,8 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output("--json" in argv)
     try:
         args = build_parser().parse_args(argv)
-        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # The level is on the handler, not the root logger: step functions' INFO records still
+        # reach the engine, which keeps them as task logs without printing them.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
         if not getattr(args, "handler", None):
             raise BadInput("give a command: start, lex, task, chain or run (see `legion --help`)")
         return _handler(args.handler)(args, Context(out))

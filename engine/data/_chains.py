@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from legion.engine.data._base import StoreBase, new_id
+from legion.engine.data._ops import set_schedules
 from legion.engine.data.models import chain_versions, chains, relationships, runs
 from legion.engine.data.types import utcnow
 from legion.engine.errors import BadInput, Conflict, NotFound
@@ -32,7 +33,8 @@ _REL_DEFAULTS: dict[str, Any] = {c: None for c in _REL_COLUMNS} | {
 class ChainStore(StoreBase):
     def apply_chains(self, items: Sequence[Mapping[str, Any]], *, prune: bool = False) -> list[dict[str, Any]]:
         """Store each chain whose content changed as a new version, in ONE transaction: when
-        any item is bad, nothing is written. Returns [{name, action, version}] with action
+        any item is bad, nothing is written. An item may carry `schedules` (the rows of
+        `set_schedules`); they are replaced in the same transaction. Returns [{name, action, version}] with action
         'created', 'updated', 'unchanged' or 'pruned' (with prune=True, active chains missing
         from `items` are deactivated)."""
         try:
@@ -107,6 +109,7 @@ class ChainStore(StoreBase):
             if chain is None or not chain["active"]:
                 raise NotFound(f"There is no chain {name!r} to delete; `legion chain list` shows the applied chains.")
             conn.execute(update(chains).where(chains.c.id == chain["id"]).values(active=False, updated_at=utcnow()))
+            set_schedules(conn, name, [])
             return {"name": name, "action": "deleted", "version": chain["current_version"]}
 
     def event_triggers(self, function_ref: str) -> list[dict[str, Any]]:
@@ -141,6 +144,8 @@ def _apply(conn: Connection, items: Sequence[Mapping[str, Any]], *, prune: bool,
             raise Conflict(f"Chain {name!r} appears twice in this apply; each chain may be applied once per batch.")
         seen.add(name)
         chain = _chain_row(conn, name, lock=write)
+        if write and item.get("schedules") is not None:
+            set_schedules(conn, name, item["schedules"])  # in the same transaction as the chain
         action = "created"
         if chain is not None and chain["active"] and chain["current_version"] is not None:
             if _current_hash(conn, chain) == item["content_hash"]:
@@ -158,6 +163,7 @@ def _apply(conn: Connection, items: Sequence[Mapping[str, Any]], *, prune: bool,
                 continue
             if write:
                 conn.execute(update(chains).where(chains.c.id == gone["id"]).values(active=False, updated_at=now))
+                set_schedules(conn, gone["name"], [])
             results.append({"name": gone["name"], "action": "pruned", "version": gone["current_version"]})
     return results
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from legion.engine.data._base import StoreBase, rows
 from legion.engine.data._upsert import upsert
@@ -49,45 +49,9 @@ class OpsStore(StoreBase):
     # -- schedules --------------------------------------------------------------------------
 
     def upsert_schedules(self, chain_name: str, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Make `chain_name`'s schedules exactly `entries` (each {kind, expression, tz, input,
-        active, next_fire_at}, optionally entry_index, else its position). An entry whose
-        kind, expression and tz did not change keeps its next_fire_at and last_fire_at, so
-        re-applying a chain neither skips nor repeats a slot."""
-        wanted: dict[int, dict[str, Any]] = {}
-        for position, entry in enumerate(entries):
-            index = int(entry.get("entry_index", position))
-            missing = [k for k in ("kind", "expression", "next_fire_at") if entry.get(k) is None]
-            if missing:
-                raise BadInput(f"Schedule {index} of chain {chain_name!r} lacks {', '.join(missing)}.")
-            if entry["kind"] not in ("cron", "every"):
-                raise BadInput(f"Schedule {index} of chain {chain_name!r}: kind must be 'cron' or 'every'.")
-            wanted[index] = {
-                "kind": entry["kind"], "expression": str(entry["expression"]), "tz": entry.get("tz"),
-                "input": entry.get("input"), "active": bool(entry.get("active", True)),
-                "next_fire_at": entry["next_fire_at"],
-            }
+        """Make `chain_name`'s schedules exactly `entries` (see `set_schedules`)."""
         with self._write() as conn:
-            current = {
-                r["entry_index"]: r
-                for r in conn.execute(select(schedules).where(schedules.c.chain_name == chain_name)).mappings()
-            }
-            gone = [r["id"] for i, r in current.items() if i not in wanted]
-            if gone:
-                conn.execute(delete(schedules).where(schedules.c.id.in_(gone)))
-            for index, values in wanted.items():
-                old = current.get(index)
-                if old is None:
-                    conn.execute(insert(schedules).values(chain_name=chain_name, entry_index=index, **values))
-                elif all(old[k] == values[k] for k in _TIMING):
-                    keep = {k: values[k] for k in ("input", "active")}
-                    conn.execute(update(schedules).where(schedules.c.id == old["id"]).values(keep))
-                else:
-                    conn.execute(
-                        update(schedules).where(schedules.c.id == old["id"])
-                        .values(**values, last_fire_at=None, last_run_id=None)
-                    )
-            query = select(schedules).where(schedules.c.chain_name == chain_name).order_by(schedules.c.entry_index)
-            return rows(conn.execute(query))
+            return set_schedules(conn, chain_name, entries)
 
     def due_schedules(self, now: datetime) -> list[dict[str, Any]]:
         """Active schedules whose next_fire_at is at or before `now`, earliest first."""
@@ -121,3 +85,44 @@ class OpsStore(StoreBase):
             query = query.where(schedules.c.chain_name == chain_name)
         with self._read() as conn:
             return rows(conn.execute(query))
+
+
+def set_schedules(conn: Connection, chain_name: str, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Make `chain_name`'s schedules exactly `entries` (each {kind, expression, tz, input,
+    active, next_fire_at}, optionally entry_index, else its position). An entry whose
+    kind, expression and tz did not change keeps its next_fire_at and last_fire_at, so
+    re-applying a chain neither skips nor repeats a slot."""
+    wanted: dict[int, dict[str, Any]] = {}
+    for position, entry in enumerate(entries):
+        index = int(entry.get("entry_index", position))
+        missing = [k for k in ("kind", "expression", "next_fire_at") if entry.get(k) is None]
+        if missing:
+            raise BadInput(f"Schedule {index} of chain {chain_name!r} lacks {', '.join(missing)}.")
+        if entry["kind"] not in ("cron", "every"):
+            raise BadInput(f"Schedule {index} of chain {chain_name!r}: kind must be 'cron' or 'every'.")
+        wanted[index] = {
+            "kind": entry["kind"], "expression": str(entry["expression"]), "tz": entry.get("tz"),
+            "input": entry.get("input"), "active": bool(entry.get("active", True)),
+            "next_fire_at": entry["next_fire_at"],
+        }
+    current = {
+        r["entry_index"]: r
+        for r in conn.execute(select(schedules).where(schedules.c.chain_name == chain_name)).mappings()
+    }
+    gone = [r["id"] for i, r in current.items() if i not in wanted]
+    if gone:
+        conn.execute(delete(schedules).where(schedules.c.id.in_(gone)))
+    for index, values in wanted.items():
+        old = current.get(index)
+        if old is None:
+            conn.execute(insert(schedules).values(chain_name=chain_name, entry_index=index, **values))
+        elif all(old[k] == values[k] for k in _TIMING):
+            keep = {k: values[k] for k in ("input", "active")}
+            conn.execute(update(schedules).where(schedules.c.id == old["id"]).values(keep))
+        else:
+            conn.execute(
+                update(schedules).where(schedules.c.id == old["id"])
+                .values(**values, last_fire_at=None, last_run_id=None)
+            )
+    query = select(schedules).where(schedules.c.chain_name == chain_name).order_by(schedules.c.entry_index)
+    return rows(conn.execute(query))

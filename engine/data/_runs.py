@@ -71,9 +71,11 @@ class RunStore(StoreBase):
 
     # -- the hot path -----------------------------------------------------------------------
 
-    def record(self, run: Mapping[str, Any] | None, tasks: list[Mapping[str, Any]]) -> None:
-        """In one transaction: upsert `tasks` keyed by (run_id, number) and update `run` (keyed
-        by its `id`); either all of it is written or none.
+    def record(self, run: Mapping[str, Any] | None, tasks: list[Mapping[str, Any]],
+               logs: list[Mapping[str, Any]] | None = None) -> None:
+        """In one transaction: upsert `tasks` keyed by (run_id, number), update `run` (keyed
+        by its `id`) and add `logs` (each {run_id, number, at, level, message, data}, for a
+        task named by its run and number); either all of it is written or none.
 
         Only the keys present in a task dict are written to an existing row. A dict carrying
         run_id, number, step and function creates the row if it is missing (status defaults
@@ -110,6 +112,8 @@ class RunStore(StoreBase):
                     done = conn.execute(update(runs).where(runs.c.id == run["id"]).values(run_fields))
                     if not done.rowcount:
                         raise _no_run(run["id"])
+                if logs:
+                    _insert_logs(conn, logs)
         except IntegrityError as exc:
             raise NotFound(f"Cannot record the task(s): their run does not exist. ({_first_line(exc)})") from exc
 
@@ -253,3 +257,23 @@ def _no_run(run_id: str) -> NotFound:
 def _first_line(exc: Exception) -> str:
     text = str(getattr(exc, "orig", exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _insert_logs(conn: Connection, logs: list[Mapping[str, Any]]) -> None:
+    """Log entries keyed by (run_id, number), resolved to task ids in one query per run."""
+    wanted: dict[str, set[int]] = {}
+    for entry in logs:
+        wanted.setdefault(entry["run_id"], set()).add(entry["number"])
+    ids: dict[tuple[str, int], int] = {}
+    for run_id, numbers in wanted.items():
+        query = select(task_table.c.id, task_table.c.number).where(
+            task_table.c.run_id == run_id, task_table.c.number.in_(sorted(numbers)))
+        ids.update({(run_id, r.number): r.id for r in conn.execute(query)})
+    values = []
+    for entry in logs:
+        task_id = ids.get((entry["run_id"], entry["number"]))
+        if task_id is None:
+            raise NotFound(f"Cannot log to step run {entry['number']} of run {entry['run_id']}: it was not recorded.")
+        values.append({"task_id": task_id, "at": entry.get("at") or utcnow(), "level": entry["level"],
+                       "message": entry["message"], "data": entry.get("data")})
+    conn.execute(insert(task_logs), values)

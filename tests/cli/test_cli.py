@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -229,3 +230,29 @@ def test_task_purge(home: Path) -> None:
 def _iter_lines(proc: subprocess.Popen[str]) -> Iterator[str]:
     assert proc.stdout is not None
     yield from proc.stdout
+
+
+def test_run_cancel_from_another_process(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "slow.yaml").write_text("chain: slow\nsteps:\n  nap: {run: core.util.sleep, with: {seconds: 1}, next: [{do: again}]}\n"
+                                        "  again: {run: core.util.sleep, with: {seconds: 30}}\n")
+    legion(home, "chain", "apply", str(tmp_path / "slow.yaml"))
+    env = dict(os.environ, LEGION_HOME=str(home))
+    proc = subprocess.Popen([*LEGION, "chain", "run", "slow", "--json"], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        run_id = None
+        for _ in range(100):
+            runs = as_json(legion(home, "run", "list", "--json"))["data"]
+            if runs:
+                run_id = runs[0]["id"]
+                break
+            time.sleep(0.1)
+        assert run_id is not None
+        assert as_json(legion(home, "run", "cancel", run_id, "--json"))["data"] == {"canceled": run_id}
+        out, _ = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1
+    data = json.loads(out)["data"]
+    assert data["status"] == "canceled" and data["error"]["type"] == "Canceled"
+    again = legion(home, "run", "cancel", run_id, check=2)
+    assert "already ended (canceled)" in again.stderr

@@ -164,3 +164,24 @@ def test_event_triggers_follow_the_current_version(store: Store, chain_item: Any
     store.apply_chains([chain_item("alpha", "c", relationships=[entry])])
     store.delete_chain("alpha")
     assert store.event_triggers("http.client.get") == []
+
+
+def test_schedules_are_applied_in_the_same_transaction(store: Store, chain_item: Any) -> None:
+    from datetime import datetime, timezone
+
+    soon = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    entry = {"kind": "every", "expression": "60.0", "tz": None, "input": {"n": 1}, "next_fire_at": soon}
+    alpha = dict(chain_item("alpha"), schedules=[entry])
+    store.apply_chains([alpha])
+    assert [(s["chain_name"], s["input"]) for s in store.list_schedules()] == [("alpha", {"n": 1})]
+    broken = chain_item("gamma")
+    del broken["source"]
+    changed = dict(chain_item("alpha", "b"), schedules=[dict(entry, input={"n": 2})])
+    with pytest.raises(BadInput):
+        store.apply_chains([changed, broken])
+    assert [s["input"] for s in store.list_schedules()] == [{"n": 1}]  # untouched by the failed batch
+    store.apply_chains([chain_item("beta")], prune=True)
+    assert store.list_schedules() == []  # a pruned chain keeps no schedule
+    store.apply_chains([alpha])
+    store.delete_chain("alpha")
+    assert store.list_schedules() == []
