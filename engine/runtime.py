@@ -10,6 +10,8 @@ step messages itself (one hop per step), arm a timer, or finish the run.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import heapq
 import itertools
 import logging
@@ -120,6 +122,7 @@ class Engine:
         for runner in registry.runners.values():
             self.transport.declare(runner_topology(runner.extension, runner.name))
         self.capture = StepLogCapture()
+        self.process = f"{socket.gethostname()}:{os.getpid()}"
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -136,6 +139,7 @@ class Engine:
         t.start()
         self._threads.append(t)
         self._later(CANCEL_POLL, self._watch_cancels)
+        self.reap_interrupted()
         return self
 
     def stop(self, drain: float = 10.0) -> None:
@@ -219,6 +223,7 @@ class Engine:
             "input": input, "trigger": trigger, "depth": depth, "created_at": utcnow(), "started_at": utcnow(),
             "parent_run_id": parent[0] if parent else None, "parent_task_id": None,
         }
+        row["node"] = self.process
         self.store.create_run(row)
         with self._runs_lock:
             self.runs[run_id] = active
@@ -345,6 +350,22 @@ class Engine:
         if outcome.status == "succeeded" and self.event_chains:
             self._fire_events(active, active.conductor.program.steps[sr.step].run, outcome.result)
 
+    def reap_interrupted(self) -> list[str]:
+        """Runs of this host whose process is gone can never end: mark them failed with
+        `Interrupted` (their unfinished tasks canceled). Runs of other hosts are left to
+        those hosts."""
+        host = socket.gethostname()
+        reaped = []
+        for run in self.store.unfinished_runs(f"{host}:"):
+            pid = run["node"].rsplit(":", 1)[1]
+            if pid.isdigit() and not _alive(int(pid)):
+                error = {"type": "Interrupted", "step": None,
+                         "message": f"the process running it ({run['node']}) stopped before the run ended; run the chain again"}
+                if self.store.interrupt_run(run["id"], error):
+                    reaped.append(run["id"])
+                    log.warning("run %s of chain %s was interrupted (process %s is gone)", run["id"], run["chain_name"], run["node"])
+        return reaped
+
     def _watch_cancels(self) -> None:
         """`legion run cancel` in another process marks the run canceled in the database; the
         process running it notices here and stops it."""
@@ -461,6 +482,18 @@ class Engine:
     def active_runs(self) -> list[str]:
         with self._runs_lock:
             return list(self.runs)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fn(active: ActiveRun, step: str) -> str:

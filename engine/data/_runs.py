@@ -69,6 +69,27 @@ class RunStore(StoreBase):
         with self._read() as conn:
             return rows(conn.execute(query))
 
+    def unfinished_runs(self, node_prefix: str) -> list[dict[str, Any]]:
+        """Runs still pending or running whose `node` starts with `node_prefix` (a host)."""
+        query = select(runs.c.id, runs.c.node, runs.c.chain_name).where(
+            runs.c.status.in_(("pending", "running")), runs.c.node.like(node_prefix.replace("%", r"\%") + "%", escape="\\"))
+        with self._read() as conn:
+            return rows(conn.execute(query))
+
+    def interrupt_run(self, run_id: str, error: Mapping[str, Any]) -> bool:
+        """Fail a run whose process is gone, and cancel its unfinished tasks, in one
+        transaction; False when the run had ended meanwhile."""
+        now = utcnow()
+        with self._write() as conn:
+            done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status.in_(("pending", "running")))
+                                .values(status="failed", error=dict(error), ended_at=now))
+            if not done.rowcount:
+                return False
+            conn.execute(update(task_table).where(
+                task_table.c.run_id == run_id, task_table.c.status.in_(("queued", "delayed", "running")))
+                .values(status="canceled", finished_at=now))
+            return True
+
     # -- the hot path -----------------------------------------------------------------------
 
     def record(self, run: Mapping[str, Any] | None, tasks: list[Mapping[str, Any]],

@@ -170,6 +170,8 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "host:pid" of the process running it: a run whose process is gone is interrupted.
+    node: Mapped[str | None] = mapped_column(String(NAME))
 
 
 class Task(Base):

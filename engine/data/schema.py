@@ -25,7 +25,7 @@ from legion.engine.errors import ConfigError
 if TYPE_CHECKING:
     from alembic.config import Config
 
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 

@@ -263,3 +263,33 @@ def test_compile_is_stable_for_the_same_chain() -> None:
     a, _ = load_chain("a.yaml", text=text, functions=REGISTRY.catalog())
     b, _ = load_chain("b.yaml", text="# a comment\n" + text, functions=REGISTRY.catalog())
     assert compile_chain(a).content_hash == compile_chain(b).content_hash
+
+
+def test_runs_of_a_dead_process_are_marked_interrupted(tmp_path: Path) -> None:
+    """A process that dies mid-run leaves the run `running`; the next engine on the host fails it."""
+    db = tmp_path / "legion.db"
+    script = f"""
+import os
+from legion.dsl.validate import load_chain
+from legion.engine.conductor import ChainProgram
+from legion.engine.data.store import Store
+from legion.engine.registry import Registry
+from legion.engine.runtime import Engine
+registry = Registry.discover()
+chain, _ = load_chain("x", text="chain: doomed\\nsteps:\\n  nap: {{run: core.util.sleep, with: {{seconds: 30}}}}\\n", functions=registry.catalog())
+engine = Engine(registry, Store("sqlite:///{db}"), workers=1).start()
+run_id = engine.start_program(ChainProgram(chain), {{}})
+import time; time.sleep(0.5)
+engine.recorder.flush()
+print(run_id, flush=True)
+os._exit(0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    run_id = done.stdout.strip()
+    store = Store(f"sqlite:///{db}")
+    assert store.get_run(run_id)["status"] == "running", done.stderr
+    engine = Engine(REGISTRY, store, workers=1).start()
+    engine.stop()
+    run = store.get_run(run_id)
+    assert run["status"] == "failed" and run["error"]["type"] == "Interrupted"
+    assert [t["status"] for t in store.run_tasks(run_id)] == ["canceled"]
