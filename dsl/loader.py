@@ -138,6 +138,8 @@ def load_text(text: str, file: str = "<chain>") -> Document:
         raise ValidationFailed([Issue(message="the YAML is nested too deeply; flatten it", file=file)]) from None
     except (YAMLError, ValueError, TypeError) as exc:
         raise ValidationFailed([Issue(message=f"YAML error: {exc}", file=file)]) from None
+    except Exception as exc:  # the YAML library's own failures on odd input (e.g. `-_`)
+        raise ValidationFailed([Issue(message=f"the YAML cannot be read ({type(exc).__name__}: {exc}); check its syntax", file=file)]) from None
     try:
         return Document(file, root)
     except _NotJson as exc:

@@ -92,6 +92,7 @@ def schema_issues(doc: Document, model: type[BaseModel]) -> tuple[BaseModel | No
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
     grouped: dict[tuple[Any, ...], list[str]] = {}
+    key_issues: set[tuple[Any, ...]] = set()  # problems with a key itself point at the key
     for err in errors:
         loc = tuple(err["loc"])
         path = _existing_prefix(doc.data, loc)
@@ -106,12 +107,16 @@ def schema_issues(doc: Document, model: type[BaseModel]) -> tuple[BaseModel | No
                 message += f"{hint} (allowed here: {', '.join(allowed)})"
         elif err["type"] == "missing":
             message = f"missing required key {loc[len(path)]!r}" if len(loc) > len(path) else "missing value"
+        elif err["type"] == "string_pattern_mismatch":
+            message = _pattern_message(path, loc, err.get("input"))
         else:
             where = ".".join(str(p) for p in path) or "file"
             text = err["msg"]
             if text.startswith("Value error, "):
                 text = text[len("Value error, "):]
             message = f"{where}: {text}"
+        if "[key]" in loc:
+            key_issues.add(path)
         grouped.setdefault(path, [])
         if message not in grouped[path]:
             grouped[path].append(message)
@@ -122,8 +127,20 @@ def schema_issues(doc: Document, model: type[BaseModel]) -> tuple[BaseModel | No
         for message in extra:
             issues.append(doc.issue(path, message))
         if rest:
-            issues.append(doc.issue(path, rest[0] if len(rest) == 1 else " or ".join(rest), value=True))
+            issues.append(doc.issue(path, rest[0] if len(rest) == 1 else " or ".join(rest), value=path not in key_issues))
     return None, issues
+
+
+def _pattern_message(path: tuple[Any, ...], loc: tuple[Any, ...], value: Any) -> str:
+    """Say what a name must look like, not which regular expression it failed."""
+    if "[key]" in loc and path[:1] == ("steps",):
+        return f"step name {value!r}: use letters, digits, '_' and '-', starting with a letter or '_'"
+    if path == ("chain",) or (path[-1:] == ("chain",) and "chain" not in path[:-1]):
+        return (f"chain name {value!r}: use lowercase letters, digits, '_', '.' and '-', starting with a "
+                f"letter or digit (at most 128 characters)")
+    if path[-1:] == ("run",) or path[:2] == ("on", "events"):
+        return f"{value!r} is not a function reference: write extension.runner.function (three parts) or chain:<name>"
+    return f"{'.'.join(map(str, path))}: {value!r} does not have the required form"
 
 
 class _Checker:

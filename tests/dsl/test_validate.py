@@ -201,7 +201,7 @@ def test_reserved_step_name() -> None:
 
 def test_chain_name_pattern() -> None:
     issue = one_error("chain: Order Pipeline\nsteps: {s: {run: core.util.noop}}\n")
-    assert at(issue) == (1, 8) and issue.message.startswith("chain:")
+    assert at(issue) == (1, 8) and issue.message.startswith("chain name 'Order Pipeline': use lowercase letters")
 
 
 def test_a_file_that_is_not_a_mapping() -> None:
@@ -576,3 +576,11 @@ def test_valid_rehearsal() -> None:
     assert issues == [] and model is not None
     assert model.mocks["s"][0].status == "failed" and model.mocks["s"][1].result == 2
     assert model.input == {}
+
+
+def test_names_get_sentences_not_regular_expressions() -> None:
+    found = errors('chain: ok\non: {events: [nope]}\nsteps:\n  "9bad":\n    run: core.util\n')
+    by_line = {(i.line, i.col): i.message for i in found}
+    assert by_line[(4, 3)] == "step name '9bad': use letters, digits, '_' and '-', starting with a letter or '_'"
+    assert by_line[(5, 10)].startswith("'core.util' is not a function reference: write extension.runner.function")
+    assert by_line[(2, 15)].startswith("'nope' is not a function reference")
