@@ -343,7 +343,7 @@ def table(headers: list[str], rows: list[list[str]], left: int = 1) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=False)))
 
     print("  " + line(headers))
     print("  " + "  ".join("-" * w for w in widths))

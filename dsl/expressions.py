@@ -304,24 +304,27 @@ def compile_value(value: Any) -> Renderer:
 
     Parts without templates are returned as they are, so a static `with` costs nothing.
     """
+    if not _has_template(value):
+        return _constant(value)
     if isinstance(value, str):
-        if not _is_template(value):
-            return lambda scope, v=value: v
-        template = Template(value)
-        return template.render
+        return Template(value).render
     if isinstance(value, Mapping):
         parts = {k: compile_value(v) for k, v in value.items()}
-        if not any(_has_template(v) for v in value.values()):
-            constant = dict(value)
-            return lambda scope: dict(constant)
         return lambda scope: {k: render(scope) for k, render in parts.items()}
+    items = [compile_value(v) for v in value]
+    return lambda scope: [render(scope) for render in items]
+
+
+def _constant(value: Any) -> Renderer:
+    """A renderer of a value without templates; containers come back as fresh copies (of the
+    top level), so a caller that adds a key does not change the chain."""
+    if isinstance(value, Mapping):
+        mapping = dict(value)
+        return lambda scope: dict(mapping)
     if isinstance(value, list):
-        items = [compile_value(v) for v in value]
-        if not any(_has_template(v) for v in value):
-            constant_list = list(value)
-            return lambda scope: list(constant_list)
-        return lambda scope: [render(scope) for render in items]
-    return lambda scope, v=value: v
+        sequence = list(value)
+        return lambda scope: list(sequence)
+    return lambda scope: value
 
 
 def _has_template(value: Any) -> bool:

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from legion.dsl.model import (
     FUNCTION_REF,
     RESERVED_STEPS,
@@ -33,7 +35,6 @@ from legion.dsl.model import (
     Step,
     Triggers,
 )
-from pydantic import BaseModel
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 CHAIN_ID = "urn:legion:schemas:chain.schema.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ def apply_items(files: list[ChainFile], now: datetime | None = None) -> list[dic
 
 
 def schedule_rows(chain: Chain, now: datetime | None = None) -> list[dict[str, Any]]:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     rows = []
     for i, entry in enumerate(chain.on.schedule if chain.on else []):
         kind = "cron" if entry.cron is not None else "every"

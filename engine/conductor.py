@@ -403,7 +403,7 @@ class Conductor:
         self.state.waits[w.id] = w
         self._out.append(Schedule(w.id, w.due))
 
-    def _retry(self, sr: StepRun, prog: StepProgram, result: Any, err: dict[str, Any], now: float) -> bool:
+    def _retry(self, sr: StepRun, prog: StepProgram, result: Any, err: dict[str, Any] | None, now: float) -> bool:
         retry = prog.step.retry
         if retry is None or sr.attempt > retry.count:
             return False

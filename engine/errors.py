@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from legion.dsl.errors import BadInput, ExpressionError, Issue, LegionError, ValidationFailed
+from legion.dsl.errors import BadInput, ExpressionError, Issue, LegionError
 
 __all__ = [
     "BadInput", "ExpressionError", "Issue", "LegionError", "NotFound", "ServiceUnavailable",

@@ -11,20 +11,19 @@ import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from legion.dsl.errors import Issue, LegionError, ValidationFailed
-from legion.dsl.loader import load_file
+from legion.dsl.loader import Document, load_file
 from legion.dsl.model import Chain, MockEntry, Rehearsal
 from legion.dsl.validate import validate_chain_document, validate_rehearsal_document
-from legion.dsl.loader import Document
 from legion.engine.conductor import ChainProgram, Conductor, Ended, Queue, RunState, Schedule
 from legion.engine.invoke import Outcome, call
 from legion.engine.registry import Registry
 
-EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp()  # the virtual clock's start
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC).timestamp()  # the virtual clock's start
 MAX_DEPTH = 8
 SLEEP = "core.util.sleep"
 
@@ -40,7 +39,7 @@ class RunResult:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 class VirtualRun:
@@ -199,7 +198,7 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
 
 
@@ -264,7 +263,10 @@ def run_rehearsal(path: Path, registry: Registry) -> RehearsalReport:
         else:
             folder = ChainFolder(path.parent, registry)
             chain_doc = Document(str(path), doc.root["chain"])
-        chain, _ = validate_or_raise(chain_doc, registry, folder.paths().keys() | {chain_doc.data.get("chain")} if isinstance(chain_doc.data, dict) else None)
+        known = set(folder.paths())
+        if isinstance(chain_doc.data, dict) and isinstance(chain_doc.data.get("chain"), str):
+            known.add(chain_doc.data["chain"])  # an inline chain may call itself
+        chain, _ = validate_or_raise(chain_doc, registry, known)
         unknown = [s for s in rehearsal.mocks if s not in chain.steps]
         if unknown:
             return RehearsalReport(str(path), name, False, [f"mocks name steps the chain does not have: {', '.join(unknown)}"],

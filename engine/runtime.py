@@ -10,27 +10,28 @@ step messages itself (one hop per step), arm a timer, or finish the run.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
+import functools
 import heapq
 import itertools
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+from legion.dsl.compile import runner_topology
 from legion.dsl.model import Chain, Step
 from legion.engine.conductor import ChainProgram, Command, Conductor, Ended, Queue, RunState, Schedule, StepProgram
-from legion.engine.errors import BadInput, LegionError, NotFound
+from legion.engine.errors import BadInput, LegionError
 from legion.engine.invoke import Outcome, call, outcome_of_exception, result_outcome
 from legion.engine.recorder import Recorder
 from legion.engine.registry import Registry
 from legion.engine.transport import MemoryTransport, StepMessage
-from legion.dsl.compile import runner_topology
 
 log = logging.getLogger("legion.runtime")
 
@@ -40,11 +41,11 @@ Event = dict[str, Any]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 class StepLogCapture(logging.Handler):
@@ -62,7 +63,7 @@ class StepLogCapture(logging.Handler):
                 message = record.getMessage()
             except Exception:  # a malformed log call must not fail the step
                 message = str(record.msg)
-            entries.append({"at": datetime.fromtimestamp(record.created, timezone.utc),
+            entries.append({"at": datetime.fromtimestamp(record.created, UTC),
                             "level": record.levelname.lower(), "message": message, "data": {"logger": record.name}})
 
     def begin(self) -> None:
@@ -260,12 +261,12 @@ class Engine:
                     "status": "queued", "attempt": sr.attempt, "item_index": sr.index, "queued_at": utcnow(),
                 })
                 if prog.is_sub_chain:
-                    self._later(0, lambda a=active, n=sr.number: self._start_step(a, n))
+                    self._later(0, functools.partial(self._start_step, active, sr.number))
                 else:
                     self.transport.publish("lex." + prog.run.split(".", 1)[0],
                                            StepMessage(active.id, sr.number, prog.run, prog.step.priority))
             elif isinstance(command, Schedule):
-                self._later(command.due - self.clock(), lambda a=active, w=command.wait_id: self._wake(a, w))
+                self._later(command.due - self.clock(), functools.partial(self._wake, active, command.wait_id))
             elif isinstance(command, Ended):
                 self._ended(active)
 

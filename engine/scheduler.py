@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from legion.dsl.errors import LegionError
@@ -35,7 +35,7 @@ class Scheduler:
     def _loop(self) -> None:
         while not self._stop.wait(self.tick):
             try:
-                self.run_due(datetime.now(timezone.utc))
+                self.run_due(datetime.now(UTC))
             except Exception:
                 log.exception("scheduler tick failed")
 

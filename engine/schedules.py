@@ -11,7 +11,7 @@ Decisions, recorded in docs/scheduling.md:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -23,7 +23,7 @@ def next_fire(kind: str, expression: str, tz: str | None, after: datetime) -> da
     """The first fire time strictly after `after` (an aware datetime); returned in UTC."""
     if kind == "every":
         return after + timedelta(seconds=parse_duration(float(expression)))
-    zone = ZoneInfo(tz) if tz else timezone.utc
+    zone = ZoneInfo(tz) if tz else UTC
     local = after.astimezone(zone)
     nxt = croniter(expression, local).get_next(datetime)
-    return nxt.astimezone(timezone.utc)
+    return nxt.astimezone(UTC)

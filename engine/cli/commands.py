@@ -6,7 +6,7 @@ import argparse
 import os
 import signal
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -68,8 +68,8 @@ def print_run(ctx: Context, run_id: str) -> int:
 
 
 def start(args: argparse.Namespace, ctx: Context) -> int:
-    from legion.engine.chains import apply_items, load_chains
     from legion.engine.actors import ActorHost
+    from legion.engine.chains import apply_items, load_chains
     from legion.engine.scheduler import Scheduler
 
     engine = make_engine(ctx, args.workers)
@@ -188,7 +188,7 @@ def task_purge(args: argparse.Namespace, ctx: Context) -> int:
         age = parse_duration(args.older_than)
     except ValueError as exc:
         raise BadInput(f"--older-than: {exc}") from None
-    cutoff = datetime.now(timezone.utc) - timedelta(seconds=age)
+    cutoff = datetime.now(UTC) - timedelta(seconds=age)
     result = ctx.store.purge_tasks(cutoff)
     ctx.out.data(result, lambda: f"purged {dumps(result)} (finished before {cutoff:%Y-%m-%d %H:%M:%S} UTC)")
     return 0
@@ -213,6 +213,6 @@ def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
     if run["status"] in ("succeeded", "failed", "canceled"):
         raise BadInput(f"run {args.id} already ended ({run['status']}); nothing to cancel")
     ctx.store.update_run(args.id, status="canceled", error={"type": "Canceled", "message": "canceled by request", "step": None},
-                         ended_at=datetime.now(timezone.utc))
+                         ended_at=datetime.now(UTC))
     ctx.out.data({"canceled": args.id}, f"canceled {args.id}")
     return 0

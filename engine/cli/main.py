@@ -55,7 +55,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print exactly one JSON document")
     common.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
 

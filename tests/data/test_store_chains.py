@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -167,9 +168,9 @@ def test_event_triggers_follow_the_current_version(store: Store, chain_item: Any
 
 
 def test_schedules_are_applied_in_the_same_transaction(store: Store, chain_item: Any) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    soon = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    soon = datetime(2030, 1, 1, tzinfo=UTC)
     entry = {"kind": "every", "expression": "60.0", "tz": None, "input": {"n": 1}, "next_fire_at": soon}
     alpha = dict(chain_item("alpha"), schedules=[entry])
     store.apply_chains([alpha])

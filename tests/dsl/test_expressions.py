@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from legion.dsl.errors import ExpressionError
 from legion.dsl.expressions import Condition, Template, compile_value, template_sources
 

@@ -11,25 +11,27 @@ so that the property keeps hunting for other ones; the list is empty today.
 from __future__ import annotations
 
 import io
+import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import legion.dsl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+import legion.dsl
 from legion.dsl.catalog import FunctionSpec, Param
 from legion.dsl.errors import ExpressionError, LegionError, ValidationFailed
 from legion.dsl.expressions import Condition, Template
 from legion.dsl.loader import load_text
 from legion.dsl.validate import validate_chain_document, validate_rehearsal_document
-from ruamel.yaml import YAML
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DSL_DIR = Path(legion.dsl.__file__).resolve().parent
-CONFORMANCE = Path("/work/shared/conformance")
+CONFORMANCE = Path(os.environ["LEGION_CONFORMANCE"])
 SAMPLES = [p.read_text(encoding="utf-8") for p in sorted((CONFORMANCE / "chains").glob("*.yaml"))] + [
     p.read_text(encoding="utf-8") for p in sorted((CONFORMANCE / "rehearsals").glob("*.yaml"))
 ]

@@ -6,6 +6,7 @@ import datetime
 from pathlib import Path
 
 import pytest
+
 from legion.dsl.errors import BadInput, Issue, LegionError, ValidationFailed
 from legion.dsl.loader import Document, load_file, load_text
 

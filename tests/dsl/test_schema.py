@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from legion.dsl import schema as schema_mod
 from legion.dsl.loader import load_file, load_text
 from legion.dsl.model import Chain, Rehearsal
@@ -17,7 +19,7 @@ from legion.dsl.validate import schema_issues
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
-CONFORMANCE = Path("/work/shared/conformance")
+CONFORMANCE = Path(os.environ["LEGION_CONFORMANCE"])
 CHAIN_FILES = sorted((CONFORMANCE / "chains").glob("*.yaml"))
 REHEARSAL_FILES = sorted((CONFORMANCE / "rehearsals").glob("*.yaml"))
 REGENERATE = "run `python -m legion.dsl.schema` to regenerate schemas/ from the model"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from legion.dsl.catalog import FunctionSpec, Param
 from legion.dsl.errors import ExpressionError, Issue, ValidationFailed
 from legion.dsl.expressions import Template

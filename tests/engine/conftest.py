@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+
 from legion.dsl.errors import LegionError
 from legion.dsl.model import MockEntry
 from legion.dsl.validate import load_chain

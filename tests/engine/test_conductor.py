@@ -13,6 +13,7 @@ from collections import deque
 from typing import Any
 
 import pytest
+
 from legion.dsl.model import MockEntry
 from legion.engine.conductor import (
     Begin,

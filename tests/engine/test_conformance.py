@@ -3,15 +3,17 @@ every chain the project ships is pinned by at least one rehearsal."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
 from legion.dsl.loader import load_file
 from legion.engine.registry import Registry
 from legion.engine.rehearsal import classify, find_yaml, run_rehearsal
 
 REPO = Path(__file__).resolve().parents[2]
-CONFORMANCE = Path("/work/shared/conformance/rehearsals")
+CONFORMANCE = Path(os.environ["LEGION_CONFORMANCE"]) / "rehearsals"
 PROJECT_CHAINS = REPO / "chains"
 
 

@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import pytest
+
 from legion.dsl.validate import load_chain
 from legion.engine.conductor import ChainProgram
 from legion.engine.registry import Registry
