@@ -85,6 +85,10 @@ class ChainProgram:
 
 # ---------------------------------------------------------------- state
 
+# (result, status, error, number) of the step run whose edge started a step run: what its
+# `with` sees as result/status/error, and its parent in the task records.
+Prior = tuple[Any, Any, Any, int | None]
+
 
 @dataclass(slots=True)
 class StepRun:
@@ -93,7 +97,7 @@ class StepRun:
     number: int
     step: str
     ctx: dict[str, Any]
-    prior: tuple[Any, Any, Any]  # (result, status, error) of the step whose edge started it
+    prior: Prior  # number: for a for_each predecessor, its last item's; None for start steps
     attempt: int = 1
     item: Any = None
     index: int | None = None
@@ -118,7 +122,7 @@ class Group:
 
     step: str
     ctx: dict[str, Any]
-    prior: tuple[Any, Any, Any]
+    prior: Prior
     items: list[Any]
     limit: int
     next_index: int = 0
@@ -144,7 +148,7 @@ class Wait:
     kind: str  # "retry" | "delay"
     step: str
     ctx: dict[str, Any]
-    prior: tuple[Any, Any, Any]
+    prior: Prior
     attempt: int = 1
     item: Any = None
     index: int | None = None
@@ -241,7 +245,7 @@ class Begin:
     args: dict[str, Any] | None
     commands: list[Command]
 
-NO_PRIOR: tuple[Any, Any, Any] = (None, None, None)
+NO_PRIOR: Prior = (None, None, None, None)
 
 
 class Conductor:
@@ -327,7 +331,7 @@ class Conductor:
         if sr.group is not None:
             self._item_done(sr, status, result, err, now)
         else:
-            self._step_done(prog, sr.ctx, result, status, err, sr.attempt, now)
+            self._step_done(prog, sr.ctx, result, status, err, sr.attempt, now, sr.number)
         self._maybe_end()
         return self._flush()
 
@@ -360,7 +364,7 @@ class Conductor:
 
     def scope_for_start(self, sr: StepRun) -> dict[str, Any]:
         """Names for `with`: the starting step's predecessor's result, status and error."""
-        result, status, error = sr.prior
+        result, status, error, _ = sr.prior
         scope = {
             "input": self.state.input, "ctx": sr.ctx, "result": result, "status": status,
             "succeeded": status == "succeeded", "failed": status == "failed", "error": error,
@@ -389,7 +393,7 @@ class Conductor:
         self.state.next_id += 1
         return i
 
-    def _queue(self, step: str, ctx: dict[str, Any], prior: tuple[Any, Any, Any], attempt: int = 1,
+    def _queue(self, step: str, ctx: dict[str, Any], prior: Prior, attempt: int = 1,
                item: Any = None, index: int | None = None, group: int | None = None) -> None:
         st = self.state
         st.numbered += 1
@@ -397,7 +401,7 @@ class Conductor:
         st.active[sr.number] = sr
         self._out.append(Queue(sr))
 
-    def _wait(self, kind: str, seconds: float, now: float, step: str, ctx: dict[str, Any], prior: tuple[Any, Any, Any],
+    def _wait(self, kind: str, seconds: float, now: float, step: str, ctx: dict[str, Any], prior: Prior,
               attempt: int = 1, item: Any = None, index: int | None = None, group: int | None = None) -> None:
         w = Wait(self._new_id(), now + seconds, kind, step, ctx, prior, attempt, item, index, group)
         self.state.waits[w.id] = w
@@ -440,9 +444,9 @@ class Conductor:
             prog = self.program.steps[g.step]
             if g.errors:
                 first = g.errors[min(g.errors)]
-                self._step_done(prog, g.ctx, g.results, "failed", first, g.last_attempt, now)
+                self._step_done(prog, g.ctx, g.results, "failed", first, g.last_attempt, now, sr.number)
             else:
-                self._step_done(prog, g.ctx, g.results, "succeeded", None, g.last_attempt, now)
+                self._step_done(prog, g.ctx, g.results, "succeeded", None, g.last_attempt, now, sr.number)
 
     def _queue_item(self, gid: int, g: Group) -> None:
         i = g.next_index
@@ -450,7 +454,7 @@ class Conductor:
         self._queue(g.step, g.ctx, g.prior, 1, g.items[i], i, gid)
 
     def _step_done(self, prog: StepProgram, ctx: dict[str, Any], result: Any, status: str,
-                   err: dict[str, Any] | None, attempt: int, now: float) -> None:
+                   err: dict[str, Any] | None, attempt: int, now: float, number: int | None = None) -> None:
         """The step finished (after retries, or all items): evaluate every edge, then start targets."""
         st = self.state
         st.last_result = result
@@ -483,7 +487,7 @@ class Conductor:
             if status != "succeeded":
                 self._fail_run(err or normalize_error(None, prog.name))
             return
-        prior = (result, status, err)
+        prior = (result, status, err, number)
         for new_ctx, targets in fired:
             if not targets:
                 self._end_branch(new_ctx)
@@ -500,7 +504,7 @@ class Conductor:
                 if st.halted:
                     return
 
-    def _arrive(self, target: str, ctx: dict[str, Any], pred: str, prior: tuple[Any, Any, Any], now: float) -> None:
+    def _arrive(self, target: str, ctx: dict[str, Any], pred: str, prior: Prior, now: float) -> None:
         prog = self.program.steps[target]
         if prog.join_need is None:
             self._ready(target, ctx, prior, now)
@@ -524,19 +528,19 @@ class Conductor:
         join.state, join.counted, join.arrivals = "ran", sorted(distinct), []
         self._ready(target, merged, prior, now)
 
-    def _ready(self, step: str, ctx: dict[str, Any], prior: tuple[Any, Any, Any], now: float) -> None:
+    def _ready(self, step: str, ctx: dict[str, Any], prior: Prior, now: float) -> None:
         delay = self.program.steps[step].step.delay
         if delay > 0:
             self._wait("delay", delay, now, step, ctx, prior)
         else:
             self._expand(step, ctx, prior, now)
 
-    def _expand(self, step: str, ctx: dict[str, Any], prior: tuple[Any, Any, Any], now: float) -> None:
+    def _expand(self, step: str, ctx: dict[str, Any], prior: Prior, now: float) -> None:
         prog = self.program.steps[step]
         if prog.for_each is None:
             self._queue(step, ctx, prior)
             return
-        result, status, error = prior
+        result, status, error, _ = prior
         try:
             items = prog.for_each({
                 "input": self.state.input, "ctx": ctx, "result": result, "status": status,
@@ -550,7 +554,7 @@ class Conductor:
             self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {step!r}, for_each: {exc.message}", step))
             return
         if not items:
-            self._step_done(prog, ctx, [], "succeeded", None, 1, now)
+            self._step_done(prog, ctx, [], "succeeded", None, 1, now, prior[3])
             return
         gid = self._new_id()
         limit = prog.step.concurrency or len(items)

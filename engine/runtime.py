@@ -259,6 +259,7 @@ class Engine:
                 self.recorder.task({
                     "run_id": active.id, "number": sr.number, "step": sr.step, "function": prog.run,
                     "status": "queued", "attempt": sr.attempt, "item_index": sr.index, "queued_at": utcnow(),
+                    "parent_number": sr.prior[3],
                 })
                 if prog.is_sub_chain:
                     self._later(0, functools.partial(self._start_step, active, sr.number))

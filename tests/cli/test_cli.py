@@ -134,6 +134,8 @@ def test_validate_plan_apply_run_show_history_graph_delete(home: Path, tmp_path:
 
     shown = as_json(legion(home, "run", "show", data["id"], "--json"))["data"]
     assert [t["step"] for t in shown["tasks"]] == ["greet", "measure"]
+    greet, measure = shown["tasks"]
+    assert (greet["parent_number"], measure["parent_number"]) == (None, greet["number"])
     assert all(t["status"] == "succeeded" for t in shown["tasks"])
     runs = as_json(legion(home, "run", "list", "--json"))["data"]
     assert len(runs) == 2
