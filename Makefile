@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: start test setup bench
+.PHONY: start test setup bench lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,3 +23,8 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/conductor.py
+
+lint: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/ruff check .
+	$(BIN)/mypy dsl engine extensions

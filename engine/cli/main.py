@@ -60,6 +60,7 @@ def build_parser() -> Parser:
     common.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
 
     root = Parser(prog="legion", description="Legion: chains of extension functions, run by workers.", parents=[common])
+    root.add_argument("--version", action="version", version=f"legion {_version()}")
     groups = root.add_subparsers(dest="group", metavar="COMMAND", parser_class=Parser)
 
     def command(sub: Any, name: str, handler: str, help: str) -> Parser:
@@ -131,6 +132,15 @@ def build_parser() -> Parser:
     p = command(run, "cancel", "commands:run_cancel", "cancel a run")
     p.add_argument("id")
     return root
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("legion")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _handler(name: str) -> Handler:
