@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from legion.dsl.durations import parse_duration
 
@@ -96,6 +96,16 @@ class Triggers(_Strict):
     events: list[Annotated[str, Field(pattern=FUNCTION_REF)]] = Field(default_factory=list)
 
 
+def _not_reserved(name: str) -> str:
+    if name in RESERVED_STEPS:
+        raise ValueError(f"step name {name!r} is reserved (`do: fail` fails the run); rename the step")
+    return name
+
+
+# A validator on the key itself, so that a problem with a step's name points at that name.
+StepName = Annotated[str, Field(pattern=STEP_NAME), AfterValidator(_not_reserved)]
+
+
 class Chain(_Strict):
     chain: str = Field(pattern=CHAIN_NAME, description="the chain's unique name")
     description: str | None = None
@@ -103,17 +113,9 @@ class Chain(_Strict):
     vars: dict[str, Any] = Field(default_factory=dict, description="initial context; templates over input and run")
     on: Triggers | None = None
     start: NameList | None = None
-    steps: dict[Annotated[str, Field(pattern=STEP_NAME)], Step] = Field(min_length=1)
+    steps: dict[StepName, Step] = Field(min_length=1)
     output: Any = None
     max_steps: int = Field(DEFAULT_MAX_STEPS, ge=1)
-
-    @field_validator("steps")
-    @classmethod
-    def _no_reserved(cls, steps: dict[str, Step]) -> dict[str, Step]:
-        for name in steps:
-            if name in RESERVED_STEPS:
-                raise ValueError(f"step name {name!r} is reserved (it fails the run); rename the step")
-        return steps
 
     def start_steps(self) -> list[str]:
         if self.start:

@@ -8,8 +8,10 @@ is checked here over the raw data, so that one misspelt key does not hide the ot
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 from pydantic import BaseModel, ValidationError
@@ -190,10 +192,17 @@ class _Checker:
 
         schema = data.get("input")
         if isinstance(schema, Mapping):
+            strangers = [k for k in schema if k not in SCHEMA_KEYWORDS]
+            for key in strangers:
+                self.error(("input", key), f"`input` holds JSON Schema keywords only, and {key!r} is not one; "
+                           f"describe the input (e.g. properties: {{{key}: {{type: ...}}}}) and give run input values "
+                           f"in a rehearsal, a schedule entry or the run request")
             try:
                 jsonschema.Draft202012Validator.check_schema(schema)
             except jsonschema.SchemaError as exc:
                 self.error(("input",), f"input is not a valid JSON Schema: {exc.message}")
+        for path in _non_finite(data):
+            self.error(path, "not a JSON number (NaN and infinities cannot be stored or sent); use a finite number or a string", value=True)
         self.templates(("vars",), data.get("vars"), RUN_NAMES)
         if "output" in data:
             self.templates(("output",), data.get("output"), OUTPUT_NAMES)
@@ -274,6 +283,11 @@ class _Checker:
             return
         schedule = on.get("schedule")
         for i, entry in enumerate(schedule if isinstance(schedule, list) else []):
+            if isinstance(entry, Mapping) and isinstance(entry.get("tz"), str):
+                try:
+                    ZoneInfo(entry["tz"])
+                except (ZoneInfoNotFoundError, ValueError):
+                    self.error(("on", "schedule", i, "tz"), f"unknown time zone {entry['tz']!r}; use an IANA name such as UTC or Europe/Paris", value=True)
             if isinstance(entry, Mapping) and isinstance(entry.get("cron"), str):
                 try:
                     from croniter import croniter
@@ -327,6 +341,30 @@ class _Checker:
         for name in steps:
             if name not in seen:
                 self.warn(("steps", name), f"step {name!r} is unreachable from the start steps ({', '.join(starts)})")
+
+
+# The keywords of JSON Schema draft 2020-12 (core, applicator, validation, meta-data, format,
+# content, unevaluated), plus `definitions` and `dependencies`, which validators still honour.
+SCHEMA_KEYWORDS = frozenset("""
+$schema $id $ref $anchor $dynamicRef $dynamicAnchor $vocabulary $comment $defs
+allOf anyOf oneOf not if then else dependentSchemas prefixItems items contains properties
+patternProperties additionalProperties propertyNames unevaluatedItems unevaluatedProperties
+type enum const multipleOf maximum exclusiveMaximum minimum exclusiveMinimum maxLength minLength
+pattern maxItems minItems uniqueItems maxContains minContains maxProperties minProperties required
+dependentRequired title description default deprecated readOnly writeOnly examples format
+contentEncoding contentMediaType contentSchema definitions dependencies
+""".split())
+
+
+def _non_finite(value: Any, path: tuple[Any, ...] = ()) -> Iterable[tuple[Any, ...]]:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        yield path
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _non_finite(item, path + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, path + (index,))
 
 
 def validate_chain_document(

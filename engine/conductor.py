@@ -353,8 +353,13 @@ class Conductor:
         if st.ended:
             return []
         st.halted = True
-        st.active.clear()
+        # Step runs not started yet never will; those executing finish and are recorded by
+        # the driver (their results change nothing), so they stay in `active` until then.
+        for sr in st.active.values():
+            if sr.status == "queued":
+                sr.status = "canceled"
         st.waits.clear()
+        st.groups.clear()
         st.status = "canceled"
         st.error = st.error or make_error("Canceled", reason)
         self._out.append(Ended("canceled"))

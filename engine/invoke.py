@@ -43,7 +43,9 @@ def call(function: Function, args: dict[str, Any]) -> Outcome:
             value = asyncio.run(function.call(**args))
         else:
             value = function.call(**args)
-    except Exception as exc:
+    except GeneratorExit:
+        raise
+    except BaseException as exc:  # KeyboardInterrupt, SystemExit, CancelledError from a step: a failure
         return outcome_of_exception(exc)
     return result_outcome(function.ref, value)
 

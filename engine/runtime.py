@@ -26,7 +26,7 @@ from typing import Any
 
 from legion.dsl.compile import runner_topology
 from legion.dsl.model import Chain, Step
-from legion.engine.conductor import ChainProgram, Command, Conductor, Ended, Queue, RunState, Schedule, StepProgram
+from legion.engine.conductor import Begin, ChainProgram, Command, Conductor, Ended, Queue, RunState, Schedule, StepProgram, StepRun
 from legion.engine.errors import BadInput, LegionError
 from legion.engine.invoke import Outcome, call, outcome_of_exception, result_outcome
 from legion.engine.recorder import Recorder
@@ -37,6 +37,7 @@ log = logging.getLogger("legion.runtime")
 
 MAX_DEPTH = 8
 CANCEL_POLL = 0.5  # seconds between checks for runs canceled from another process
+EVENTS_POLL = 2.0  # seconds between reads of the applied chains' on.events triggers
 Event = dict[str, Any]
 
 
@@ -80,7 +81,8 @@ class ActiveRun:
     conductor: Conductor
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: threading.Event = field(default_factory=threading.Event)
-    parent: tuple[str, int] | None = None  # (run id, step run number) of a sub-chain step
+    parent: tuple[ActiveRun, int] | None = None  # the run and step run number of a sub-chain step
+    children: dict[int, str] = field(default_factory=dict)  # step run number -> sub-chain run id
     depth: int = 0
     trigger: str = "manual"
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
@@ -120,6 +122,7 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.event_chains: dict[str, list[str]] = {}  # function ref -> chains started when it succeeds
+        self._events_signature: tuple[tuple[str, int], ...] | None = None
         for runner in registry.runners.values():
             self.transport.declare(runner_topology(runner.extension, runner.name))
         self.capture = StepLogCapture()
@@ -140,6 +143,7 @@ class Engine:
         t.start()
         self._threads.append(t)
         self._later(CANCEL_POLL, self._watch_cancels)
+        self._later(EVENTS_POLL, self._watch_events)
         self.reap_interrupted()
         return self
 
@@ -186,9 +190,17 @@ class Engine:
         return self._programs[key]
 
     def refresh_events(self) -> None:
-        """Which chains listen to which functions' successes (on.events), from what is applied."""
+        """Which chains listen to which functions' successes (on.events), from what is applied.
+
+        Re-read every few seconds while the engine runs, so a chain applied meanwhile is
+        heard; the chains are only read again when the applied versions changed."""
+        summaries = self.store.list_chains()
+        signature = tuple((c["name"], c["current_version"]) for c in summaries)
+        if signature == self._events_signature:
+            return
+        self._events_signature = signature
         mapping: dict[str, list[str]] = {}
-        for summary in self.store.list_chains():
+        for summary in summaries:
             record = self.store.get_chain(summary["name"])
             on = (record.get("definition") or {}).get("on") or {}
             for ref in on.get("events") or []:
@@ -211,7 +223,7 @@ class Engine:
         return self.start_program(task_program(function, args), {}, trigger="task", listener=listener)
 
     def start_program(self, program: ChainProgram, input: dict[str, Any], *, trigger: str = "manual",
-                      parent: tuple[str, int] | None = None, depth: int = 0,
+                      parent: tuple[ActiveRun, int] | None = None, depth: int = 0,
                       listener: Callable[[Event], None] | None = None, run_id: str | None = None) -> str:
         run_id = run_id or str(uuid.uuid4())
         now = self.clock()
@@ -222,7 +234,7 @@ class Engine:
         row = {
             "id": run_id, "chain_name": program.name, "chain_version": program.version, "status": "running",
             "input": input, "trigger": trigger, "depth": depth, "created_at": utcnow(), "started_at": utcnow(),
-            "parent_run_id": parent[0] if parent else None, "parent_task_id": None,
+            "parent_run_id": parent[0].id if parent else None, "parent_task_id": None,
         }
         row["node"] = self.process
         self.store.create_run(row)
@@ -246,6 +258,9 @@ class Engine:
         with active.lock:
             commands = active.conductor.cancel(reason)
             self._carry_out(active, commands)
+            children = list(active.children.values())
+        for child in children:  # a canceled run's sub-chains are canceled too
+            self.cancel(child, f"its parent run {run_id} was canceled")
         return True
 
     # -- the hot path -----------------------------------------------------------------------
@@ -261,7 +276,9 @@ class Engine:
                     "status": "queued", "attempt": sr.attempt, "item_index": sr.index, "queued_at": utcnow(),
                     "parent_number": sr.prior[3],
                 })
-                if prog.is_sub_chain:
+                if prog.is_sub_chain or prog.run not in self.registry.functions:
+                    # No worker needed: a sub-chain waits without one, and a function that is
+                    # not installed here fails at once (rather than wait on a queue for ever).
                     self._later(0, functools.partial(self._start_step, active, sr.number))
                 else:
                     self.transport.publish("lex." + prog.run.split(".", 1)[0],
@@ -281,7 +298,7 @@ class Engine:
                 continue
             try:
                 self._start_step(active, message.number)
-            except Exception:  # a bug must not take the worker down with it
+            except BaseException:  # nothing a step does may take the worker down with it
                 log.exception("step run %s/%s", message.run_id, message.number)
 
     def _start_step(self, active: ActiveRun, number: int) -> None:
@@ -289,13 +306,8 @@ class Engine:
         with active.lock:
             sr = conductor.state.active.get(number)
             begin = conductor.begin(number)
-            if sr is not None and begin.started:
-                self.recorder.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
-                                    "status": "running", "started_at": utcnow(), "node": self.node, "args": begin.args})
-                self._emit(active, {"event": "step.started", "step": sr.step, "number": number, "attempt": sr.attempt, "index": sr.index})
-            elif sr is not None and not begin.commands:
-                self.recorder.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
-                                    "status": "canceled", "finished_at": utcnow()})
+            if sr is not None:
+                self._record_begin(active, sr, begin)
             self._carry_out(active, begin.commands)
         if begin.args is None or sr is None:
             return
@@ -316,6 +328,23 @@ class Engine:
             entry.update(run_id=active.id, number=number)
             self.recorder.log(entry)
         self._finish(active, number, outcome)
+
+    def _record_begin(self, active: ActiveRun, sr: StepRun, begin: Begin) -> None:
+        base = {"run_id": active.id, "number": sr.number, "step": sr.step, "function": _fn(active, sr.step)}
+        now = utcnow()
+        if not begin.started:
+            # The step run past max_steps is skipped; any other that never starts is canceled.
+            skipped = sr.number > active.conductor.program.max_steps
+            self.recorder.task(dict(base, status="skipped" if skipped else "canceled", finished_at=now))
+            return
+        if begin.args is None:  # its `with` did not render: it started and failed the run
+            self.recorder.task(dict(base, status="failed", started_at=now, finished_at=now, node=self.node,
+                                    error=active.state.error))
+            self._emit(active, {"event": "step.finished", "step": sr.step, "number": sr.number, "status": "failed",
+                                "result": None, "error": active.state.error})
+            return
+        self.recorder.task(dict(base, status="running", started_at=now, node=self.node, args=begin.args))
+        self._emit(active, {"event": "step.started", "step": sr.step, "number": sr.number, "attempt": sr.attempt, "index": sr.index})
 
     def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None) -> Outcome:
         function = self.registry.functions.get(prog.run)
@@ -380,6 +409,14 @@ class Engine:
         if not self._stopping.is_set():
             self._later(CANCEL_POLL, self._watch_cancels)
 
+    def _watch_events(self) -> None:
+        try:
+            self.refresh_events()
+        except LegionError as exc:
+            log.warning("reading on.events triggers failed: %s", exc.message)
+        if not self._stopping.is_set():
+            self._later(EVENTS_POLL, self._watch_events)
+
     def _task_log(self, active: ActiveRun, number: int, level: str, message: str) -> None:
         self.recorder.log({"run_id": active.id, "number": number, "at": utcnow(), "level": level, "message": message,
                            "data": {"logger": "legion.runtime"}})
@@ -398,7 +435,9 @@ class Engine:
         except LegionError as exc:
             self._finish(active, number, Outcome("failed", None, {"type": "StepFailed", "message": exc.message}))
             return
-        child = self.start_program(program, args, trigger="sub-chain", parent=(active.id, number), depth=active.depth + 1)
+        child = self.start_program(program, args, trigger="sub-chain", parent=(active, number), depth=active.depth + 1)
+        with active.lock:
+            active.children[number] = child
         timeout = prog.step.timeout
         if timeout is not None:
             def expire() -> None:
@@ -412,8 +451,9 @@ class Engine:
         st = active.state
         self.recorder.run({"id": active.id, "status": st.status, "output": st.output, "error": st.error, "ended_at": utcnow()})
         for number, sr in list(st.active.items()):
-            self.recorder.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
-                                "status": "canceled", "finished_at": utcnow()})
+            if sr.status != "running":  # never started; running ones are recorded when they finish
+                self.recorder.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
+                                    "status": "canceled", "finished_at": utcnow()})
         self._emit(active, {"event": "run.ended", "status": st.status, "output": st.output, "error": st.error})
 
         def finalize() -> None:
@@ -422,14 +462,15 @@ class Engine:
             with self._runs_lock:
                 self.runs.pop(active.id, None)
             if active.parent is not None:
-                parent = self.runs.get(active.parent[0])
-                if parent is not None:
-                    if st.status == "succeeded":
-                        outcome = Outcome("succeeded", st.output)
-                    else:
-                        err = st.error or {"type": "StepFailed", "message": f"sub-chain {st.run['chain']} {st.status}"}
-                        outcome = Outcome("failed", None, {"type": err["type"], "message": err["message"]})
-                    self._finish(parent, active.parent[1], outcome)
+                parent, number = active.parent
+                with parent.lock:
+                    parent.children.pop(number, None)
+                if st.status == "succeeded":
+                    outcome = Outcome("succeeded", st.output)
+                else:
+                    err = st.error or {"type": "StepFailed", "message": f"sub-chain {st.run['chain']} {st.status}"}
+                    outcome = Outcome("failed", None, {"type": err["type"], "message": err["message"]})
+                self._finish(parent, number, outcome)
 
         self._later(0, finalize)
 

@@ -585,3 +585,30 @@ def test_names_get_sentences_not_regular_expressions() -> None:
     assert by_line[(4, 3)] == "step name '9bad': use letters, digits, '_' and '-', starting with a letter or '_'"
     assert by_line[(5, 10)].startswith("'core.util' is not a function reference: write extension.runner.function")
     assert by_line[(2, 15)].startswith("'nope' is not a function reference")
+
+
+def test_input_time_zone_numbers_and_reserved_names() -> None:
+    found = errors(
+        "chain: d\n"
+        "input: {order_id: 1, type: object}\n"
+        'on: {schedule: [{cron: "* * * * *", tz: Mars/Base}]}\n'
+        "steps:\n"
+        "  a: {run: core.util.echo, with: {message: .nan, n: .inf}}\n"
+        "  fail: {run: core.util.noop}\n"
+    )
+    by_line: dict[int, list[str]] = {}
+    for issue in found:
+        by_line.setdefault(issue.line, []).append(issue.message)
+    assert by_line[2] == [by_line[2][0]] and "`input` holds JSON Schema keywords only, and 'order_id'" in by_line[2][0]
+    assert by_line[3] == ["unknown time zone 'Mars/Base'; use an IANA name such as UTC or Europe/Paris"]
+    assert len(by_line[5]) == 2 and all(m.startswith("not a JSON number") for m in by_line[5])
+    assert [(i.line, i.col) for i in found if "reserved" in i.message] == [(6, 3)]
+
+
+def test_a_valid_time_zone_and_schema_keywords_pass() -> None:
+    assert errors(
+        "chain: d\n"
+        "input: {type: object, required: [n], properties: {n: {type: integer}}, $defs: {}}\n"
+        'on: {schedule: [{cron: "0 9 * * *", tz: Europe/Paris}]}\n'
+        "steps:\n  a: {run: core.util.noop}\n"
+    ) == []

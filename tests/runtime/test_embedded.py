@@ -292,3 +292,88 @@ os._exit(0)
     run = store.get_run(run_id)
     assert run["status"] == "failed" and run["error"]["type"] == "Interrupted"
     assert [t["status"] for t in store.run_tasks(run_id)] == ["canceled"]
+
+
+def test_failure_paths_leave_no_task_unfinished(engine: Engine, store: Store) -> None:
+    """A `with` that does not render, the step run past max_steps, and a missing function."""
+    bad_with = run(engine, "chain: w\nsteps:\n  a: {run: core.util.echo, with: {message: '{{ ctx.missing.x }}'}}\n")
+    assert bad_with["error"]["type"] == "ExpressionError"
+    assert [(t["status"], t["error"]["type"]) for t in store.run_tasks(bad_with["id"])] == [("failed", "ExpressionError")]
+
+    limited = run(engine, "chain: l\nmax_steps: 3\nstart: a\nsteps:\n  a: {run: core.util.noop, next: [{do: a}]}\n")
+    assert limited["error"]["type"] == "StepLimitExceeded"
+    assert [t["status"] for t in store.run_tasks(limited["id"])] == ["succeeded"] * 3 + ["skipped"]
+
+    from legion.dsl.model import Chain
+
+    ghost = ChainProgram(Chain.model_validate({"chain": "ghost", "steps": {"a": {"run": "nowhere.to.be"}}}))
+    result = engine.wait(engine.start_program(ghost, {}), 5)
+    assert result["status"] == "failed" and "not installed" in result["error"]["message"]
+
+
+def test_a_function_raising_base_exceptions_does_not_kill_workers(tmp_path: Path) -> None:
+    import types
+
+    from legion.engine.sdk import Extension
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    def leave() -> None:
+        raise SystemExit(3)
+
+    module = types.ModuleType("rude.runners.rude")
+    for fn in (interrupt, leave):
+        fn.__module__ = module.__name__
+        setattr(module, fn.__name__, fn)
+    sys.modules[module.__name__] = module
+    registry = Registry([Extension("rude", runners=[module])])
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with Engine(registry, store, workers=1) as eng:
+        for name, message in (("interrupt", "KeyboardInterrupt"), ("leave", "3")):
+            result = eng.wait(eng.run_task(f"rude.rude.{name}", {}), 5)
+            assert result["status"] == "failed" and result["error"]["message"] == message
+        assert eng.wait(eng.run_task("rude.rude.leave", {}), 5)["status"] == "failed"  # the one worker lives on
+
+
+def test_cancel_reaches_sub_chains_and_records_running_steps(tmp_path: Path, engine: Engine, store: Store) -> None:
+    (tmp_path / "child.yaml").write_text("chain: child\nsteps:\n  nap: {run: core.util.sleep, with: {seconds: 1}, next: [{do: more}]}\n"
+                                         "  more: {run: core.util.sleep, with: {seconds: 5}}\n")
+    (tmp_path / "parent.yaml").write_text("chain: parent\nsteps:\n  sub: {run: 'chain:child'}\n")
+    files, _ = load_chains([tmp_path], REGISTRY)
+    store.apply_chains(apply_items(files))
+    parent = engine.submit("parent", {})
+    time.sleep(0.3)
+    engine.cancel(parent)
+    assert engine.wait(parent, 5)["status"] == "canceled"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        child = store.list_runs(chain="child")[0]
+        tasks = store.run_tasks(child["id"])
+        if child["status"] == "canceled" and all(t["finished_at"] for t in tasks) and store.run_tasks(parent)[0]["finished_at"]:
+            break
+        time.sleep(0.05)
+    assert child["status"] == "canceled"
+    assert [(t["step"], t["status"]) for t in tasks] == [("nap", "succeeded")]  # finished after the cancel, recorded
+    sub = store.run_tasks(parent)[0]
+    assert sub["status"] == "failed" and sub["error"]["type"] == "Canceled"
+
+
+def test_chains_applied_while_running_are_heard_on_events(tmp_path: Path, store: Store) -> None:
+    import legion.engine.runtime as runtime_mod
+
+    (tmp_path / "listen.yaml").write_text("chain: listen\non: {events: [core.util.echo]}\nsteps:\n  a: {run: core.util.noop}\n")
+    old = runtime_mod.EVENTS_POLL
+    runtime_mod.EVENTS_POLL = 0.1
+    try:
+        with Engine(REGISTRY, store, workers=1) as eng:
+            files, _ = load_chains([tmp_path], REGISTRY)
+            store.apply_chains(apply_items(files))
+            time.sleep(0.4)
+            eng.wait(eng.run_task("core.util.echo", {"message": "hi"}), 5)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not store.list_runs(chain="listen"):
+                time.sleep(0.05)
+    finally:
+        runtime_mod.EVENTS_POLL = old
+    assert [r["trigger"] for r in store.list_runs(chain="listen")] == ["event"]
