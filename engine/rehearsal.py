@@ -19,9 +19,10 @@ from legion.dsl.errors import Issue, LegionError, ValidationFailed
 from legion.dsl.loader import Document, load_file
 from legion.dsl.model import Chain, MockEntry, Rehearsal
 from legion.dsl.validate import validate_chain_document, validate_rehearsal_document
-from legion.engine.conductor import ChainProgram, Conductor, Ended, Queue, RunState, Schedule
+from legion.engine.conductor import ChainProgram, Conductor, Ended, Queue, Schedule
 from legion.engine.invoke import Outcome, call
 from legion.engine.registry import Registry
+from legion.engine.runstate import RunState
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC).timestamp()  # the virtual clock's start
 MAX_DEPTH = 8

@@ -26,11 +26,12 @@ from typing import Any
 
 from legion.dsl.compile import runner_topology
 from legion.dsl.model import Chain, Step
-from legion.engine.conductor import Begin, ChainProgram, Command, Conductor, Ended, Queue, RunState, Schedule, StepProgram, StepRun
+from legion.engine.conductor import Begin, ChainProgram, Command, Conductor, Ended, Queue, Schedule, StepProgram
 from legion.engine.errors import BadInput, LegionError
 from legion.engine.invoke import Outcome, call, outcome_of_exception, result_outcome
 from legion.engine.recorder import Recorder
 from legion.engine.registry import Registry
+from legion.engine.runstate import RunState, StepRun
 from legion.engine.transport import MemoryTransport, StepMessage
 
 log = logging.getLogger("legion.runtime")
