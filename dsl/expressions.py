@@ -95,6 +95,25 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
             return getattr(value, attr)
         raise ExpressionError(f"{type(value).__name__} has no attribute {attr!r}")
 
+    def _eval_call(self, node: ast.Call) -> Any:
+        # `m.get(...)`, `m.keys()`, ... call the mapping's method even when the mapping has a
+        # key of that name: `ctx.get('k', d)` always works (spec section 3).
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in MAPPING_METHODS:
+            target = self._eval(func.value)
+            if isinstance(target, Mapping):
+                args = [self._eval(a) for a in node.args]
+                kwargs = {k.arg: self._eval(k.value) for k in node.keywords if k.arg is not None}
+                return _mapping_method(target, func.attr)(*args, **kwargs)
+            return self._call_on(target, func.attr, node)
+        return super()._eval_call(node)
+
+    def _call_on(self, target: Any, attr: str, node: ast.Call) -> Any:
+        if isinstance(target, str) and attr in STRING_METHODS:
+            args = [self._eval(a) for a in node.args]
+            return getattr(target, attr)(*args)
+        raise ExpressionError(f"{type(target).__name__} has no method {attr!r}")
+
     def _eval_subscript(self, node: ast.Subscript) -> Any:
         try:
             return super()._eval_subscript(node)
@@ -112,6 +131,12 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
             if node.id in self.functions:
                 return self.functions[node.id]
             raise ExpressionError(f"unknown name {node.id!r}") from None
+
+
+def _mapping_method(target: Mapping[str, Any], name: str) -> Any:
+    if isinstance(target, dict):
+        return getattr(dict, name).__get__(target)
+    return getattr(target, name)
 
 
 _local = threading.local()
@@ -206,6 +231,15 @@ class _Environment(ImmutableSandboxedEnvironment):
                 raise ExpressionError(str(exc)) from None
         return super().call_binop(context, operator, left, right)
 
+    def _generate(self, source: nodes.Template, name: str | None, filename: str | None, defer_init: bool = False) -> str:
+        # Rewrite `m.get(...)` (and keys/values/items) into a call of the mapping method, so
+        # that it works even when the mapping has a key of that name, as in conditions.
+        for call in source.find_all(nodes.Call):
+            target = call.node
+            if isinstance(target, nodes.Getattr) and target.attr in MAPPING_METHODS:
+                call.node = nodes.Call(nodes.Name("__method__", "load"), [target.node, nodes.Const(target.attr)], [], None, None)
+        return super()._generate(source, name, filename, defer_init)  # type: ignore[no-any-return]
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping):
             if attribute in obj:
@@ -224,9 +258,18 @@ def _secret(context: Context, reference: str) -> Any:
     return resolver(reference)
 
 
+def _bound_method(env: _Environment) -> Callable[[Any, str], Any]:
+    def method(target: Any, name: str) -> Any:
+        if isinstance(target, Mapping):
+            return _mapping_method(target, name)
+        return env.getattr(target, name)  # not a mapping: what `target.name` would give
+
+    return method
+
+
 def _make_env() -> _Environment:
     env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.globals.update(null=None, secret=_secret)
+    env.globals.update(null=None, secret=_secret, __method__=_bound_method(env))
     env.tests["None"] = lambda value: value is None
     return env
 

@@ -124,6 +124,7 @@ class Engine:
         self._stopping = threading.Event()
         self.event_chains: dict[str, list[str]] = {}  # function ref -> chains started when it succeeds
         self._events_signature: tuple[tuple[str, int], ...] | None = None
+        self._executing: dict[tuple[str, int], dict[str, Any]] = {}  # step runs inside a function now
         for runner in registry.runners.values():
             self.transport.declare(runner_topology(runner.extension, runner.name))
         self.capture = StepLogCapture()
@@ -165,6 +166,9 @@ class Engine:
             self._timer_cv.notify_all()
         for t in self._threads:
             t.join(timeout=5)
+        for row in list(self._executing.values()):  # still inside a function as the process stops
+            self.recorder.task(dict(row, status="canceled", finished_at=utcnow(),
+                                    error={"type": "Canceled", "message": "the engine stopped while the step ran", "step": row["step"]}))
         self.recorder.close()
 
     def __enter__(self) -> Engine:
@@ -235,9 +239,8 @@ class Engine:
         row = {
             "id": run_id, "chain_name": program.name, "chain_version": program.version, "status": "running",
             "input": input, "trigger": trigger, "depth": depth, "created_at": utcnow(), "started_at": utcnow(),
-            "parent_run_id": parent[0].id if parent else None, "parent_task_id": None,
+            "parent_run_id": parent[0].id if parent else None, "parent_task_id": None, "node": self.process,
         }
-        row["node"] = self.process
         self.store.create_run(row)
         with self._runs_lock:
             self.runs[run_id] = active
@@ -320,11 +323,14 @@ class Engine:
         if timeout is not None:
             self._later(timeout, lambda: self._finish(active, number, Outcome(
                 "failed", None, {"type": "Timeout", "message": f"step {sr.step!r} ran past its timeout of {timeout:g}s"}), "timed_out"))
+        key = (active.id, number)
+        self._executing[key] = {"run_id": active.id, "number": number, "step": sr.step, "function": prog.run}
         self.capture.begin()
         try:
             outcome = self._call(prog, begin.args, timeout)
         finally:
             entries = self.capture.end()
+            self._executing.pop(key, None)
         for entry in entries:
             entry.update(run_id=active.id, number=number)
             self.recorder.log(entry)
@@ -354,7 +360,9 @@ class Engine:
         if function.is_async and timeout is not None:
             try:
                 value = asyncio.run(asyncio.wait_for(function.call(**args), timeout))
-            except Exception as exc:
+            except GeneratorExit:
+                raise
+            except BaseException as exc:  # as in invoke.call: whatever the step raises is its failure
                 return outcome_of_exception(exc)
             return result_outcome(prog.run, value)
         return call(function, args)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from legion.dsl.errors import BadInput, Issue, ValidationFailed
+from legion.dsl.errors import BadInput, Issue, LegionError, ValidationFailed
 from legion.engine.cli.main import Context
 from legion.engine.cli.output import dumps, table
 
@@ -15,11 +15,37 @@ def _issue_lines(issues: list[Issue]) -> str:
     return "\n".join(str(i) for i in issues)
 
 
-def validate(args: argparse.Namespace, ctx: Context) -> int:
+def chain_files(paths: list[str]) -> list[Path]:
+    """The chain files the paths name or hold, each once (a file named and also found under a
+    named folder is one file); BadInput when there is none, so that an empty folder is never
+    taken for "no chains" (which `apply --prune` would act on)."""
+    from legion.engine.chains import chain_paths
+
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for path in chain_paths(paths):
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            files.append(path)
+    if not files:
+        raise BadInput(f"no chain files (YAML with top-level `chain` and `steps`) in {', '.join(paths)}")
+    return files
+
+
+def load(paths: list[str], ctx: Context, known_chains: list[str]) -> tuple[list[Any], list[Issue]]:
     from legion.engine.chains import load_chains
 
+    return load_chains(chain_files(paths), ctx.registry, known_chains)
+
+
+def validate(args: argparse.Namespace, ctx: Context) -> int:
+    # `run: chain:<name>` may name an applied chain: know those when there is a database to
+    # ask, but do not create one just to validate files.
+    store = ctx.existing_store()
+    known = [c["name"] for c in store.list_chains()] if store is not None else []
     try:
-        files, issues = load_chains(args.paths, ctx.registry)
+        files, issues = load(args.paths, ctx, known)
     except ValidationFailed as exc:
         if ctx.out.json_mode:
             return ctx.out.error(exc)
@@ -36,9 +62,9 @@ def validate(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def plan(args: argparse.Namespace, ctx: Context) -> int:
-    from legion.engine.chains import apply_items, load_chains
+    from legion.engine.chains import apply_items
 
-    files, issues = load_chains(args.paths, ctx.registry, _applied_names(ctx))
+    files, issues = load(args.paths, ctx, _applied_names(ctx))
     diff = ctx.store.plan_diff(apply_items(files))
     plans = [dict(f.plan.to_dict(), file=str(f.path)) for f in files]
     data = {"plans": plans, "diff": diff, "warnings": [i.to_dict() for i in issues]}
@@ -70,9 +96,9 @@ def _applied_names(ctx: Context) -> list[str]:
 
 
 def apply(args: argparse.Namespace, ctx: Context) -> int:
-    from legion.engine.chains import apply_items, load_chains
+    from legion.engine.chains import apply_items
 
-    files, issues = load_chains(args.paths, ctx.registry, _applied_names(ctx))
+    files, issues = load(args.paths, ctx, _applied_names(ctx))
     report = ctx.store.apply_chains(apply_items(files), prune=args.prune)
     ctx.out.data({"applied": report, "warnings": [i.to_dict() for i in issues]},
                  lambda: "\n".join(f"{r['action']:9} {r['name']}" + (f" (version {r['version']})" if r.get("version") else "") for r in report) or "nothing to apply")
@@ -93,7 +119,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         try:
             engine.wait(run_id, args.timeout)
         except TimeoutError:
-            raise BadInput(f"run {run_id} did not end within {args.timeout}s; it was canceled (raise --timeout)") from None
+            reason = f"the run did not end within --timeout {args.timeout:g}s"
+            engine.cancel(run_id, reason)
+            try:
+                engine.wait(run_id, 5.0)  # the cancel is recorded before the engine stops
+            except TimeoutError:
+                pass
+            raise LegionError(f"run {run_id} did not end within {args.timeout:g}s, so it was canceled "
+                              f"(see `legion run show {run_id}`; give a longer --timeout to let it finish)",
+                              details={"run_id": run_id, "timeout": args.timeout}) from None
     return print_run(ctx, run_id)
 
 
@@ -160,10 +194,9 @@ def history(args: argparse.Namespace, ctx: Context) -> int:
 def graph(args: argparse.Namespace, ctx: Context) -> int:
     from legion.dsl.model import Chain
     from legion.engine.chains import graph as draw
-    from legion.engine.chains import load_chains
 
     if Path(args.name).exists():
-        files, _ = load_chains([args.name], ctx.registry, _applied_names(ctx))
+        files, _ = load([args.name], ctx, _applied_names(ctx))
         chain = files[0].chain
     else:
         chain = Chain.model_validate(ctx.store.get_chain(args.name)["definition"])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from legion.dsl.durations import parse_duration
-from legion.dsl.errors import BadInput
+from legion.dsl.errors import BadInput, LegionError
 from legion.engine.cli.main import Context
 from legion.engine.cli.output import dumps, table
 
@@ -139,7 +139,12 @@ def _type(schema: dict[str, Any]) -> str:
 def lex_create(args: argparse.Namespace, ctx: Context) -> int:
     from legion.engine.scaffold import create_extension
 
-    created = create_extension(args.name, Path(args.path))
+    try:
+        created = create_extension(args.name, Path(args.path))
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != args.path else ""
+        raise BadInput(f"cannot create the extension in {args.path}{where}: {exc.strerror or exc} "
+                       "(choose a folder you can write to with --path)") from None
     ctx.out.data({"created": str(created["root"]), "files": [str(f) for f in created["files"]]},
                  lambda: f"created {created['root']}\n" + "\n".join(f"  {f}" for f in created["files"])
                  + f"\nnext: pip install -e {created['root']} && legion lex list")
@@ -158,6 +163,12 @@ def task_run(args: argparse.Namespace, ctx: Context) -> int:
         run_id = engine.run_task(args.function, payload)
         engine.wait(run_id)
     tasks = ctx.store.run_tasks(run_id)
+    if not tasks:  # the run ended before its one task was recorded
+        run = ctx.store.get_run(run_id)
+        error = run.get("error") or {}
+        detail = f": {error.get('type')}: {error.get('message')}" if error else ""
+        raise LegionError(f"run {run_id} of {args.function} recorded no task; it ended {run['status']}{detail}",
+                          details={"run_id": run_id, "status": run["status"], "error": run.get("error")})
     task = tasks[0]
     ctx.out.data(task, lambda: (dumps(task["result"], indent=2) if task["status"] == "succeeded"
                                 else f"task {task['id']} {task['status']}: {task['error'] and task['error'].get('type')}: {task['error'] and task['error'].get('message')}"))
@@ -209,10 +220,19 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
-    run = ctx.store.get_run(args.id)
-    if run["status"] in ("succeeded", "failed", "canceled"):
-        raise BadInput(f"run {args.id} already ended ({run['status']}); nothing to cancel")
-    ctx.store.update_run(args.id, status="canceled", error={"type": "Canceled", "message": "canceled by request", "step": None},
-                         ended_at=datetime.now(UTC))
-    ctx.out.data({"canceled": args.id}, f"canceled {args.id}")
-    return 0
+    run = ctx.store.get_run(args.id)  # NotFound for an unknown id
+    if run["status"] in ("pending", "running"):
+        error = {"type": "Canceled", "message": "canceled by request", "step": None}
+        cancel_run = getattr(ctx.store, "cancel_run", None)
+        if cancel_run is not None:
+            # Conditional: only a run still pending or running is marked, so a run that ends
+            # between the read above and this write keeps its real outcome.
+            if cancel_run(args.id, error):
+                ctx.out.data({"canceled": args.id}, f"canceled {args.id}")
+                return 0
+            run = ctx.store.get_run(args.id)
+        else:
+            ctx.store.update_run(args.id, status="canceled", error=error, ended_at=datetime.now(UTC))
+            ctx.out.data({"canceled": args.id}, f"canceled {args.id}")
+            return 0
+    raise BadInput(f"run {args.id} already ended ({run['status']}); nothing to cancel")

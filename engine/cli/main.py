@@ -10,9 +10,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from legion.dsl.errors import BadInput, LegionError
+from legion.engine.cli.args import MAX_ID, int_range, seconds
 from legion.engine.cli.output import Output
 
 Handler = Callable[[argparse.Namespace, "Context"], int]
@@ -36,6 +38,28 @@ class Context:
 
             self.settings.home.mkdir(parents=True, exist_ok=True)
             self._store = Store(self.settings.database_url)
+        return self._store
+
+    def existing_store(self) -> Any:
+        """The store if its database already exists and can be reached, else None. Unlike
+        `store`, this creates nothing: no folder, no SQLite file."""
+        if self._store is not None:
+            return self._store
+        from legion.engine.data.connect import parse_url
+        from legion.engine.errors import ServiceUnavailable
+
+        url = self.settings.database_url
+        parsed = parse_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if not database or database == ":memory:" or database.startswith("file:") or not Path(database).is_file():
+                return None
+        from legion.engine.data.store import Store
+
+        try:
+            self._store = Store(url)
+        except ServiceUnavailable:
+            return None
         return self._store
 
     @property
@@ -65,12 +89,15 @@ def build_parser() -> Parser:
 
     def command(sub: Any, name: str, handler: str, help: str) -> Parser:
         p = sub.add_parser(name, help=help, description=help, parents=[common])
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=handler, command_prog=p.prog)
         return p
+
+    limit = int_range(1, 10_000)
+    an_id = int_range(1, MAX_ID, "an id")
 
     start = command(groups, "start", "commands:start", "apply the chains and run workers, schedules and triggers until Ctrl-C")
     start.add_argument("--chains", action="append", help="chain folder or file to apply first (default: ./chains, else the shipped chains)")
-    start.add_argument("--workers", type=int, help="worker threads (default: LEGION_WORKERS or 4)")
+    start.add_argument("--workers", type=int_range(1), help="worker threads (default: LEGION_WORKERS or 4)")
     start.add_argument("--no-apply", action="store_true", help="do not apply chain files; run what is applied")
 
     lex = groups.add_parser("lex", help="extensions", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
@@ -86,11 +113,11 @@ def build_parser() -> Parser:
     p = command(task, "list", "commands:task_list", "recent tasks")
     p.add_argument("--run", dest="run_id")
     p.add_argument("--status")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=limit, default=50, help="at most this many (1 to 10000; default 50)")
     p = command(task, "show", "commands:task_show", "one task")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=an_id)
     p = command(task, "logs", "commands:task_logs", "a task's log entries")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=an_id)
     p = command(task, "purge", "commands:task_purge", "delete finished runs and their tasks older than a duration")
     p.add_argument("--older-than", required=True, help="e.g. 30d, 12h")
 
@@ -107,13 +134,13 @@ def build_parser() -> Parser:
     p.add_argument("args", nargs="*", help="input as key=value or key:value")
     p.add_argument("--input", action="append", default=[], help="JSON object, @file.json, or key=value")
     p.add_argument("--wait", action="store_true", help="show live progress, then the output and the trace")
-    p.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    p.add_argument("--timeout", type=seconds, help="cancel the run if it has not ended after this many seconds")
     p = command(chain, "test", "chains:test", "run rehearsals: N passed, N failed")
     p.add_argument("paths", nargs="+")
     command(chain, "list", "chains:list_", "applied chains")
     p = command(chain, "show", "chains:show", "an applied chain")
     p.add_argument("name")
-    p.add_argument("--version", type=int)
+    p.add_argument("--version", type=int_range(1, MAX_ID, "a version number"))
     p = command(chain, "history", "chains:history", "versions of an applied chain")
     p.add_argument("name")
     p = command(chain, "graph", "chains:graph", "draw a chain (applied, or a file)")
@@ -126,7 +153,7 @@ def build_parser() -> Parser:
     p = command(run, "list", "commands:run_list", "recent runs")
     p.add_argument("--chain")
     p.add_argument("--status")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=limit, default=50, help="at most this many (1 to 10000; default 50)")
     p = command(run, "show", "commands:run_show", "a run with its step trace")
     p.add_argument("id")
     p = command(run, "cancel", "commands:run_cancel", "cancel a run")
@@ -150,11 +177,29 @@ def _handler(name: str) -> Handler:
     return getattr(importlib.import_module(f"legion.engine.cli.{module}"), func)  # type: ignore[no-any-return]
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse the command line. `key=value` arguments may come before, between or after the
+    options: what argparse leaves over joins the command's `args` when it takes them."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        pairs = getattr(args, "args", None)
+        if isinstance(pairs, list):
+            pairs += [e for e in extra if not e.startswith("-")]
+            extra = [e for e in extra if e.startswith("-")]
+        if extra:
+            prog = getattr(args, "command_prog", parser.prog)
+            raise BadInput(f"{prog}: unrecognized arguments: {' '.join(extra)} (see `{prog} --help`)")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    out = Output("--json" in argv)
+    stdout = sys.stdout
+    out = Output("--json" in argv, stdout)
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
+        out.json_mode = out.json_mode or bool(args.json)
         # The level is on the handler, not the root logger: step functions' INFO records still
         # reach the engine, which keeps them as task logs without printing them.
         handler = logging.StreamHandler(sys.stderr)
@@ -164,7 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
         if not getattr(args, "handler", None):
             raise BadInput("give a command: start, lex, task, chain or run (see `legion --help`)")
-        return _handler(args.handler)(args, Context(out))
+        handler_fn = _handler(args.handler)
+        if out.json_mode:
+            # Chains run in this process: whatever a step function prints must not land in
+            # the one JSON document. It goes to stderr; the envelope to the real stdout.
+            sys.stdout = sys.stderr
+        try:
+            return handler_fn(args, Context(out))
+        finally:
+            sys.stdout = stdout
     except LegionError as exc:
         return out.error(exc)
     except KeyboardInterrupt:

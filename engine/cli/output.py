@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 from legion.dsl.errors import LegionError
 
@@ -20,33 +21,63 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any, *, indent: int | None = None) -> str:
-    return json.dumps(value, default=_default, ensure_ascii=False, indent=indent)
+    """JSON text; a NaN or infinite float (which JSON cannot hold) becomes null."""
+    try:
+        return json.dumps(value, default=_default, ensure_ascii=False, indent=indent, allow_nan=False)
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+    return json.dumps(_finite(value), default=_default, ensure_ascii=False, indent=indent, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """The value with every non-finite float replaced by None (what `_default` makes of other
+    objects included)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return _finite(_default(value))
 
 
 class Output:
-    def __init__(self, json_mode: bool) -> None:
+    """Where results go. In JSON mode the envelope goes to the stdout this was made with,
+    while `sys.stdout` may be pointed elsewhere (see `main`)."""
+
+    def __init__(self, json_mode: bool, stdout: TextIO | None = None) -> None:
         self.json_mode = json_mode
+        self._stdout = stdout
+
+    @property
+    def stdout(self) -> TextIO:
+        return self._stdout if self._stdout is not None else sys.stdout
 
     def data(self, data: Any, text: Callable[[], str] | str | None = None) -> None:
         """Print the result: the JSON envelope, or the text rendering."""
         if self.json_mode:
-            sys.stdout.write(dumps({"data": data}) + "\n")
+            self.stdout.write(dumps({"data": data}) + "\n")
+            self.stdout.flush()
             return
         rendered = text() if callable(text) else text
         if rendered is None:
             rendered = dumps(data, indent=2)
         if rendered:
-            sys.stdout.write(rendered.rstrip("\n") + "\n")
+            self.stdout.write(rendered.rstrip("\n") + "\n")
 
     def progress(self, line: str) -> None:
         """Live progress: text mode only (JSON mode prints one document and nothing else)."""
         if not self.json_mode:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            self.stdout.write(line + "\n")
+            self.stdout.flush()
 
     def error(self, exc: LegionError) -> int:
         if self.json_mode:
-            sys.stdout.write(dumps({"error": exc.to_dict()}) + "\n")
+            self.stdout.write(dumps({"error": exc.to_dict()}) + "\n")
+            self.stdout.flush()
         else:
             sys.stderr.write(f"error: {exc.message}\n")
         return exc.exit_code

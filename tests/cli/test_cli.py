@@ -26,10 +26,16 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
-def legion(home: Path, *args: str, cwd: Path | None = None, check: int | None = 0) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LEGION_HOME=str(home))
-    env.pop("LEGION_DATABASE_URL", None)
-    proc = subprocess.run([*LEGION, *args], capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=120)
+def legion(home: Path, *args: str, cwd: Path | None = None, check: int | None = 0,
+           env: dict[str, str] | None = None, patch: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `legion ARGS`. `env` adds variables; `patch` is Python run in the process before
+    the CLI starts (to make a rare situation happen on demand)."""
+    full_env = dict(os.environ, LEGION_HOME=str(home), **(env or {}))
+    full_env.pop("LEGION_DATABASE_URL", None)
+    command = LEGION
+    if patch is not None:
+        command = [sys.executable, "-c", f"{patch}\nimport sys\nfrom legion.engine.cli.main import main\nsys.exit(main())"]
+    proc = subprocess.run([*command, *args], capture_output=True, text=True, env=full_env, cwd=cwd or ROOT, timeout=120)
     if check is not None:
         assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc
@@ -257,3 +263,205 @@ def test_run_cancel_from_another_process(home: Path, tmp_path: Path) -> None:
     assert data["status"] == "canceled" and data["error"]["type"] == "Canceled"
     again = legion(home, "run", "cancel", run_id, check=2)
     assert "already ended (canceled)" in again.stderr
+
+
+# -- review findings -----------------------------------------------------------------------
+
+PROBE = '''"""Functions that misbehave the way real ones sometimes do."""
+
+import math
+
+
+def chatty(message: str) -> str:
+    """Print to stdout, then return the message."""
+    print("chatter from a step function")
+    return message
+
+
+def odd() -> dict:
+    """Numbers JSON cannot hold."""
+    return {"nan": math.nan, "inf": math.inf, "fine": 1.5}
+'''
+
+
+@pytest.fixture()
+def probe(tmp_path: Path) -> dict[str, str]:
+    """An installed extension `probe` (entry point and all) on PYTHONPATH; the env to use it."""
+    site = tmp_path / "site"
+    (site / "legion_probe" / "runners").mkdir(parents=True)
+    (site / "legion_probe" / "__init__.py").write_text(
+        "from legion.engine.sdk import Extension\nfrom legion_probe.runners import misc\n"
+        "extension = Extension('probe', runners=[misc], description='test probe')\n")
+    (site / "legion_probe" / "runners" / "__init__.py").write_text("")
+    (site / "legion_probe" / "runners" / "misc.py").write_text(PROBE)
+    info = site / "legion_probe-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: legion-probe\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[legion.extensions]\nprobe = legion_probe:extension\n")
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path}
+
+
+def test_run_timeout_cancels_the_run(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "slow.yaml").write_text("chain: slow\nsteps:\n  nap: {run: core.util.sleep, with: {seconds: 60}}\n")
+    legion(home, "chain", "apply", str(tmp_path / "slow.yaml"))
+    started = time.monotonic()
+    proc = legion(home, "chain", "run", "slow", "--timeout", "1", "--json", check=1)
+    assert time.monotonic() - started < 30
+    error = as_json(proc)["error"]
+    assert "did not end within 1s" in error["message"] and "canceled" in error["message"]
+    run_id = error["details"]["run_id"]
+    run = as_json(legion(home, "run", "show", run_id, "--json"))["data"]
+    assert run["status"] == "canceled" and run["error"]["type"] == "Canceled"
+    bad = legion(home, "chain", "run", "slow", "--timeout", "-1", check=2)
+    assert "--timeout" in bad.stderr
+
+
+def test_key_value_arguments_may_follow_options(home: Path) -> None:
+    legion(home, "chain", "apply", str(ROOT / "chains" / "examples"))
+    run = legion(home, "chain", "run", "hello", "--wait", "name=Ada")
+    assert "Hello, Ada!" in run.stdout
+    data = as_json(legion(home, "chain", "run", "hello", "--json", "name:Bo", "--timeout", "60"))["data"]
+    assert data["output"]["greeting"] == "Hello, Bo!"
+    task = as_json(legion(home, "task", "run", "core.util.echo", "--json", "message=hi"))["data"]
+    assert task["result"] == "hi"
+    mixed = as_json(legion(home, "task", "run", "core.util.set", "a=1", "--json", "b:two", "-v", "a=3"))["data"]
+    assert mixed["result"] == {"a": 3, "b": "two"}
+    unknown = legion(home, "task", "run", "core.util.echo", "--json", "--bogus", "message=hi", check=2)
+    assert "unrecognized arguments: --bogus" in as_json(unknown)["error"]["message"]
+    nonsense = legion(home, "chain", "run", "hello", "--wait", "nonsense", check=2)
+    assert "key=value" in nonsense.stderr
+    no_pairs = legion(home, "chain", "validate", str(ROOT / "chains" / "examples"), "--json", "name=Ada", check=2)
+    assert as_json(no_pairs)["error"]["code"] in ("bad_input", "validation_failed")
+
+
+ODD_TASK = """
+import math
+from legion.engine.data.store import Store
+real_get_task = Store.get_task
+Store.get_task = lambda self, task_id: dict(real_get_task(self, task_id), result={"nan": math.nan, "inf": (-math.inf, 1), "fine": 1.5})
+"""
+
+
+def test_non_finite_numbers_stay_valid_json(home: Path, probe: dict[str, str]) -> None:
+    task = as_json(legion(home, "task", "run", "core.util.set", "a=.nan", "b=-.inf", "c=[1, .inf]", "d=1.5", "--json"))["data"]
+    assert task["result"] == {"a": ".nan", "b": "-.inf", "c": "[1, .inf]", "d": 1.5}
+    failed = as_json(legion(home, "task", "run", "probe.misc.odd", "--json", env=probe, check=1))["data"]
+    assert failed["error"]["type"] == "ResultInvalid"  # the engine keeps NaN out of results
+    # Should such a number reach the CLI anyway (an old row, a store quirk), it prints null.
+    odd = legion(home, "task", "show", str(task["id"]), "--json", patch=ODD_TASK)
+    assert "NaN" not in odd.stdout and "Infinity" not in odd.stdout
+    assert as_json(odd)["data"]["result"] == {"nan": None, "inf": [None, 1], "fine": 1.5}
+    assert '"nan": null' in legion(home, "task", "show", str(task["id"]), patch=ODD_TASK).stdout
+    legion(home, "chain", "apply", str(ROOT / "chains" / "examples"))
+    bad = legion(home, "chain", "run", "hello", "--input", '{"name": NaN}', "--json", check=2)
+    assert "not JSON" in as_json(bad)["error"]["message"]
+
+
+def test_step_output_does_not_break_the_json_document(home: Path, tmp_path: Path, probe: dict[str, str]) -> None:
+    proc = legion(home, "task", "run", "probe.misc.chatty", "message=hi", "--json", env=probe)
+    assert as_json(proc)["data"]["result"] == "hi"
+    assert "chatter from a step function" in proc.stderr
+    (tmp_path / "chatty.yaml").write_text("chain: chatty\nsteps:\n  talk: {run: probe.misc.chatty, with: {message: yo}}\n"
+                                          "output: {said: '{{ result }}'}\n")
+    legion(home, "chain", "apply", str(tmp_path / "chatty.yaml"), env=probe)
+    run = legion(home, "chain", "run", "chatty", "--json", env=probe)
+    assert as_json(run)["data"]["output"] == {"said": "yo"}
+    assert "chatter from a step function" in run.stderr
+    text = legion(home, "task", "run", "probe.misc.chatty", "message=hi", env=probe)
+    assert "chatter from a step function" in text.stdout  # text mode leaves stdout alone
+
+
+def test_validate_knows_applied_chains_without_creating_a_database(home: Path, tmp_path: Path) -> None:
+    parent = tmp_path / "parent.yaml"
+    parent.write_text("chain: parent\nsteps:\n  sub: {run: 'chain:hello', with: {name: Ada}}\n")
+    fresh = tmp_path / "fresh-home"
+    refused = legion(fresh, "chain", "validate", str(parent), check=2)
+    assert "hello" in refused.stderr
+    assert not fresh.exists()  # validate created no home and no database
+    legion(home, "chain", "apply", str(ROOT / "chains" / "examples"))
+    assert "1 chain(s) valid" in legion(home, "chain", "validate", str(parent)).stdout
+    assert as_json(legion(home, "chain", "plan", str(parent), "--json"))["data"]["diff"][0]["name"] == "parent"
+    elsewhere = legion(fresh, "chain", "validate", str(parent), env={"LEGION_DATABASE_URL": f"sqlite:///{tmp_path / 'none.db'}"}, check=2)
+    assert "hello" in elsewhere.stderr and not (tmp_path / "none.db").exists()
+
+
+def test_paths_without_chain_files_are_refused(home: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "only-rehearsals").mkdir()
+    (tmp_path / "only-rehearsals" / "x.test.yaml").write_text("chain: c.yaml\nexpect: {status: succeeded}\n")
+    legion(home, "chain", "apply", str(ROOT / "chains" / "examples"))
+    for command in ("validate", "plan", "apply"):
+        proc = legion(home, "chain", command, str(empty), check=2)
+        assert "no chain files" in proc.stderr
+    pruned = legion(home, "chain", "apply", str(empty), "--prune", "--json", check=2)
+    assert as_json(pruned)["error"]["code"] == "bad_input"
+    legion(home, "chain", "validate", str(tmp_path / "only-rehearsals"), check=2)
+    assert {c["name"] for c in as_json(legion(home, "chain", "list", "--json"))["data"]} == {"hello", "site-check"}
+
+
+def test_a_file_named_twice_is_one_file(home: Path) -> None:
+    examples = ROOT / "chains" / "examples"
+    proc = legion(home, "chain", "validate", str(examples), str(examples / "hello.yaml"), str(examples / "." / "hello.yaml"))
+    assert "2 chain(s) valid" in proc.stdout
+    applied = as_json(legion(home, "chain", "apply", str(examples / "hello.yaml"), str(examples), "--json"))["data"]["applied"]
+    assert sorted(a["name"] for a in applied) == ["hello", "site-check"]
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "list", "--limit", "-1"),
+    ("task", "list", "--limit", "0"),
+    ("task", "list", "--limit", "10001"),
+    ("run", "list", "--limit", "many"),
+    ("task", "show", "99999999999999999999"),
+    ("task", "show", "0"),
+    ("task", "logs", "-5"),
+    ("chain", "show", "hello", "--version", "0"),
+    ("start", "--workers", "0"),
+])
+def test_bad_numbers_are_usage_errors(home: Path, args: tuple[str, ...]) -> None:
+    proc = legion(home, *args, "--json", check=2)
+    error = as_json(proc)["error"]
+    assert error["code"] == "bad_input" and "argument" in error["message"]
+    assert "internal error" not in error["message"]
+
+
+def test_lex_create_in_a_folder_that_cannot_be_made(home: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = legion(home, "lex", "create", "tickets", "--path", str(blocker), check=2)
+    assert str(blocker) in proc.stderr and "internal error" not in proc.stderr
+    data = as_json(legion(home, "lex", "create", "tickets", "--path", str(blocker / "deeper"), "--json", check=2))
+    assert data["error"]["code"] == "bad_input"
+
+
+NO_TASKS = "from legion.engine.data.store import Store\nStore.run_tasks = lambda self, run_id: []"
+
+
+def test_task_run_that_recorded_no_task(home: Path) -> None:
+    proc = legion(home, "task", "run", "core.util.echo", "message=hi", patch=NO_TASKS, check=1)
+    assert "recorded no task" in proc.stderr and "succeeded" in proc.stderr and "IndexError" not in proc.stderr
+    error = as_json(legion(home, "task", "run", "core.util.echo", "message=hi", "--json", patch=NO_TASKS, check=1))["error"]
+    assert error["details"]["status"] == "succeeded" and "recorded no task" in error["message"]
+
+
+# The first read of the run sees it still running; by the time of the write it has ended.
+STALE_READ = """
+from legion.engine.data.store import Store
+real_get_run = Store.get_run
+reads = []
+def get_run(self, run_id):
+    run = real_get_run(self, run_id)
+    reads.append(run_id)
+    return dict(run, status="running") if len(reads) == 1 else run
+Store.get_run = get_run
+"""
+
+
+def test_run_cancel_does_not_overwrite_a_run_that_just_ended(home: Path) -> None:
+    legion(home, "chain", "apply", str(ROOT / "chains" / "examples"))
+    run_id = as_json(legion(home, "chain", "run", "hello", "name=Ada", "--json"))["data"]["id"]
+    proc = legion(home, "run", "cancel", run_id, patch=STALE_READ, check=2)
+    assert "already ended (succeeded)" in proc.stderr
+    assert as_json(legion(home, "run", "show", run_id, "--json"))["data"]["status"] == "succeeded"

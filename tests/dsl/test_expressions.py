@@ -99,11 +99,10 @@ def test_get_with_a_default_works_for_a_missing_key() -> None:
     assert cond("ctx.get('items') == [1, 2, 3]")
 
 
-def test_a_key_named_get_wins_over_the_method() -> None:
-    """docs/decisions.md: a key always wins over a mapping method, in conditions and templates alike."""
+def test_get_works_even_when_the_mapping_has_a_key_named_get() -> None:
+    """Spec section 3: `ctx.get('k', d)` always works; `ctx.get` alone is still the key."""
+    assert cond("ctx.get('k', 5) == 5", {"ctx": {"get": 1}})
     assert cond("ctx.get == 1", {"ctx": {"get": 1}})
-    with pytest.raises(ExpressionError):
-        cond("ctx.get('k', 5) == 5", {"ctx": {"get": 1}})
 
 
 def test_missing_key_in_a_condition_is_an_expression_error() -> None:
@@ -265,10 +264,10 @@ def test_template_mapping_key_before_method() -> None:
     assert render("{{ ctx.get('missing') }}") is None
 
 
-def test_template_key_named_get_wins_over_the_method() -> None:
+def test_template_get_works_even_when_the_mapping_has_a_key_named_get() -> None:
+    assert render("{{ ctx.get('k', 5) }}", {"ctx": {"get": 1}}) == 5
     assert render("{{ ctx.get }}", {"ctx": {"get": 1}}) == 1
-    with pytest.raises(ExpressionError):
-        render("{{ ctx.get('k', 5) }}", {"ctx": {"get": 1}})
+    assert render("{{ ctx.items() | list }}", {"ctx": {"items": 1}}) == [["items", 1]]
 
 
 @pytest.mark.parametrize(("source", "expected"), [
