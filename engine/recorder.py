@@ -5,15 +5,39 @@ row and writes them in one transaction every few milliseconds. A step that finis
 one batch is written once, not three times (queued, running, finished). `flush()` waits
 until everything handed over so far is committed: the engine calls it before it reports a
 run as ended, so a reader never sees a finished run with unfinished tasks.
+
+One bad row must not cost the others. When a batch fails, it is written again item by item
+(each task row, each run row, each log entry in a transaction of its own); an item that
+still fails is tried once more scrubbed (see `scrub`), and only if that fails too is it
+dropped, with an error log naming its run and step run number. A batch that fails because
+the database is unavailable is retried whole first; if the database stays unavailable, what
+is left of the batch is dropped, logged the same way, rather than tried row by row.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from legion.engine.errors import ServiceUnavailable
+
 log = logging.getLogger("legion.recorder")
+
+# Pauses before writing a batch again whole after ServiceUnavailable (a deadlock, a lost
+# connection, a lock wait that timed out): such failures are usually over at the next try.
+RETRY_DELAYS = (0.05, 0.5)
+# Items in a row that fail both tries with ServiceUnavailable before the database is taken to
+# be down and the rest of the batch is dropped (each try may wait out a lock or connect
+# timeout, so trying every row of a large batch would stall the writer for hours).
+DOWN_AFTER = 3
+# Characters no backend can store in text: NUL (PostgreSQL) and lone surrogates (no UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class RecordStore(Protocol):
@@ -21,20 +45,45 @@ class RecordStore(Protocol):
                logs: list[dict[str, Any]] | None = None) -> None: ...
 
 
+def scrub(value: Any) -> Any:
+    """`value` with what databases refuse replaced, everything else kept: in every string
+    (dict keys included) NUL and lone surrogates become U+FFFD; every non-finite float (NaN,
+    infinity) becomes None. Lists, tuples and dicts are copied; the input is not changed."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v) for v in value]
+    return value
+
+
 class Recorder:
-    def __init__(self, store: RecordStore, *, interval: float = 0.01, max_rows: int = 2000) -> None:
+    def __init__(self, store: RecordStore, *, interval: float = 0.01, max_rows: int = 2000,
+                 retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
         self.store = store
         self.interval = interval
         self.max_rows = max_rows
+        self.retry_delays = tuple(retry_delays)
         self._tasks: dict[tuple[str, int], dict[str, Any]] = {}
         self._runs: dict[str, dict[str, Any]] = {}
         self._logs: list[dict[str, Any]] = []
         self._lock = threading.Condition()
-        self._written = 0  # batches committed
+        self._written = 0  # batches finished: committed, or what failed of them dropped
         self._taken = 0  # batches taken by the writer
+        self._lossy: deque[int] = deque(maxlen=1024)  # numbers of the batches that dropped rows
+        self._dropped = 0
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="legion-recorder", daemon=True)
         self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        """Rows (task, run and log) dropped so far because they could not be written."""
+        with self._lock:
+            return self._dropped
 
     def task(self, row: dict[str, Any]) -> None:
         key = (row["run_id"], row["number"])
@@ -60,14 +109,22 @@ class Recorder:
             else:
                 current.update(row)
 
-    def flush(self, timeout: float = 30.0) -> None:
-        """Block until everything handed over before this call is committed."""
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Block until everything handed over before this call is written. True when all of it
+        was committed; False when some of it had to be dropped (each logged as an error) or
+        `timeout` seconds passed first (logged as a warning)."""
         with self._lock:
-            if not self._pending() and self._taken == self._written:
-                return
+            start = self._written
             target = self._taken + (1 if self._pending() else 0)
+            if target == start:
+                return True
             self._lock.notify_all()
             self._lock.wait_for(lambda: self._written >= target or self._closed, timeout)
+            if self._written < target:
+                log.warning("the recorder did not write everything within %gs; readers may see stale runs and tasks",
+                            timeout)
+                return False
+            return not any(start < batch <= target for batch in self._lossy)
 
     def close(self) -> None:
         self.flush()
@@ -91,15 +148,113 @@ class Recorder:
                 if not tasks and not runs and not logs:
                     continue
                 self._taken += 1
+            dropped = 0
             try:
-                # One transaction for the batch; runs beyond the first get one each (a run
-                # row is keyed by its id, so each needs its own UPDATE anyway).
-                first, rest = (runs[0], runs[1:]) if runs else (None, [])
-                self.store.record(first, tasks, logs)
-                for run in rest:
-                    self.store.record(run, [])
-            except Exception:  # a failed batch must not kill the writer; it is logged loudly
-                log.exception("writing %d task, %d run and %d log rows failed", len(tasks), len(runs), len(logs))
+                dropped = self._write(runs, tasks, logs)
+            except Exception:  # a bug here must not kill the writer (or hang flush)
+                dropped = len(tasks) + len(runs) + len(logs)
+                log.exception("writing %d task, %d run and %d log rows failed; they were dropped",
+                              len(tasks), len(runs), len(logs))
             with self._lock:
                 self._written += 1
+                if dropped:
+                    self._dropped += dropped
+                    self._lossy.append(self._written)
                 self._lock.notify_all()
+
+    # -- writing a batch --------------------------------------------------------------------
+
+    def _write(self, runs: list[dict[str, Any]], tasks: list[dict[str, Any]], logs: list[dict[str, Any]]) -> int:
+        """Write a batch; the number of rows dropped."""
+        # One transaction for the batch; runs beyond the first get one each (a run row is
+        # keyed by its id, so each needs its own UPDATE anyway).
+        first, rest = (runs[0], runs[1:]) if runs else (None, [])
+        error = self._attempt(lambda: self.store.record(first, tasks, logs))
+        items = [("run", run) for run in rest]
+        if error is not None:
+            log.warning("writing %d task, %d run and %d log rows in one transaction failed (%s); writing them one by one",
+                        len(tasks), len(runs), len(logs), _describe(error))
+            # Tasks first, runs after their tasks, logs after the tasks they belong to.
+            items = [("task", t) for t in tasks] + [("run", run) for run in runs] + [("log", e) for e in logs]
+        return self._write_items(items) if items else 0
+
+    def _attempt(self, write: Callable[[], None]) -> Exception | None:
+        """Run `write` (a whole batch), again after a pause while it fails with
+        ServiceUnavailable; the error it finally failed with, or None. (An item on its own is
+        not retried so: it is tried as it is and then scrubbed, see `_write_item`.)"""
+        delays = iter(self.retry_delays)
+        while True:
+            try:
+                write()
+                return None
+            except ServiceUnavailable as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    return exc
+                time.sleep(delay)
+            except Exception as exc:
+                return exc
+
+    def _write_items(self, items: list[tuple[str, dict[str, Any]]]) -> int:
+        dropped = 0
+        down = 0  # consecutive items that failed with ServiceUnavailable both ways
+        for i, (kind, item) in enumerate(items):
+            error = self._write_item(kind, item)
+            if error is None:
+                down = 0
+                continue
+            dropped += 1
+            log.error("dropped the %s: %s", _name(kind, item), _describe(error))
+            down = down + 1 if isinstance(error, ServiceUnavailable) else 0
+            if down >= DOWN_AFTER and i + 1 < len(items):
+                left = items[i + 1:]
+                dropped += len(left)
+                log.error("the database is unavailable (%s); dropped %d more row(s) of run(s) %s", _describe(error),
+                          len(left), ", ".join(sorted({_run_id(k, it) for k, it in left})))
+                break
+        return dropped
+
+    def _write_item(self, kind: str, item: dict[str, Any]) -> Exception | None:
+        """Write one item on its own, then scrubbed; None when either worked, else the error
+        of the second try."""
+        try:
+            self._record(kind, item)
+            return None
+        except Exception as exc:
+            error = exc
+        clean = scrub(item)
+        try:
+            self._record(kind, clean)
+        except Exception as exc:
+            return exc
+        if clean == item:  # nothing to scrub: the first failure was passing
+            log.warning("wrote the %s at the second try; the first failed: %s", _name(kind, item), _describe(error))
+        else:
+            log.warning("wrote the %s scrubbed (NUL and lone surrogates in strings replaced by U+FFFD, NaN and "
+                        "infinity by null) after it failed: %s", _name(kind, item), _describe(error))
+        return None
+
+    def _record(self, kind: str, item: dict[str, Any]) -> None:
+        if kind == "task":
+            self.store.record(None, [item])
+        elif kind == "run":
+            self.store.record(item, [])
+        else:
+            self.store.record(None, [], [item])
+
+
+def _run_id(kind: str, item: dict[str, Any]) -> str:
+    return str(item.get("id") if kind == "run" else item.get("run_id"))
+
+
+def _name(kind: str, item: dict[str, Any]) -> str:
+    if kind == "run":
+        return f"row of run {item.get('id')} (status {item.get('status')!r})"
+    what = "row of step run" if kind == "task" else "log entry of step run"
+    return f"{what} {item.get('number')} of run {item.get('run_id')}"
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -458,11 +458,12 @@ class Engine:
 
     def _ended(self, active: ActiveRun) -> None:
         st = active.state
-        self.recorder.run({"id": active.id, "status": st.status, "output": st.output, "error": st.error, "ended_at": utcnow()})
         for number, sr in list(st.active.items()):
             if sr.status != "running":  # never started; running ones are recorded when they finish
                 self.recorder.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
                                     "status": "canceled", "finished_at": utcnow()})
+        # The run row last: a reader never sees an ended run with tasks still queued.
+        self.recorder.run({"id": active.id, "status": st.status, "output": st.output, "error": st.error, "ended_at": utcnow()})
         self._emit(active, {"event": "run.ended", "status": st.status, "output": st.output, "error": st.error})
 
         def finalize() -> None:

@@ -52,6 +52,12 @@ def rows(result: Iterable[Row[Any]]) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in result]
 
 
+def check_limit(limit: int) -> None:
+    """A LIMIT every backend takes alike (SQLite reads -1 as "no limit", the others refuse it)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise BadInput(f"A limit is a whole number of 0 or more, not {limit!r}.")
+
+
 def check_columns(table: Table, values: Mapping[str, Any], what: str) -> None:
     """Reject keys that are not columns, naming them, before the driver does it cryptically."""
     unknown = set(values) - set(table.c.keys())

@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from legion.engine.data._base import StoreBase, new_id
 from legion.engine.data._ops import set_schedules
+from legion.engine.data.connect import ConstraintViolation
 from legion.engine.data.models import chain_versions, chains, relationships, runs
 from legion.engine.data.types import utcnow
 from legion.engine.errors import BadInput, Conflict, NotFound
@@ -40,7 +40,9 @@ class ChainStore(StoreBase):
         try:
             with self._write() as conn:
                 return _apply(conn, items, prune=prune, write=True)
-        except IntegrityError as exc:
+        except ConstraintViolation as exc:
+            if exc.kind not in ("unique", "foreign_key"):
+                raise
             raise Conflict(
                 "Another apply changed the same chains at the same time; nothing was written. "
                 "Run the apply again."

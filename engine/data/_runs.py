@@ -8,16 +8,17 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 
-from legion.engine.data._base import StoreBase, check_columns, new_id, row_dict, rows
+from legion.engine.data._base import StoreBase, check_columns, check_limit, new_id, row_dict, rows
 from legion.engine.data._upsert import upsert
+from legion.engine.data.connect import ConstraintViolation
 from legion.engine.data.models import runs, task_logs
 from legion.engine.data.models import tasks as task_table
 from legion.engine.data.types import utcnow
 from legion.engine.errors import BadInput, Conflict, NotFound
 
 FINISHED_RUN = ("succeeded", "failed", "canceled")
+CANCELABLE_RUN = ("pending", "running")
 TASK_KEY = ("run_id", "number")
 _TASK_COLUMNS = frozenset(task_table.c.keys())
 _RUN_COLUMNS = frozenset(runs.c.keys())
@@ -44,8 +45,10 @@ class RunStore(StoreBase):
             with self._write() as conn:
                 conn.execute(insert(runs), [dict(row)])
                 return _one(conn.execute(select(runs).where(runs.c.id == row["id"])).first(), row["id"])
-        except IntegrityError as exc:
-            raise Conflict(f"A run with id {row['id']!r} exists already.") from exc
+        except ConstraintViolation as exc:
+            if exc.kind == "unique":
+                raise Conflict(f"A run with id {row['id']!r} exists already.") from exc
+            raise
 
     def update_run(self, run_id: str, **fields: Any) -> dict[str, Any]:
         check_columns(runs, fields, "run")
@@ -61,6 +64,7 @@ class RunStore(StoreBase):
 
     def list_runs(self, chain: str | None = None, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first."""
+        check_limit(limit)
         query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
         if chain is not None:
             query = query.where(runs.c.chain_name == chain)
@@ -81,7 +85,7 @@ class RunStore(StoreBase):
         transaction; False when the run had ended meanwhile."""
         now = utcnow()
         with self._write() as conn:
-            done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status.in_(("pending", "running")))
+            done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status.in_(CANCELABLE_RUN))
                                 .values(status="failed", error=dict(error), ended_at=now))
             if not done.rowcount:
                 return False
@@ -89,6 +93,23 @@ class RunStore(StoreBase):
                 task_table.c.run_id == run_id, task_table.c.status.in_(("queued", "delayed", "running")))
                 .values(status="canceled", finished_at=now))
             return True
+
+    def cancel_run(self, run_id: str, error: Mapping[str, Any] | None) -> bool:
+        """Mark a run that is still pending or running 'canceled', with `error` and ended_at
+        now, in one transaction. False when it had ended already: a cancel never overwrites a
+        finished run. NotFound when there is no such run.
+
+        Only the row changes; the process running the run notices the status and stops it
+        (canceling its unfinished tasks)."""
+        with self._write() as conn:
+            done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status.in_(CANCELABLE_RUN))
+                                .values(status="canceled", error=None if error is None else dict(error),
+                                        ended_at=utcnow()))
+            if done.rowcount:
+                return True
+            if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+                raise _no_run(run_id)
+            return False
 
     # -- the hot path -----------------------------------------------------------------------
 
@@ -135,8 +156,10 @@ class RunStore(StoreBase):
                         raise _no_run(run["id"])
                 if logs:
                     _insert_logs(conn, logs)
-        except IntegrityError as exc:
-            raise NotFound(f"Cannot record the task(s): their run does not exist. ({_first_line(exc)})") from exc
+        except ConstraintViolation as exc:
+            if exc.kind == "foreign_key":
+                raise NotFound(f"Cannot record the task(s): their run does not exist. ({exc.reason})") from exc
+            raise
 
     # -- tasks ------------------------------------------------------------------------------
 
@@ -157,6 +180,7 @@ class RunStore(StoreBase):
 
     def list_tasks(self, run_id: str | None = None, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Newest first."""
+        check_limit(limit)
         query = select(task_table).order_by(task_table.c.id.desc()).limit(limit)
         if run_id is not None:
             query = query.where(task_table.c.run_id == run_id)
@@ -185,8 +209,10 @@ class RunStore(StoreBase):
         try:
             with self._write() as conn:
                 log_id = new_id(conn.execute(insert(task_logs).values(**values)))
-        except IntegrityError as exc:
-            raise NotFound(f"Cannot log to task {task_id}: there is no such task.") from exc
+        except ConstraintViolation as exc:
+            if exc.kind == "foreign_key":
+                raise NotFound(f"Cannot log to task {task_id}: there is no such task.") from exc
+            raise
         return {"id": log_id, **values}
 
     def task_logs(self, task_id: int) -> list[dict[str, Any]]:
@@ -273,11 +299,6 @@ def _one(row: Any, run_id: str) -> dict[str, Any]:
 
 def _no_run(run_id: str) -> NotFound:
     return NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(getattr(exc, "orig", exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _insert_logs(conn: Connection, logs: list[Mapping[str, Any]]) -> None:

@@ -3,6 +3,7 @@ driver failures into Legion errors."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,10 +11,19 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    StatementError,
+)
 from sqlalchemy.pool import StaticPool
 
-from legion.engine.errors import BadInput, ConfigError, ServiceUnavailable
+from legion.engine.data.types import json_dumps
+from legion.engine.errors import BadInput, ConfigError, LegionError, ServiceUnavailable
 
 # Execution option set on the store's writing engine: SQLite then starts its transaction with
 # BEGIN IMMEDIATE, taking the write lock up front. A deferred BEGIN that reads and then writes
@@ -24,8 +34,27 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 CONNECT_TIMEOUT_S = 10
 
 # PyMySQL reports these as OperationalError although they are about the data, not the server:
-# no default for a NOT NULL field, NULL into NOT NULL, value too long, value of the wrong type.
-MYSQL_DATA_ERRORS = frozenset({1364, 1048, 1406, 1366, 1292})
+# no default for a NOT NULL field, NULL into NOT NULL, value too long, value of the wrong type,
+# number out of range, value truncated.
+MYSQL_DATA_ERRORS = frozenset({1364, 1048, 1406, 1366, 1292, 1264, 1265})
+# ... and these, a CHECK constraint that failed (MariaDB checks JSON columns with JSON_VALID),
+# a value MySQL's JSON type refused.
+MYSQL_CHECK_ERRORS = frozenset({4025, 3819, 3140})
+
+# What a constraint violation was, by PostgreSQL SQLSTATE and by MySQL/MariaDB error number
+# (SQLite says it in the message).
+_PG_CONSTRAINTS = {"23505": "unique", "23503": "foreign_key", "23502": "not_null", "23514": "check"}
+_MYSQL_CONSTRAINTS = {1062: "unique", 1586: "unique", 1451: "foreign_key", 1452: "foreign_key",
+                      1216: "foreign_key", 1217: "foreign_key", 1048: "not_null", 4025: "check", 3819: "check"}
+_SQLITE_CONSTRAINTS = (("UNIQUE", "unique"), ("PRIMARY KEY", "unique"), ("FOREIGN KEY", "foreign_key"),
+                       ("NOT NULL", "not_null"), ("CHECK", "check"))
+_WHAT = {
+    "unique": "a row with the same key exists already",
+    "foreign_key": "it refers to a row that does not exist",
+    "not_null": "a required field is missing",
+    "check": "a value breaks a rule of its column (a JSON column holds only valid JSON)",
+    "other": "a constraint of the database failed",
+}
 
 DRIVERS = {
     "postgresql": "psycopg[binary] (pip install 'legion[postgres]')",
@@ -82,7 +111,9 @@ def make_engine(url: str) -> Engine:
         kwargs["poolclass"] = StaticPool
         kwargs["connect_args"] = {"check_same_thread": False}
     try:
-        engine = create_engine(parsed, **kwargs)
+        # Strict JSON on every backend: PostgreSQL and MariaDB refuse NaN and infinity, so
+        # SQLite must not quietly store them either.
+        engine = create_engine(parsed, json_serializer=json_dumps, **kwargs)
     except (NoSuchModuleError, ImportError) as exc:
         hint = DRIVERS.get(backend, "its driver")
         raise ConfigError(f"Cannot use the database at {redact(parsed)}: install {hint}. ({exc})") from exc
@@ -98,12 +129,14 @@ def _tune_sqlite(engine: Engine) -> None:
         # module's implicit BEGIN comes only before DML, so reads would escape the transaction).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        # The busy timeout first: switching a fresh file to WAL takes a lock, and several
+        # processes opening it at once must wait for each other rather than fail.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         # WAL: readers never block the writer; NORMAL: no fsync per commit in WAL mode (a power
         # cut may lose the last commits, never corrupt the file).
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _retry_locked(cursor, "PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -114,9 +147,34 @@ def _tune_sqlite(engine: Engine) -> None:
         sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         driver = conn.connection.driver_connection
         if driver is not None:
-            driver.execute(sql)
+            try:
+                driver.execute(sql)
+            except conn.dialect.loaded_dbapi.Error as exc:
+                # SQLAlchemy calls this hook outside its error handling: wrap the driver's error
+                # as it would, so that "database is locked" is an OperationalError to callers.
+                raise DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error,
+                                          dialect=conn.dialect) from exc
         else:  # an invalidated connection: let SQLAlchemy reconnect and report
             conn.exec_driver_sql(sql)
+
+
+def _retry_locked(cursor: Any, sql: str) -> None:
+    """Run `sql`, retrying "database is locked" for up to the busy timeout. Switching a fresh
+    file to WAL needs an exclusive lock, and SQLite refuses it at once, without waiting, when
+    another connection is switching at the same moment (waiting could deadlock)."""
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute(sql)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def connect(engine: Engine, url: str | URL, **options: Any) -> Connection:
@@ -131,19 +189,70 @@ def connect(engine: Engine, url: str | URL, **options: Any) -> Connection:
     return conn.execution_options(**options) if options else conn
 
 
+class ConstraintViolation(BadInput):
+    """The database refused a change by one of its constraints. `kind` says which: 'unique',
+    'foreign_key', 'not_null', 'check' or 'other'; `reason` is the database's own words.
+    Store methods that expect one (a duplicate id, a missing run) turn it into a sharper
+    error; elsewhere it reaches the caller as the BadInput it is."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"The database refused the change: {_WHAT.get(kind, _WHAT['other'])}. ({reason})")
+        self.kind = kind
+        self.reason = reason
+
+
 @contextmanager
 def translate_errors(url: str | URL) -> Iterator[None]:
-    """OperationalError in the middle of a transaction (connection lost, deadlock, lock wait
-    timeout, "database is locked") becomes ServiceUnavailable: the transaction was rolled back
-    and the operation may succeed when retried."""
+    """Driver failures become Legion errors; the transaction was rolled back in every case.
+
+    A bad value (DataError, a violated constraint, a number or string the driver cannot
+    convert) is BadInput with a sentence saying what was wrong: retrying cannot help.
+    OperationalError (connection lost, deadlock, lock wait timeout, "database is locked") is
+    ServiceUnavailable: the operation may succeed when retried."""
     try:
         yield
     except OperationalError as exc:
-        if _mysql_code(exc) in MYSQL_DATA_ERRORS:
+        code = _mysql_code(exc)
+        if code in MYSQL_CHECK_ERRORS:
+            raise ConstraintViolation("check", _reason(exc)) from exc
+        if code in MYSQL_DATA_ERRORS:
             raise BadInput(f"The database rejected the data: {_reason(exc)}.") from exc
         raise ServiceUnavailable(
             f"The database at {redact(url)} failed: {_reason(exc)}. Nothing was changed; retry."
         ) from exc
+    except IntegrityError as exc:
+        raise ConstraintViolation(constraint_kind(exc), _reason(exc)) from exc
+    except DataError as exc:
+        raise BadInput(f"The database rejected a value: {_reason(exc)}. Nothing was changed.") from exc
+    except DBAPIError:
+        raise
+    except StatementError as exc:
+        # A value that failed on its way to the driver (a column type's bind processing).
+        if isinstance(exc.orig, LegionError):
+            raise exc.orig from exc
+        if isinstance(exc.orig, (ValueError, TypeError, OverflowError)):
+            raise BadInput(f"A value cannot be stored: {_reason(exc)}. Nothing was changed.") from exc
+        raise
+    except OverflowError as exc:  # from the driver: an int too large for SQLite
+        raise BadInput(f"A number is out of range for the database: {exc}. Nothing was changed.") from exc
+    except UnicodeEncodeError as exc:  # from the driver
+        bad = exc.object[exc.start:exc.end]
+        raise BadInput(
+            f"A string holds {bad!r}, which has no UTF-8 form ({exc.reason}), so the database cannot "
+            "take it. Nothing was changed."
+        ) from exc
+
+
+def constraint_kind(exc: DBAPIError) -> str:
+    """'unique', 'foreign_key', 'not_null', 'check' or 'other', for a constraint violation."""
+    code = _mysql_code(exc)
+    if code is not None:  # PyMySQL's own sqlstate is a generic 23000
+        return _MYSQL_CONSTRAINTS.get(code, "other")
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return _PG_CONSTRAINTS.get(sqlstate, "other")
+    text = str(exc.orig).upper()
+    return next((kind for marker, kind in _SQLITE_CONSTRAINTS if marker in text), "other")
 
 
 def _mysql_code(exc: DBAPIError) -> int | None:
@@ -151,6 +260,10 @@ def _mysql_code(exc: DBAPIError) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
-def _reason(exc: DBAPIError) -> str:
-    text = str(exc.orig if exc.orig is not None else exc).strip()
+def _reason(exc: StatementError) -> str:
+    args: tuple[Any, ...] = tuple(getattr(exc.orig, "args", ()))
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        text = args[1].strip()  # PyMySQL's (number, message)
+    else:
+        text = str(exc.orig if exc.orig is not None else exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

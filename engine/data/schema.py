@@ -14,12 +14,14 @@ To write a new migration against a scratch database:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from legion.engine.data.connect import WRITE
 from legion.engine.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 
 SCHEMA_HEAD = "0002"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# How long a process opening a fresh SQLite file waits for others migrating it at the same time.
+SQLITE_MIGRATE_WAIT_S = 30.0
 
 
 def alembic_config(target: str | Connection | None = None) -> Config:
@@ -82,6 +86,9 @@ def _upgrade(engine: Engine, revision: str | None) -> None:
                 f"know (its newest is {SCHEMA_HEAD}); the database was migrated by a newer "
                 "Legion: upgrade Legion."
             ) from exc
+    if engine.dialect.name == "sqlite":
+        _upgrade_sqlite(engine, cfg)
+        return
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
@@ -92,3 +99,38 @@ def _upgrade(engine: Engine, revision: str | None) -> None:
         with engine.connect() as conn:
             if current_revision(conn) != SCHEMA_HEAD:
                 raise
+
+
+def _upgrade_sqlite(engine: Engine, cfg: Config) -> None:
+    """Migrate under the write lock, taken by the first statement (BEGIN IMMEDIATE), so that
+    processes opening a fresh file at once take turns instead of failing; each re-reads the
+    revision once it holds the lock, as another may have migrated meanwhile. "database is
+    locked" (the busy timeout ran out) is retried for up to SQLITE_MIGRATE_WAIT_S."""
+    from alembic import command
+
+    deadline = time.monotonic() + SQLITE_MIGRATE_WAIT_S
+    delay = 0.05
+    while True:
+        try:
+            with engine.connect() as plain:
+                conn = plain.execution_options(**{WRITE: True})  # BEGIN IMMEDIATE
+                with conn.begin():
+                    if _sqlite_revision(conn) == SCHEMA_HEAD:
+                        return
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def _sqlite_revision(conn: Connection) -> str | None:
+    """current_revision inside an open transaction (checking for the table first: a failed
+    statement must not end the transaction that holds the lock)."""
+    exists = conn.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"))
+    if exists.first() is None:
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()

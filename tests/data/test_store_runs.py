@@ -199,3 +199,56 @@ def test_record_updating_missing_tasks_is_not_found(store: Store) -> None:
     # nothing of the failed calls was written
     assert store.get_task_by_number("r1", 1)["status"] == "queued"
     assert store.get_run("r1")["status"] == "pending"
+
+
+CANCELED = {"type": "Canceled", "message": "canceled by request", "step": None}
+
+
+def test_cancel_run_cancels_pending_and_running_runs(store: Store) -> None:
+    store.create_run(run_row("pending"))
+    store.create_run(run_row("running", status="running", started_at=T0))
+    store.record(None, [task_row("running", 1, status="running")])
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    for run_id in ("pending", "running"):
+        assert store.cancel_run(run_id, CANCELED) is True
+        run = store.get_run(run_id)
+        assert (run["status"], run["error"]) == ("canceled", CANCELED)
+        assert run["ended_at"] is not None and run["ended_at"] >= before
+    # only the run row changes: the process running the run cancels its tasks
+    assert store.get_task_by_number("running", 1)["status"] == "running"
+    assert store.get_run("running")["started_at"] == T0
+
+
+def test_cancel_run_never_overwrites_an_ended_run(store: Store) -> None:
+    failure = {"type": "StepFailed", "message": "boom", "step": "a"}
+    store.create_run(run_row("done", status="succeeded", output={"ok": True}, ended_at=T0))
+    store.create_run(run_row("failed", status="failed", error=failure, ended_at=T0))
+    store.create_run(run_row("canceled"))
+    assert store.cancel_run("canceled", CANCELED) is True
+    first = store.get_run("canceled")
+    for run_id in ("done", "failed", "canceled"):
+        before = store.get_run(run_id)
+        assert store.cancel_run(run_id, {"type": "Canceled", "message": "again", "step": None}) is False
+        assert store.get_run(run_id) == before
+    assert store.get_run("done")["status"] == "succeeded" and store.get_run("done")["error"] is None
+    assert store.get_run("failed")["error"] == failure
+    assert store.get_run("canceled") == first
+    with pytest.raises(NotFound, match="nope"):
+        store.cancel_run("nope", CANCELED)
+
+
+def test_concurrent_cancels_cancel_once(store: Store, db_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.create_run(run_row("r1", status="running"))
+    others = [Store(db_url) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(len(others)) as pool:
+            outcomes = list(pool.map(lambda i: others[i].cancel_run("r1", dict(CANCELED, message=f"by {i}")),
+                                     range(len(others))))
+    finally:
+        for other in others:
+            other.close()
+    assert sorted(outcomes) == [False, False, True]
+    winner = outcomes.index(True)
+    assert store.get_run("r1")["error"]["message"] == f"by {winner}"

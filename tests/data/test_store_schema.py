@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,39 @@ def test_in_memory_sqlite_keeps_its_tables_across_calls(chain_item: object) -> N
         assert callable(chain_item)
         store.apply_chains([chain_item("alpha")])
         assert [c["name"] for c in store.list_chains()] == ["alpha"]
+
+
+OPEN_AND_READ = """
+import sys, time
+from pathlib import Path
+from legion.engine.data import Store
+url, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+ready.touch()
+while not go.exists():
+    time.sleep(0.001)
+with Store(url) as store:
+    store.list_runs()
+"""
+
+
+def test_processes_opening_a_fresh_sqlite_file_at_once_all_succeed(tmp_path: Path) -> None:
+    # Like several `legion` commands started at once on a fresh home: each migrates or waits.
+    url = f"sqlite:///{tmp_path / 'legion.db'}"
+    go = tmp_path / "go"
+    readies = [tmp_path / f"ready-{i}" for i in range(6)]
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AND_READ, url, str(ready), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for ready in readies]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(r.exists() for r in readies) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.touch()  # all imported: open the store in the same instant
+        outcomes = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [code for code, _ in outcomes] == [0] * 6, "\n".join(err for _, err in outcomes)
+    with Store(url, upgrade=False) as store, store._engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
