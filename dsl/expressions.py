@@ -9,13 +9,16 @@ renders to the expression's native value.
 from __future__ import annotations
 
 import ast
+import hashlib
+import hmac
 import math
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import simpleeval
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes, pass_context
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2 import meta as jinja_meta
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -250,12 +253,50 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
-@pass_context
-def _secret(context: Context, reference: str) -> Any:
-    resolver = context.get("__secrets__")
-    if resolver is None or isinstance(resolver, Undefined):
-        raise ExpressionError(f"secret({reference!r}): no secret store is available here")
-    return resolver(reference)
+# ---------------------------------------------------------------- secrets (spec section 7)
+
+# `secret("path#key")` renders to a reference token, not the value: the worker that runs the
+# step swaps tokens for values just before the call, so messages, task records and run
+# contexts only ever hold the reference. A token carries a MAC made with a key the engine
+# keeps: only `secret()` can make one, so text that merely looks like a token (in a run's
+# input, in a step's result) is never resolved — a run cannot be made to read any secret it
+# likes. Processes that render and resolve in different places share the key through
+# LEGION_SECRET_TOKEN_KEY; otherwise each process makes its own.
+SECRET_OPEN = "«secret:"
+SECRET_CLOSE = "»"
+_MAC_SEP = "|"
+_TOKEN_KEY = os.environ.get("LEGION_SECRET_TOKEN_KEY", "").encode() or os.urandom(32)
+
+
+def _mac(reference: str) -> str:
+    return hmac.new(_TOKEN_KEY, reference.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def token_reference(inner: str) -> str | None:
+    """The `path#key` of a token's inner text when its MAC is right, else None (not a token)."""
+    reference, sep, mac = inner.rpartition(_MAC_SEP)
+    if sep and hmac.compare_digest(mac, _mac(reference)):
+        return reference
+    return None
+
+
+def split_reference(reference: object) -> tuple[str, str]:
+    """`"path#key"` as (path, key); ExpressionError naming the reference when it is not one."""
+    if isinstance(reference, str):
+        path, sep, key = reference.partition("#")
+        if (sep and path.strip("/") and key and "#" not in key and path == path.strip() and key == key.strip()
+                and not any(c in reference for c in (SECRET_OPEN[0], SECRET_CLOSE, _MAC_SEP))):
+            return path, key
+    raise ExpressionError(f"secret({reference!r}): a secret reference is 'path#key' with both parts "
+                          f"non-empty, one '#' and no '|', such as secret('db#password')")
+
+
+def secret_token(reference: object) -> str:
+    """The token `secret(reference)` renders to: `«secret:path#key|mac»`."""
+    if isinstance(reference, Undefined):
+        reference._fail_with_undefined_error()  # `secret(input.missing)`: say which name is missing
+    path, key = split_reference(reference)
+    return f"{SECRET_OPEN}{path}#{key}{_MAC_SEP}{_mac(f'{path}#{key}')}{SECRET_CLOSE}"
 
 
 def _bound_method(env: _Environment) -> Callable[[Any, str], Any]:
@@ -269,7 +310,7 @@ def _bound_method(env: _Environment) -> Callable[[Any, str], Any]:
 
 def _make_env() -> _Environment:
     env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.globals.update(null=None, secret=_secret, __method__=_bound_method(env))
+    env.globals.update(null=None, secret=secret_token, __method__=_bound_method(env))
     env.tests["None"] = lambda value: value is None
     return env
 

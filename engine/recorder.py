@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from legion.engine.errors import ServiceUnavailable
+from legion.engine.secrets import MASKER
 
 log = logging.getLogger("legion.recorder")
 
@@ -38,6 +39,11 @@ RETRY_DELAYS = (0.05, 0.5)
 DOWN_AFTER = 3
 # Characters no backend can store in text: NUL (PostgreSQL) and lone surrogates (no UTF-8).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# The fields of task, run and log rows where a secret value may show up (spec section 7): they
+# are masked before any row is written, so the database never holds a known secret.
+TASK_MASKED = ("args", "result", "error")
+RUN_MASKED = ("input", "output", "error")
+LOG_MASKED = ("message", "data")
 
 
 class RecordStore(Protocol):
@@ -150,6 +156,10 @@ class Recorder:
                 self._taken += 1
             dropped = 0
             try:
+                if MASKER.active:  # here in the writer thread, off the workers' path
+                    tasks = [MASKER.mask_fields(t, TASK_MASKED) for t in tasks]
+                    runs = [MASKER.mask_fields(r, RUN_MASKED) for r in runs]
+                    logs = [MASKER.mask_fields(e, LOG_MASKED) for e in logs]
                 dropped = self._write(runs, tasks, logs)
             except Exception:  # a bug here must not kill the writer (or hang flush)
                 dropped = len(tasks) + len(runs) + len(logs)

@@ -20,9 +20,10 @@ from legion.dsl.loader import Document, load_file
 from legion.dsl.model import Chain, MockEntry, Rehearsal
 from legion.dsl.validate import validate_chain_document, validate_rehearsal_document
 from legion.engine.conductor import ChainProgram, Conductor, Ended, Queue, Schedule
-from legion.engine.invoke import Outcome, call
+from legion.engine.invoke import Outcome, call, outcome_of_exception
 from legion.engine.registry import Registry
 from legion.engine.runstate import RunState
+from legion.engine.secrets import Resolver, SecretError
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC).timestamp()  # the virtual clock's start
 MAX_DEPTH = 8
@@ -56,8 +57,10 @@ class VirtualRun:
         depth: int = 0,
         start: float = EPOCH,
         run_id: str = "rehearsal",
+        secrets: Resolver | None = None,
     ) -> None:
         self.program = program
+        self.secrets = secrets or Resolver()  # the store is only opened when a real call needs a secret
         self.registry = registry
         self.resolve_chain = resolve_chain
         self.mocks = {step: deque(entries) for step, entries in (mocks or {}).items()}
@@ -134,6 +137,10 @@ class VirtualRun:
                 function = self.registry.function(prog.run)
             except LegionError as exc:
                 return Outcome("failed", None, {"type": "StepFailed", "message": exc.message}), 0.0
+            try:
+                args = self.secrets.resolve(args)  # only real calls see values; mocks never do
+            except SecretError as exc:
+                return outcome_of_exception(exc), 0.0
             outcome, duration = call(function, args), 0.0
         if timeout is not None and duration > timeout:
             return Outcome("failed", None, {"type": "Timeout", "message": f"step {step!r} ran past its timeout of {timeout:g}s"}), timeout
@@ -151,7 +158,7 @@ class VirtualRun:
         except LegionError as exc:
             return Outcome("failed", None, {"type": "StepFailed", "message": exc.message}), 0.0
         sub = VirtualRun(program, self.registry, resolve_chain=self.resolve_chain, depth=self.depth + 1,
-                         start=self.now, run_id=f"{self.run_id}/{step}")
+                         start=self.now, run_id=f"{self.run_id}/{step}", secrets=self.secrets)
         result = sub.run(args)
         if result.status == "succeeded":
             return Outcome("succeeded", result.output), result.elapsed

@@ -32,6 +32,7 @@ from legion.engine.invoke import Outcome, call, outcome_of_exception, result_out
 from legion.engine.recorder import Recorder
 from legion.engine.registry import Registry
 from legion.engine.runstate import RunState, StepRun
+from legion.engine.secrets import MASKER, Resolver, SecretError
 from legion.engine.transport import MemoryTransport, StepMessage
 
 log = logging.getLogger("legion.runtime")
@@ -106,8 +107,9 @@ class Engine:
     """Runs chains in this process. `start()` the workers; `submit()` runs; `wait()` for them."""
 
     def __init__(self, registry: Registry, store: Any, *, workers: int = 4, node: str = "local",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, secrets: Resolver | None = None) -> None:
         self.registry = registry
+        self.secrets = secrets or Resolver()
         self.store = store
         self.workers = workers
         self.node = node
@@ -241,7 +243,8 @@ class Engine:
             "input": input, "trigger": trigger, "depth": depth, "created_at": utcnow(), "started_at": utcnow(),
             "parent_run_id": parent[0].id if parent else None, "parent_task_id": None, "node": self.process,
         }
-        self.store.create_run(row)
+        # A sub-chain's input is its step's arguments, which may carry values from results.
+        self.store.create_run(MASKER.mask_fields(row, ("input",)))
         with self._runs_lock:
             self.runs[run_id] = active
         with active.lock:
@@ -357,6 +360,12 @@ class Engine:
         function = self.registry.functions.get(prog.run)
         if function is None:
             return Outcome("failed", None, {"type": "StepFailed", "message": f"function {prog.run!r} is not installed on node {self.node}"})
+        try:
+            # Secrets go in here, on the worker, just before the call: what was queued and
+            # recorded (begin.args) keeps the references.
+            args = self.secrets.resolve(args)
+        except SecretError as exc:
+            return outcome_of_exception(exc)
         if function.is_async and timeout is not None:
             try:
                 value = asyncio.run(asyncio.wait_for(function.call(**args), timeout))

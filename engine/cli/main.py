@@ -15,7 +15,7 @@ from typing import Any
 
 from legion.dsl.errors import BadInput, LegionError
 from legion.engine.cli.args import MAX_ID, int_range, seconds
-from legion.engine.cli.output import Output
+from legion.engine.cli.output import MaskingFormatter, Output
 
 Handler = Callable[[argparse.Namespace, "Context"], int]
 
@@ -24,12 +24,20 @@ class Context:
     """What commands share: settings, and lazily the store and the registry."""
 
     def __init__(self, out: Output) -> None:
-        from legion.engine.settings import Settings
-
         self.out = out
-        self.settings = Settings.from_env()
+        self._settings: Any = None
         self._store: Any = None
         self._registry: Any = None
+
+    @property
+    def settings(self) -> Any:
+        """Built on first use: a `vault://` setting is read from the secret store then, and
+        `legion secret ...` (which may be how that secret gets there) never needs it."""
+        if self._settings is None:
+            from legion.engine.settings import Settings
+
+            self._settings = Settings.from_env()
+        return self._settings
 
     @property
     def store(self) -> Any:
@@ -158,6 +166,18 @@ def build_parser() -> Parser:
     p.add_argument("id")
     p = command(run, "cancel", "commands:run_cancel", "cancel a run")
     p.add_argument("id")
+
+    secret = groups.add_parser("secret", help="secrets (Vault when VAULT_ADDR is set, else the embedded store)",
+                               parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    p = command(secret, "set", "secrets:set_", "store a secret; the value comes from VALUE, --from-env VAR or stdin, and is never printed")
+    p.add_argument("path")
+    p.add_argument("key")
+    p.add_argument("value", nargs="?", help="the value (it lands in your shell history: prefer stdin or --from-env)")
+    p.add_argument("--from-env", metavar="VAR", help="read the value from this environment variable")
+    command(secret, "list", "secrets:list_", "paths and their keys (never values)")
+    p = command(secret, "delete", "secrets:delete", "delete a key, or a whole path")
+    p.add_argument("path")
+    p.add_argument("key", nargs="?")
     return root
 
 
@@ -204,11 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # reach the engine, which keeps them as task logs without printing them.
         handler = logging.StreamHandler(sys.stderr)
         handler.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
         if not getattr(args, "handler", None):
-            raise BadInput("give a command: start, lex, task, chain or run (see `legion --help`)")
+            raise BadInput("give a command: start, lex, task, chain, run or secret (see `legion --help`)")
         handler_fn = _handler(args.handler)
         if out.json_mode:
             # Chains run in this process: whatever a step function prints must not land in

@@ -1,8 +1,12 @@
-"""Printing: text for people, or exactly one JSON document (`--json`) in the API's envelope."""
+"""Printing: text for people, or exactly one JSON document (`--json`) in the API's envelope.
+
+Every secret value known to this process is masked as `***` in all of it (spec section 7).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 from collections.abc import Callable
@@ -10,6 +14,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from legion.dsl.errors import LegionError
+from legion.engine.secrets import MASKER
 
 
 def _default(value: Any) -> Any:
@@ -44,6 +49,15 @@ def _finite(value: Any) -> Any:
     return _finite(_default(value))
 
 
+def _masked(value: Any) -> Any:
+    """A value for the JSON envelope with known secrets masked in its strings. Masking works on
+    the JSON form (dates and objects already turned into strings), and never on the
+    envelope's own keys, so the document keeps its shape."""
+    if not MASKER.active:
+        return value
+    return MASKER.mask(json.loads(dumps(value)))
+
+
 class Output:
     """Where results go. In JSON mode the envelope goes to the stdout this was made with,
     while `sys.stdout` may be pointed elsewhere (see `main`)."""
@@ -59,27 +73,27 @@ class Output:
     def data(self, data: Any, text: Callable[[], str] | str | None = None) -> None:
         """Print the result: the JSON envelope, or the text rendering."""
         if self.json_mode:
-            self.stdout.write(dumps({"data": data}) + "\n")
+            self.stdout.write(dumps({"data": _masked(data)}) + "\n")
             self.stdout.flush()
             return
         rendered = text() if callable(text) else text
         if rendered is None:
-            rendered = dumps(data, indent=2)
+            rendered = dumps(MASKER.mask(data), indent=2)
         if rendered:
-            self.stdout.write(rendered.rstrip("\n") + "\n")
+            self.stdout.write(MASKER.text(rendered.rstrip("\n")) + "\n")
 
     def progress(self, line: str) -> None:
         """Live progress: text mode only (JSON mode prints one document and nothing else)."""
         if not self.json_mode:
-            self.stdout.write(line + "\n")
+            self.stdout.write(MASKER.text(line) + "\n")
             self.stdout.flush()
 
     def error(self, exc: LegionError) -> int:
         if self.json_mode:
-            self.stdout.write(dumps({"error": exc.to_dict()}) + "\n")
+            self.stdout.write(dumps({"error": _masked(exc.to_dict())}) + "\n")
             self.stdout.flush()
         else:
-            sys.stderr.write(f"error: {exc.message}\n")
+            sys.stderr.write(MASKER.text(f"error: {exc.message}") + "\n")
         return exc.exit_code
 
 
@@ -99,6 +113,13 @@ def _cell(value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, (dict, list)):
-        text = dumps(value)
+        text = MASKER.text(dumps(MASKER.mask(value)))  # masked before it is cut short
         return text if len(text) <= 60 else text[:57] + "..."
     return str(value)
+
+
+class MaskingFormatter(logging.Formatter):
+    """Log lines on stderr with known secret values masked, as everything else printed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return MASKER.text(super().format(record))

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from legion.dsl.errors import ExpressionError
-from legion.dsl.expressions import Condition, Template, compile_value, template_sources
+from legion.dsl.expressions import Condition, Template, compile_value, secret_token, template_sources
 
 SCOPE: dict[str, Any] = {
     "input": {"order_id": 7, "name": "Ada"},
@@ -351,10 +351,11 @@ def test_template_names() -> None:
     assert template.names == {"ctx", "input", "result"}
 
 
-def test_secret_needs_a_store() -> None:
-    with pytest.raises(ExpressionError, match="no secret store"):
-        render("{{ secret('db#password') }}", {})
-    assert render("{{ secret('db#password') }}", {"__secrets__": lambda ref: f"<{ref}>"}) == "<db#password>"
+def test_secret_renders_to_a_reference_not_a_value() -> None:
+    # The worker resolves it just before the call (spec section 7); tests/secrets has the rest.
+    assert render("{{ secret('db#password') }}", {}) == f"{secret_token('db#password')}"
+    with pytest.raises(ExpressionError, match="path#key"):
+        render("{{ secret('db') }}", {})
 
 
 # ================================================================ value trees

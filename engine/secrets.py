@@ -1,0 +1,507 @@
+"""Secrets (spec section 7): stores, resolving reference tokens, and masking known values.
+
+`secret("path#key")` renders to a token `«secret:path#key»` (see `legion.dsl.expressions`),
+so what the engine sends and records holds the reference. The worker that runs a step swaps
+the tokens in its arguments for values just before the call (`Resolver`), and every value
+resolved in this process is remembered by `MASKER`, which replaces it by `***` in what the
+engine records (the recorder) and prints (the CLI).
+
+The store is Vault (KV v2, through hvac) when `VAULT_ADDR` is set, else a JSON file in
+`$LEGION_HOME` readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from legion.dsl.errors import ExpressionError
+from legion.dsl.expressions import SECRET_CLOSE, SECRET_OPEN, split_reference, token_reference
+from legion.engine.errors import BadInput, ConfigError, LegionError, NotFound, ServiceUnavailable, StepError
+
+log = logging.getLogger("legion.secrets")
+
+MASK = "***"
+MIN_MASKED = 4  # shorter values are not masked: masking "a" or "42" would garble everything
+TOKEN = re.compile(re.escape(SECRET_OPEN) + "([^" + SECRET_OPEN[0] + SECRET_CLOSE + "]*)" + re.escape(SECRET_CLOSE))
+
+
+class SecretError(StepError):
+    """A step's secret could not be resolved: an ordinary step failure (retried, handled by edges)."""
+
+    type = "SecretError"
+
+
+# ---------------------------------------------------------------- masking
+
+
+class Masker:
+    """The secret values known to this process, and their replacement by `***`."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+        # Rebuilt on every new value (rare); read without the lock. None while nothing is
+        # known, which is the fast check that keeps masking off the hot path.
+        self._pattern: re.Pattern[str] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._pattern is not None
+
+    def remember(self, value: Any) -> None:
+        """Mask `value` from now on: a string, a number's text, or every such leaf of a list or mapping."""
+        found = {s for s in _leaves(value) if len(s) >= MIN_MASKED}
+        # The JSON-escaped form too, so that a value with quotes or backslashes is also caught
+        # inside JSON text (what `--json` prints).
+        found |= {e for e in (json.dumps(s, ensure_ascii=False)[1:-1] for s in found) if len(e) >= MIN_MASKED}
+        with self._lock:
+            if found <= self._values:
+                return
+            self._values |= found
+            # Longest first, so a value that contains another is masked whole.
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def forget(self) -> None:
+        """Forget every value (for tests)."""
+        with self._lock:
+            self._values.clear()
+            self._pattern = None
+
+    def text(self, text: str) -> str:
+        pattern = self._pattern
+        return text if pattern is None else pattern.sub(MASK, text)
+
+    def mask(self, value: Any) -> Any:
+        """`value` with every known secret in its strings replaced; the input is not changed. Mapping
+        keys are kept as they are: they are names (and masking two to `***` would merge them)."""
+        pattern = self._pattern
+        return value if pattern is None else _mask(value, pattern)
+
+    def mask_fields(self, row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+        """A copy of `row` with the named fields masked (the row itself when nothing is known)."""
+        pattern = self._pattern
+        if pattern is None or not any(f in row for f in fields):
+            return row
+        return {k: _mask(v, pattern) if k in fields else v for k, v in row.items()}
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield str(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _leaves(item)
+
+
+def _mask(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(MASK, value)
+    if isinstance(value, dict):
+        return {k: _mask(v, pattern) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask(v, pattern) for v in value]
+    return value
+
+
+MASKER = Masker()
+
+
+# ---------------------------------------------------------------- stores
+
+
+def normalize_path(path: str) -> str:
+    """`/api/` and `api` are the same path."""
+    return path.strip("/")
+
+
+def check_path(path: str, key: str | None = None) -> str:
+    """A path (and key) a user typed, normalized; BadInput when it cannot be a reference."""
+    try:
+        split_reference(f"{path}#{key if key is not None else 'key'}")
+    except ExpressionError:
+        what = f"path {path!r}" + (f" and key {key!r}" if key is not None else "")
+        raise BadInput(f"{what}: a path and a key must be non-empty, without '#', '«', '»' or surrounding spaces "
+                       "(e.g. `legion secret set db password`)") from None
+    return normalize_path(path)
+
+
+class SecretStore(Protocol):
+    kind: str  # "embedded" or "vault"
+
+    def describe(self) -> str: ...
+    def read(self, path: str) -> dict[str, Any]: ...
+    def get(self, reference: str) -> Any: ...
+    def write(self, path: str, key: str, value: Any) -> None: ...
+    def delete(self, path: str, key: str | None = None) -> None: ...
+    def list(self) -> dict[str, list[str]]: ...
+
+
+class _Store:
+    """`get` on top of `read`, with the sentences both stores share."""
+
+    kind = "store"
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def read(self, path: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def get(self, reference: str) -> Any:
+        path, key = split_reference(reference)
+        try:
+            data = self.read(path)
+        except NotFound:
+            raise NotFound(f"{self.describe()} has nothing at path {normalize_path(path)!r}: set the secret with "
+                           f"`legion secret set {normalize_path(path)} {key}`") from None
+        if key not in data:
+            raise NotFound(f"{self.describe()} has no key {key!r} at path {normalize_path(path)!r} "
+                           f"(keys there: {', '.join(sorted(data)) or 'none'}): set it with "
+                           f"`legion secret set {normalize_path(path)} {key}`")
+        return data[key]
+
+    def _missing_path(self, path: str) -> NotFound:
+        return NotFound(f"{self.describe()} has nothing at path {normalize_path(path)!r}: "
+                        f"set a key there with `legion secret set {normalize_path(path)} KEY`")
+
+
+class EmbeddedSecrets(_Store):
+    """Secrets in `HOME/secrets.json` ({path: {key: value}}), mode 0600, replaced whole on
+    every change (temp file + rename) under an advisory lock, so a reader never sees half a
+    file and two writers do not lose each other's keys."""
+
+    kind = "embedded"
+
+    def __init__(self, home: Path | str) -> None:
+        self.home = Path(home)
+        self.file = self.home / "secrets.json"
+
+    def describe(self) -> str:
+        return f"the embedded secret store ({self.file})"
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            text = self.file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ConfigError(f"{self.describe()} cannot be read: {exc.strerror or exc}") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{self.describe()} is not valid JSON ({exc}): fix or remove the file") from None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise ConfigError(f"{self.describe()} is not a mapping of paths to mappings of keys: fix or remove the file")
+        return data
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, dict[str, Any]]]:
+        """The secrets, to change in place; written back when the block ends without error."""
+        try:
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            lock = open(self.home / ".secrets.lock", "a")  # closed by the `with` below
+        except OSError as exc:
+            raise ConfigError(f"{self.describe()} cannot be written: {exc.strerror or exc}") from None
+        import fcntl  # here, not at the top: the masker must import everywhere
+
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self._load()
+            yield data
+            self._save(data)
+
+    def _save(self, data: dict[str, dict[str, Any]]) -> None:
+        # mkstemp creates the file with mode 0600, before any secret is in it.
+        fd, temp = tempfile.mkstemp(dir=self.home, prefix=".secrets.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, ensure_ascii=False, indent=2, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, self.file)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+    def read(self, path: str) -> dict[str, Any]:
+        data = self._load().get(normalize_path(path))
+        if data is None:
+            raise self._missing_path(path)
+        return dict(data)
+
+    def write(self, path: str, key: str, value: Any) -> None:
+        with self._locked() as data:
+            data.setdefault(normalize_path(path), {})[key] = value
+
+    def delete(self, path: str, key: str | None = None) -> None:
+        with self._locked() as data:
+            path = normalize_path(path)
+            if path not in data:
+                raise self._missing_path(path)
+            if key is not None:
+                if key not in data[path]:
+                    raise NotFound(f"{self.describe()} has no key {key!r} at path {path!r}")
+                del data[path][key]
+            if key is None or not data[path]:
+                del data[path]
+
+    def list(self) -> dict[str, list[str]]:
+        return {path: sorted(keys) for path, keys in sorted(self._load().items())}
+
+
+class VaultSecrets(_Store):
+    """Secrets in Vault's (or OpenBao's) KV version 2 engine, through hvac."""
+
+    kind = "vault"
+
+    def __init__(self, addr: str, token: str | None, mount: str = "secret", *, timeout: float = 10.0) -> None:
+        try:
+            import hvac
+        except ImportError:
+            raise ConfigError("VAULT_ADDR is set but hvac is not installed: pip install 'legion[vault]'") from None
+        self.addr = addr
+        self.mount = mount
+        self.client = hvac.Client(url=addr, token=token, timeout=timeout)
+
+    def describe(self) -> str:
+        return f"Vault at {self.addr} (KV v2 mount {self.mount!r})"
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """hvac's and requests' exceptions as Legion errors, with what to do about them."""
+        import hvac.exceptions as hx
+        import requests
+
+        try:
+            yield
+        except LegionError:
+            raise
+        except hx.InvalidPath:
+            raise NotFound(f"{what}: {self.describe()} has nothing there (write it with `legion secret set`, "
+                           f"or check LEGION_VAULT_MOUNT)") from None
+        except (hx.Forbidden, hx.Unauthorized) as exc:
+            raise ConfigError(f"{what}: {self.describe()} refused the request ({_first_line(exc)}): check VAULT_TOKEN "
+                              f"and that its policy allows this path") from None
+        except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL) as exc:
+            raise ConfigError(f"VAULT_ADDR={self.addr!r} is not a URL such as http://127.0.0.1:8200 ({_first_line(exc)})") from None
+        except (requests.exceptions.RequestException, hx.VaultDown, hx.BadGateway,
+                hx.VaultNotInitialized, hx.InternalServerError, hx.RateLimitExceeded) as exc:
+            raise ServiceUnavailable(f"{what}: {self.describe()} cannot be reached ({type(exc).__name__}): "
+                                     f"check VAULT_ADDR and that Vault is up and unsealed") from None
+        except hx.VaultError as exc:
+            raise LegionError(f"{what}: {self.describe()} answered: {_first_line(exc)}") from None
+
+    def _read(self, path: str) -> dict[str, Any] | None:
+        """The secret's data, or None when there is none (never written, or its latest version deleted)."""
+        import hvac.exceptions as hx
+
+        with self._errors(f"reading path {path!r}"):
+            try:
+                answer = self.client.secrets.kv.v2.read_secret_version(
+                    path=path, mount_point=self.mount, raise_on_deleted_version=True)
+            except hx.InvalidPath:
+                return None
+        data = (answer.get("data") or {}).get("data")
+        return dict(data) if isinstance(data, dict) else None
+
+    def read(self, path: str) -> dict[str, Any]:
+        data = self._read(normalize_path(path))
+        if data is None:
+            raise self._missing_path(path)
+        return data
+
+    def write(self, path: str, key: str, value: Any) -> None:
+        path = normalize_path(path)
+        data = self._read(path) or {}
+        data[key] = value
+        with self._errors(f"writing path {path!r}"):
+            self.client.secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point=self.mount)
+
+    def delete(self, path: str, key: str | None = None) -> None:
+        """Delete a key (a new version without it) or the path's latest version. Vault keeps the
+        older versions: `bao kv undelete` or `vault kv rollback` bring a deletion back."""
+        path = normalize_path(path)
+        data = self._read(path)
+        if data is None:
+            raise self._missing_path(path)
+        if key is not None and key not in data:
+            raise NotFound(f"{self.describe()} has no key {key!r} at path {path!r}")
+        with self._errors(f"deleting at path {path!r}"):
+            if key is not None and len(data) > 1:
+                del data[key]
+                self.client.secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point=self.mount)
+            else:
+                self.client.secrets.kv.v2.delete_latest_version_of_secret(path=path, mount_point=self.mount)
+
+    def list(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for path in self._paths(""):
+            data = self._read(path)
+            if data is not None:  # a path whose latest version is deleted is not listed
+                found[path] = sorted(data)
+        return dict(sorted(found.items()))
+
+    def _paths(self, prefix: str) -> Iterator[str]:
+        import hvac.exceptions as hx
+
+        with self._errors(f"listing {prefix or 'the mount'}"):
+            try:
+                answer = self.client.secrets.kv.v2.list_secrets(path=prefix, mount_point=self.mount)
+            except hx.InvalidPath:  # nothing stored under it
+                return
+        for name in (answer.get("data") or {}).get("keys") or []:
+            if name.endswith("/"):
+                yield from self._paths(prefix + name)
+            else:
+                yield prefix + name
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def default_home(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("LEGION_HOME") or Path.home() / ".legion").expanduser()
+
+
+def store_from_env(env: Mapping[str, str] | None = None) -> SecretStore:
+    """Vault when VAULT_ADDR is set (token VAULT_TOKEN, mount LEGION_VAULT_MOUNT or `secret`),
+    else the embedded store in LEGION_HOME."""
+    env = os.environ if env is None else env
+    addr = env.get("VAULT_ADDR")
+    if addr:
+        return VaultSecrets(addr, env.get("VAULT_TOKEN") or None, env.get("LEGION_VAULT_MOUNT") or "secret")
+    return EmbeddedSecrets(default_home(env))
+
+
+# ---------------------------------------------------------------- resolving
+
+
+def resolve_tokens(value: Any, lookup: Callable[[str], Any]) -> Any:
+    """`value` with every token in its strings replaced by `lookup(reference)`: a string that
+    is one token becomes the value itself (any JSON value), a token inside a longer string
+    its text (as Jinja would print it). Text that looks like a token without a valid MAC is
+    left as it is. Unchanged parts are the same objects, so arguments without tokens cost one
+    walk and no copies."""
+    if isinstance(value, str):
+        if SECRET_OPEN not in value:
+            return value
+        whole = TOKEN.fullmatch(value)
+        if whole is not None:
+            reference = token_reference(whole.group(1))
+            return value if reference is None else lookup(reference)
+
+        def swap(match: re.Match[str]) -> str:
+            reference = token_reference(match.group(1))
+            return match.group(0) if reference is None else str(lookup(reference))  # unsigned: plain text
+
+        return TOKEN.sub(swap, value)
+    if isinstance(value, dict):
+        changed: dict[str, Any] | None = None
+        for key, item in value.items():
+            new = resolve_tokens(item, lookup)
+            if new is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[key] = new
+        return value if changed is None else changed
+    if isinstance(value, list):
+        items = [resolve_tokens(item, lookup) for item in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+class Resolver:
+    """Swaps the tokens in a step's arguments for the secrets, just before the call. The store
+    is made on first need, so steps without secrets never touch it."""
+
+    def __init__(self, store: SecretStore | None = None, *, factory: Callable[[], SecretStore] | None = None,
+                 masker: Masker = MASKER) -> None:
+        self._store = store
+        self._factory = factory or store_from_env
+        self._lock = threading.Lock()
+        self.masker = masker
+
+    @property
+    def store(self) -> SecretStore:
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = self._factory()
+        return self._store
+
+    def resolve(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The arguments with their secrets in; SecretError naming the first that cannot be read."""
+        cache: dict[str, Any] = {}
+
+        def lookup(reference: str) -> Any:
+            if reference not in cache:
+                cache[reference] = self.get(reference)
+            return cache[reference]
+
+        resolved: dict[str, Any] = resolve_tokens(args, lookup)
+        return resolved
+
+    def get(self, reference: str) -> Any:
+        try:
+            value = self.store.get(reference)
+        except ExpressionError as exc:
+            raise SecretError(f"{exc.message}: fix the reference") from None
+        except LegionError as exc:
+            raise SecretError(f"secret {reference!r}: {exc.message}") from None
+        except Exception as exc:  # a store's own bug still fails only this step run
+            raise SecretError(f"secret {reference!r}: {type(exc).__name__}: {exc}") from None
+        self.masker.remember(value)
+        return value
+
+
+# ---------------------------------------------------------------- settings
+
+
+def resolve_setting(name: str, value: str | None, env: Mapping[str, str],
+                    store: Callable[[], SecretStore] | None = None) -> str | None:
+    """A setting's value with `env://NAME` read from the environment and `vault://path#key`
+    from the secret store; the value itself otherwise. What is read is masked from then on."""
+    if not value or not (value.startswith("env://") or value.startswith("vault://")):
+        return value
+    if value.startswith("env://"):
+        var = value[len("env://"):]
+        found = env.get(var) if var else None
+        if not found:
+            raise ConfigError(f"{name}={value}: the environment variable {var or '(none named)'} is not set: "
+                              f"set it, or give {name} its value directly")
+        MASKER.remember(found)
+        return found
+    reference = value[len("vault://"):]
+    try:
+        split_reference(reference)
+    except ExpressionError:
+        raise ConfigError(f"{name}={value}: write vault://path#key, such as vault://legion/db#url") from None
+    try:
+        secret = (store or (lambda: store_from_env(env)))().get(reference)
+    except ServiceUnavailable as exc:
+        raise ServiceUnavailable(f"{name}={value}: {exc.message}") from None
+    except LegionError as exc:
+        raise ConfigError(f"{name}={value}: {exc.message}") from None
+    if not isinstance(secret, str):
+        raise ConfigError(f"{name}={value}: the secret is a {type(secret).__name__}, not a string")
+    MASKER.remember(secret)
+    return secret
