@@ -421,14 +421,20 @@ def _has_template(value: Any) -> bool:
     return False
 
 
-def template_sources(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """Every template string in a tree, with its path (for validation)."""
-    if isinstance(value, str):
-        if _is_template(value):
-            yield path, value
-    elif isinstance(value, Mapping):
+def leaves(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    """Every leaf (not a mapping or a list) of a tree, with its path."""
+    if isinstance(value, Mapping):
         for key, item in value.items():
-            yield from template_sources(item, path + (key,))
+            yield from leaves(item, path + (key,))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from template_sources(item, path + (index,))
+            yield from leaves(item, path + (index,))
+    else:
+        yield path, value
+
+
+def template_sources(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every template string in a tree, with its path (for validation)."""
+    for where, leaf in leaves(value, path):
+        if isinstance(leaf, str) and _is_template(leaf):
+            yield where, leaf

@@ -25,6 +25,7 @@ from legion.dsl.expressions import (
     Condition,
     Template,
     _is_template,
+    leaves,
     template_sources,
 )
 from legion.dsl.loader import Document, load_file, load_text
@@ -356,15 +357,10 @@ contentEncoding contentMediaType contentSchema definitions dependencies
 """.split())
 
 
-def _non_finite(value: Any, path: tuple[Any, ...] = ()) -> Iterable[tuple[Any, ...]]:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        yield path
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _non_finite(item, path + (key,))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _non_finite(item, path + (index,))
+def _non_finite(value: Any) -> Iterable[tuple[Any, ...]]:
+    for path, leaf in leaves(value):
+        if isinstance(leaf, float) and (math.isnan(leaf) or math.isinf(leaf)):
+            yield path
 
 
 def validate_chain_document(

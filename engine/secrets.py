@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from legion.dsl.errors import ExpressionError
-from legion.dsl.expressions import SECRET_CLOSE, SECRET_OPEN, split_reference, token_reference
+from legion.dsl.expressions import SECRET_CLOSE, SECRET_OPEN, leaves, split_reference, token_reference
 from legion.engine.errors import BadInput, ConfigError, LegionError, NotFound, ServiceUnavailable, StepError
 
 log = logging.getLogger("legion.secrets")
@@ -59,7 +59,7 @@ class Masker:
 
     def remember(self, value: Any) -> None:
         """Mask `value` from now on: a string, a number's text, or every such leaf of a list or mapping."""
-        found = {s for s in _leaves(value) if len(s) >= MIN_MASKED}
+        found = {s for s in _texts(value) if len(s) >= MIN_MASKED}
         # The JSON-escaped form too, so that a value with quotes or backslashes is also caught
         # inside JSON text (what `--json` prints).
         found |= {e for e in (json.dumps(s, ensure_ascii=False)[1:-1] for s in found) if len(e) >= MIN_MASKED}
@@ -95,17 +95,13 @@ class Masker:
         return {k: _mask(v, pattern) if k in fields else v for k, v in row.items()}
 
 
-def _leaves(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        yield str(value)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _leaves(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _leaves(item)
+def _texts(value: Any) -> Iterator[str]:
+    """The strings (and numbers, as text) in a value, where a secret could be."""
+    for _, leaf in leaves(value):
+        if isinstance(leaf, str):
+            yield leaf
+        elif isinstance(leaf, (int, float)) and not isinstance(leaf, bool):
+            yield str(leaf)
 
 
 def _mask(value: Any, pattern: re.Pattern[str]) -> Any:
