@@ -156,7 +156,7 @@ def test_conformance_rehearsal_validates_against_the_rehearsal_schema(path: Path
 
 
 def _spec_yaml_blocks() -> list[str]:
-    text = (CONFORMANCE.parent / "spec" / "chains.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "chains.md").read_text(encoding="utf-8")
     return [block.split("```", 1)[0] for block in text.split("```yaml\n")[1:]]
 
 
