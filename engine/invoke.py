@@ -36,11 +36,15 @@ def result_outcome(function: str, value: Any) -> Outcome:
         return Outcome("failed", None, {"type": "ResultInvalid", "message": f"{function} returned a value that is not JSON: {exc}"})
 
 
-def call(function: Function, args: dict[str, Any]) -> Outcome:
-    """Run a function (sync, or async on a fresh event loop) and check that it returned JSON."""
+def call(function: Function, args: dict[str, Any], timeout: float | None = None) -> Outcome:
+    """Run a function (sync, or async on a fresh event loop) and check that it returned JSON.
+
+    An async function is cancelled after `timeout`; a sync one cannot be stopped, so its
+    timeout is the caller's to enforce."""
     try:
         if function.is_async:
-            value = asyncio.run(function.call(**args))
+            coroutine = function.call(**args)
+            value = asyncio.run(coroutine if timeout is None else asyncio.wait_for(coroutine, timeout))
         else:
             value = function.call(**args)
     except GeneratorExit:

@@ -40,10 +40,6 @@ class RunResult:
     step_runs: int = 0
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 class VirtualRun:
     """Runs one chain to its end on the virtual clock."""
 
@@ -73,10 +69,7 @@ class VirtualRun:
         self.created = 0
 
     def run(self, input: dict[str, Any]) -> RunResult:
-        state = RunState(
-            run={"id": self.run_id, "chain": self.program.name, "version": self.program.version, "started_at": iso(self.now)},
-            input=input,
-        )
+        state = RunState.new(self.run_id, self.program.name, self.program.version, self.now, input)
         conductor = Conductor(self.program, state, jitter=False)
         sequence: list[str] = []
         self._apply(conductor.start(self.now))

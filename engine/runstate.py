@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 FINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "canceled"})
@@ -100,6 +101,12 @@ class RunState:
     merged: dict[str, Any] = field(default_factory=dict)
     last_result: Any = None
     vars: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, run_id: str, chain: str, version: int, started: float, input: dict[str, Any]) -> RunState:
+        """A run about to start: `run` is what templates see as `run` (spec section 3)."""
+        started_at = datetime.fromtimestamp(started, UTC).isoformat().replace("+00:00", "Z")
+        return cls(run={"id": run_id, "chain": chain, "version": version, "started_at": started_at}, input=input)
 
     @property
     def ended(self) -> bool:

@@ -9,7 +9,6 @@ step messages itself (one hop per step), arm a timer, or finish the run.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import heapq
 import itertools
@@ -28,7 +27,7 @@ from legion.dsl.compile import runner_topology
 from legion.dsl.model import Chain, Step
 from legion.engine.conductor import Begin, ChainProgram, Command, Conductor, Ended, Queue, Schedule, StepProgram
 from legion.engine.errors import BadInput, LegionError
-from legion.engine.invoke import Outcome, call, outcome_of_exception, result_outcome
+from legion.engine.invoke import Outcome, call, outcome_of_exception
 from legion.engine.recorder import Recorder
 from legion.engine.registry import Registry
 from legion.engine.runstate import RunState, StepRun
@@ -45,10 +44,6 @@ Event = dict[str, Any]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 class StepLogCapture(logging.Handler):
@@ -183,18 +178,15 @@ class Engine:
 
     def program(self, chain: str, version: int | None = None) -> ChainProgram:
         """The compiled program of an applied chain version (the current one by default)."""
+        record: dict[str, Any] | None = None
         if version is None:
             record = self.store.get_chain(chain)
-            version = record["version"]
-            key = (chain, version)
-            if key not in self._programs:
-                self._programs[key] = ChainProgram(Chain.model_validate(record["definition"]), version)
-            return self._programs[key]
-        key = (chain, version)
-        if key not in self._programs:
-            record = self.store.get_chain_version(chain, version)
-            self._programs[key] = ChainProgram(Chain.model_validate(record["definition"]), version)
-        return self._programs[key]
+            version = int(record["version"])
+        number = version
+        if (chain, number) not in self._programs:
+            record = record or self.store.get_chain_version(chain, number)
+            self._programs[(chain, number)] = ChainProgram(Chain.model_validate(record["definition"]), number)
+        return self._programs[(chain, number)]
 
     def refresh_events(self) -> None:
         """Which chains listen to which functions' successes (on.events), from what is applied.
@@ -234,7 +226,7 @@ class Engine:
                       listener: Callable[[Event], None] | None = None, run_id: str | None = None) -> str:
         run_id = run_id or str(uuid.uuid4())
         now = self.clock()
-        state = RunState(run={"id": run_id, "chain": program.name, "version": program.version, "started_at": iso(now)}, input=input)
+        state = RunState.new(run_id, program.name, program.version, now, input)
         active = ActiveRun(run_id, Conductor(program, state), parent=parent, depth=depth, trigger=trigger)
         if listener is not None:
             active.listeners.append(listener)
@@ -366,15 +358,7 @@ class Engine:
             args = self.secrets.resolve(args)
         except SecretError as exc:
             return outcome_of_exception(exc)
-        if function.is_async and timeout is not None:
-            try:
-                value = asyncio.run(asyncio.wait_for(function.call(**args), timeout))
-            except GeneratorExit:
-                raise
-            except BaseException as exc:  # as in invoke.call: whatever the step raises is its failure
-                return outcome_of_exception(exc)
-            return result_outcome(prog.run, value)
-        return call(function, args)
+        return call(function, args, timeout)
 
     def _finish(self, active: ActiveRun, number: int, outcome: Outcome, status: str | None = None) -> None:
         with active.lock:
@@ -397,7 +381,7 @@ class Engine:
                     self._task_log(active, number, "info", f"attempt {wait.attempt} in {max(0.0, wait.due - self.clock()):.3g}s")
             self._carry_out(active, commands)
         if outcome.status == "succeeded" and self.event_chains:
-            self._fire_events(active, active.conductor.program.steps[sr.step].run, outcome.result)
+            self.fire_event(_fn(active, sr.step), outcome.result, source_chain=active.state.run["chain"])
 
     def reap_interrupted(self) -> list[str]:
         """Runs of this host whose process is gone can never end: mark them failed with
@@ -499,9 +483,6 @@ class Engine:
                 listener(dict(event, run_id=active.id))
             except Exception:
                 log.exception("progress listener failed")
-
-    def _fire_events(self, source: ActiveRun, function: str, result: Any) -> None:
-        self.fire_event(function, result, source_chain=source.state.run["chain"])
 
     def fire_event(self, function: str, result: Any, *, source_chain: str | None = None) -> list[str]:
         """Start the chains whose `on.events` name `function`, with its result as input."""
