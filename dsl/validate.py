@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jsonschema
 from pydantic import BaseModel, ValidationError
 
-from legion.dsl.catalog import Catalog
+from legion.dsl.catalog import Catalog, missing_function
 from legion.dsl.errors import ExpressionError, Issue, ValidationFailed
 from legion.dsl.expressions import (
     ITEM_NAMES,
@@ -268,6 +268,10 @@ class _Checker:
             return
         spec = self.functions.get(ref)
         if spec is None:
+            broken = missing_function(self.functions, ref)
+            if broken is not None:
+                self.error(here + ("run",), broken, value=True)
+                return
             close = difflib.get_close_matches(ref, list(self.functions), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else "; `legion lex list` shows the installed functions"
             self.error(here + ("run",), f"unknown function {ref!r}{hint}", value=True)

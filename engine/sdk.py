@@ -1,30 +1,35 @@
-"""The extension SDK: what an extension package declares, and how a function's signature
-becomes the JSON Schema of its arguments.
+"""The extension SDK: what an extension package declares, the options a function declares,
+and the run context a function may ask for. Extension authors import these from
+`legion.sdk`, the stable surface; this module may move.
 
 An extension is a package that exposes an `Extension` object through the `legion.extensions`
 entry-point group; its runners are modules of plain (sync or async) functions. Type hints on
-a function are its argument schema: validation, the CLI, the REST API, the MCP tools and the
-editors all read it from there.
+a function are its argument schema (see `legion.engine.signature`).
 
     # my_ext/__init__.py
-    from legion.engine.sdk import Extension
+    from legion.sdk import Extension
     from my_ext.runners import tickets
     extension = Extension("tickets", runners=[tickets], description="Ticket desk")
 """
 
 from __future__ import annotations
 
-import inspect
+import logging
+import threading
 import types
-import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from legion.dsl.catalog import FunctionSpec, Param
+from legion.dsl.catalog import FunctionSpec
 from legion.dsl.durations import parse_duration
+from legion.engine.errors import StepError
+
+if TYPE_CHECKING:
+    from legion.engine.signature import Signature
 
 ACTOR_KINDS = ("subscription", "every", "poll", "once", "loop")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -47,28 +52,86 @@ class Actor:
             raise ValueError(f"actor kind {self.kind!r} is not one of {', '.join(ACTOR_KINDS)}")
 
 
-def every(interval: str | float, **args: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def every(interval: str | float, **args: Any) -> Callable[[F], F]:
     return _actor(Actor("every", interval=parse_duration(interval), args=args))
 
 
-def poll(interval: str | float, **args: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def poll(interval: str | float, **args: Any) -> Callable[[F], F]:
     return _actor(Actor("poll", interval=parse_duration(interval), args=args))
 
 
-def once(delay: str | float = 1.0, **args: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def once(delay: str | float = 1.0, **args: Any) -> Callable[[F], F]:
     return _actor(Actor("once", delay=parse_duration(delay), args=args))
 
 
-def loop(**args: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def loop(**args: Any) -> Callable[[F], F]:
     return _actor(Actor("loop", args=args))
 
 
-def _actor(actor: Actor) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _actor(actor: Actor) -> Callable[[F], F]:
+    def mark(fn: F) -> F:
         fn.__legion_actor__ = actor  # type: ignore[attr-defined]
         return fn
 
     return mark
+
+
+@dataclass(frozen=True)
+class Options:
+    """What `@function(...)` declares. `timeout` and `retry` are defaults that a chain's step
+    overrides with its own; `expose=False` keeps the function off the REST API and the MCP
+    tools (chains and the CLI may still call it)."""
+
+    description: str | None = None
+    timeout: float | None = None
+    retry: Mapping[str, Any] | None = None
+    expose: bool = True
+
+
+@overload
+def function(fn: F, /) -> F: ...
+@overload
+def function(*, description: str | None = None, timeout: str | float | None = None,
+             retry: int | Mapping[str, Any] | None = None, expose: bool = True) -> Callable[[F], F]: ...
+
+
+def function(fn: Callable[..., Any] | None = None, /, *, description: str | None = None, timeout: str | float | None = None,
+             retry: int | Mapping[str, Any] | None = None, expose: bool = True) -> Any:
+    """Declare a runner function's options; optional (undecorated functions are callable too).
+
+        @function(timeout="30s", retry={"count": 3, "delay": "2s"}, expose=False)
+        def sync(account: str) -> dict: ...
+
+    `retry` is a count of retries or a mapping in the shape of a step's `retry`.
+    """
+    seconds = None if timeout is None else parse_duration(timeout)
+    if seconds is not None and seconds <= 0:
+        raise ValueError(f"timeout must be positive, not {timeout!r}")
+    policy = _retry_policy(retry)
+    options = Options(description, seconds, policy, expose)
+
+    def mark(f: F) -> F:
+        f.__legion_options__ = options  # type: ignore[attr-defined]
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+def _retry_policy(retry: int | Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if retry is None:
+        return None
+    policy = {"count": retry} if isinstance(retry, int) and not isinstance(retry, bool) else retry
+    if not isinstance(policy, Mapping):
+        raise ValueError(f"retry must be a count or a mapping like {{'count': 3, 'delay': '2s'}}, not {retry!r}")
+    from pydantic import ValidationError
+
+    from legion.dsl.model import Retry
+
+    try:
+        Retry.model_validate(policy)
+    except ValidationError as exc:
+        raise ValueError(f"retry {dict(policy)!r}: {exc.errors(include_url=False)[0]['msg']}") from None
+    return dict(policy)
 
 
 @dataclass(frozen=True)
@@ -81,56 +144,111 @@ class Extension:
     version: str | None = None
 
 
-def schema_of(hint: Any) -> dict[str, Any]:
-    """JSON Schema for a type hint (the common cases; anything else accepts any value)."""
-    if hint is inspect.Parameter.empty or hint is Any:
-        return {}
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        options = [schema_of(a) for a in typing.get_args(hint)]
-        if any(o == {} for o in options):
-            return {}
-        return {"anyOf": options}
-    if origin is Literal:
-        return {"enum": list(typing.get_args(hint))}
-    if hint is type(None):
-        return {"type": "null"}
-    simple = {str: "string", bool: "boolean", int: "integer", float: "number", dict: "object", list: "array", tuple: "array"}
-    if hint in simple:
-        return {"type": simple[hint]}
-    if origin in (list, tuple, set, frozenset, typing.Sequence) or origin is not None and origin.__name__ in ("Sequence", "Iterable"):
-        args = typing.get_args(hint)
-        item = schema_of(args[0]) if args else {}
-        return {"type": "array", "items": item} if item else {"type": "array"}
-    if origin in (dict, typing.Mapping) or (origin is not None and origin.__name__ == "Mapping"):
-        return {"type": "object"}
-    if hint is float:
-        return {"type": "number"}
-    return {}
+class Canceled(StepError):
+    """Raised by `Context.heartbeat()` once the step run was canceled or timed out."""
+
+    type = "Canceled"
 
 
-def function_spec(ref: str, fn: Callable[..., Any]) -> FunctionSpec:
-    """The FunctionSpec of a runner function, read from its signature and docstring."""
-    sig = inspect.signature(fn)
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # unresolvable forward references: fall back to "any value"
-        hints = {}
-    params = []
-    extra = False
-    for p in sig.parameters.values():
-        if p.kind is p.VAR_KEYWORD:
-            extra = True
-            continue
-        if p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY):
-            continue
-        schema = schema_of(hints.get(p.name, p.annotation))
-        required = p.default is inspect.Parameter.empty
-        default = None if required else p.default
-        if not required and default is None and schema and "anyOf" not in schema:
-            schema = {"anyOf": [schema, {"type": "null"}]}
-        params.append(Param(p.name, schema, required, default))
-    doc = inspect.getdoc(fn)
-    summary = doc.strip().split("\n\n")[0].replace("\n", " ") if doc else None
-    returns = schema_of(hints.get("return", inspect.Parameter.empty))
-    return FunctionSpec(ref=ref, params=tuple(params), extra_args=extra, description=summary, returns=returns)
+class Context:
+    """What a running step knows about itself. A function receives one when it declares a
+    parameter annotated `Context` (the parameter is not an argument of the chain):
+
+        def sync(account: str, ctx: Context) -> dict:
+            ctx.log.info("syncing %s (attempt %d)", account, ctx.attempt)
+            for page in pages(account):
+                ctx.heartbeat()            # raises Canceled once the run is canceled
+                ...
+
+    `log` records become the task's log entries (`legion task logs`); `canceled` turns true
+    when the run is canceled or the step times out; `wait(seconds)` sleeps unless canceled;
+    `secret("path#key")` reads a secret (masked in records from then on).
+    """
+
+    __slots__ = ("run_id", "chain", "step", "number", "attempt", "function", "index",
+                 "_canceled", "_event", "_task_id", "_resolver", "_beat", "_on_cancel")
+
+    def __init__(self, *, run_id: str, chain: str, step: str, number: int, attempt: int, function: str,
+                 index: int | None = None, task_id: Callable[[], int | None] | None = None,
+                 resolver: Any = None, beat: Callable[[], None] | None = None) -> None:
+        self.run_id = run_id
+        self.chain = chain
+        self.step = step
+        self.number = number  # the step run's number within its run
+        self.attempt = attempt
+        self.function = function
+        self.index = index  # the for_each item's index, None outside a for_each
+        self._canceled = False
+        self._event: threading.Event | None = None  # made on first wait(): most steps never wait
+        self._task_id = task_id
+        self._resolver = resolver
+        self._beat = beat
+        self._on_cancel: list[Callable[[], Any]] = []
+
+    @property
+    def log(self) -> logging.Logger:
+        return logging.getLogger(f"legion.ext.{self.function}")
+
+    @property
+    def task_id(self) -> int | None:
+        """The task's id in the database (`legion task show ID`); None where nothing is recorded."""
+        return self._task_id() if self._task_id is not None else None
+
+    @property
+    def canceled(self) -> bool:
+        return self._canceled
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True as soon as the step run is canceled."""
+        if self._event is None:
+            self._event = threading.Event()
+        if self._canceled:  # canceled before the event existed
+            self._event.set()
+        return self._event.wait(seconds)
+
+    def heartbeat(self) -> None:
+        """Say the step is alive and making progress; raise Canceled once it was canceled."""
+        if self._canceled:
+            raise Canceled(f"step {self.step!r} of run {self.run_id} was canceled")
+        if self._beat is not None:
+            self._beat()
+
+    def secret(self, reference: str) -> Any:
+        """The secret at `path#key` (Vault, or the embedded store)."""
+        if self._resolver is None:
+            from legion.engine.secrets import Resolver
+
+            self._resolver = Resolver()
+        return self._resolver.get(reference)
+
+    def cancel(self) -> None:
+        """Called by the engine: the run was canceled or the step timed out."""
+        self._canceled = True
+        if self._event is not None:
+            self._event.set()
+        for action in self._on_cancel:
+            action()
+
+    def on_cancel(self, action: Callable[[], Any]) -> None:
+        """Called by the engine: `action` runs when the step run is canceled."""
+        self._on_cancel.append(action)
+        if self._canceled:
+            action()
+
+    def __repr__(self) -> str:
+        return f"Context(run={self.run_id!r}, chain={self.chain!r}, step={self.step!r}, attempt={self.attempt})"
+
+
+def function_spec(ref: str, fn: Callable[..., Any], signature: Signature | None = None) -> FunctionSpec:
+    """The FunctionSpec of a runner function: its signature's schema, its declared options,
+    and the check that runs at step start."""
+    from legion.engine.signature import build_signature
+
+    signature = signature or build_signature(fn, Context)
+    options: Options = getattr(fn, "__legion_options__", Options())
+    return FunctionSpec(
+        ref=ref, params=signature.params, extra_args=signature.extra_args,
+        description=options.description or signature.summary, returns=signature.returns,
+        timeout=options.timeout, retry=options.retry, expose=options.expose,
+        check=lambda name, value: signature.check(ref, name, value),
+    )

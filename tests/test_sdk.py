@@ -13,16 +13,22 @@ from legion.engine.actors import ActorHost
 from legion.engine.errors import ExtensionError, NotFound
 from legion.engine.invoke import call
 from legion.engine.registry import Registry
-from legion.engine.sdk import Actor, Extension, every, function_spec, once, poll, schema_of
+from legion.engine.sdk import Actor, Extension, every, function_spec, once, poll
 
 
-def test_schema_of_type_hints() -> None:
-    assert schema_of(int) == {"type": "integer"}
-    assert schema_of(list[str]) == {"type": "array", "items": {"type": "string"}}
-    assert schema_of(dict[str, Any]) == {"type": "object"}
-    assert schema_of(Literal["a", "b"]) == {"enum": ["a", "b"]}
-    assert schema_of(int | None) == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
-    assert schema_of(Any) == {}
+def test_schemas_of_plain_type_hints() -> None:
+    def f(a: int, b: list[str], c: dict[str, Any], d: Literal["a", "b"], e: int | None, g: Any) -> None:
+        return None
+
+    schemas = {p.name: p.schema for p in function_spec("x.y.f", f).params}
+    assert schemas == {
+        "a": {"type": "integer"},
+        "b": {"type": "array", "items": {"type": "string"}},
+        "c": {"type": "object", "additionalProperties": True},
+        "d": {"enum": ["a", "b"], "type": "string"},
+        "e": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        "g": {},
+    }
 
 
 def test_function_spec_reads_the_signature() -> None:
