@@ -17,9 +17,10 @@ from typing import Any
 
 import jsonschema
 
-from legion.dsl.errors import ExpressionError
+from legion.dsl.catalog import Catalog, FunctionSpec
+from legion.dsl.errors import ExpressionError, LegionError
 from legion.dsl.expressions import Condition, Renderer, compile_value
-from legion.dsl.model import Chain, Step
+from legion.dsl.model import Chain, Retry, Step
 from legion.engine.runstate import Group, Join, Prior, RunState, StepRun, Wait
 
 # Run and step run (task) statuses, spec section 4.
@@ -32,9 +33,11 @@ def make_error(type_: str, message: str, step: str | None = None) -> dict[str, A
 
 
 def normalize_error(error: Any, step: str | None) -> dict[str, Any]:
-    """A step failure's error as `{type, message, step}`; untyped failures are `StepFailed`."""
+    """A step failure's error as `{type, message, step}` and whatever else it says of its
+    origin (`exception`, `traceback`); untyped failures are `StepFailed`."""
     if isinstance(error, Mapping):
-        return make_error(str(error.get("type") or "StepFailed"), str(error.get("message") or ""), step)
+        extra = {k: v for k, v in error.items() if k not in ("type", "message", "step")}
+        return dict(extra, **make_error(str(error.get("type") or "StepFailed"), str(error.get("message") or ""), step))
     if error is None:
         return make_error("StepFailed", "the step failed", step)
     return make_error("StepFailed", str(error), step)
@@ -43,23 +46,33 @@ def normalize_error(error: Any, step: str | None) -> dict[str, Any]:
 # ---------------------------------------------------------------- compiled chain
 
 
+# Failures that another attempt cannot mend: retried only when `retry.when` names them.
+NOT_RETRIED = ("InvalidArguments",)
+
+
 class StepProgram:
-    """One step with its conditions and templates compiled once."""
+    """One step with its conditions and templates compiled once. `timeout` and `retry` are
+    the step's own, else the defaults its function declares (`@function(timeout=, retry=)`)."""
 
-    __slots__ = ("name", "step", "run", "with_", "for_each", "edges", "retry_when", "join_need", "preds", "is_sub_chain")
+    __slots__ = ("name", "step", "run", "with_", "for_each", "edges", "retry", "retry_when", "retry_names", "timeout",
+                 "join_need", "preds", "is_sub_chain")
 
-    def __init__(self, name: str, step: Step, preds: list[str]) -> None:
+    def __init__(self, name: str, step: Step, preds: list[str], function: FunctionSpec | None = None) -> None:
         self.name = name
         self.step = step
         self.run = step.run
         self.is_sub_chain = step.run.startswith("chain:")
+        self.timeout = step.timeout if step.timeout is not None else (function.timeout if function else None)
+        self.retry = step.retry if step.retry is not None else (
+            Retry.model_validate(function.retry) if function is not None and function.retry else None)
         self.with_: Renderer = compile_value(step.with_)
         self.for_each: Renderer | None = compile_value(step.for_each) if step.for_each is not None else None
         self.edges: list[tuple[Condition, Renderer | None, list[str], int]] = [
             (Condition(e.when), compile_value(e.publish) if e.publish else None, list(e.do), i)
             for i, e in enumerate(step.next)
         ]
-        self.retry_when = Condition(step.retry.when) if step.retry else None
+        self.retry_when = Condition(self.retry.when) if self.retry else None
+        self.retry_names = str(self.retry.when) if self.retry else ""
         self.preds = preds
         if step.join == "all":
             self.join_need: int | None = len(preds)
@@ -70,17 +83,26 @@ class StepProgram:
 class ChainProgram:
     """A validated chain compiled for the conductor; shared by every run of that version."""
 
-    def __init__(self, chain: Chain, version: int = 1) -> None:
+    def __init__(self, chain: Chain, version: int = 1, functions: Catalog | None = None) -> None:
         self.chain = chain
         self.name = chain.chain
         self.version = version
         preds = chain.predecessors()
-        self.steps = {name: StepProgram(name, step, preds[name]) for name, step in chain.steps.items()}
+        self.steps = {name: StepProgram(name, step, preds[name], _spec(functions, step.run)) for name, step in chain.steps.items()}
         self.starts = chain.start_steps()
         self.vars: Renderer = compile_value(chain.vars)
         self.output: Renderer | None = compile_value(chain.output) if chain.output is not None else None
         self.input_validator = jsonschema.Draft202012Validator(chain.input) if chain.input else None
         self.max_steps = chain.max_steps
+
+
+def _spec(functions: Catalog | None, ref: str) -> FunctionSpec | None:
+    if functions is None or ref.startswith("chain:"):
+        return None
+    try:
+        return functions.get(ref)
+    except LegionError:  # its signature cannot be read: the step fails when it runs
+        return None
 
 
 # ---------------------------------------------------------------- commands
@@ -288,8 +310,10 @@ class Conductor:
         self._out.append(Schedule(w.id, w.due))
 
     def _retry(self, sr: StepRun, prog: StepProgram, result: Any, err: dict[str, Any] | None, now: float) -> bool:
-        retry = prog.step.retry
+        retry = prog.retry
         if retry is None or sr.attempt > retry.count:
+            return False
+        if err is not None and err["type"] in NOT_RETRIED and err["type"] not in prog.retry_names:
             return False
         assert prog.retry_when is not None
         try:

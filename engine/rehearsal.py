@@ -20,9 +20,10 @@ from legion.dsl.loader import Document, load_file
 from legion.dsl.model import Chain, MockEntry, Rehearsal
 from legion.dsl.validate import validate_chain_document, validate_rehearsal_document
 from legion.engine.conductor import ChainProgram, Conductor, Ended, Queue, Schedule
-from legion.engine.invoke import Outcome, call, outcome_of_exception
+from legion.engine.invoke import Outcome, call, check_arguments, outcome_of_exception
 from legion.engine.registry import Registry
-from legion.engine.runstate import RunState
+from legion.engine.runstate import RunState, StepRun
+from legion.engine.sdk import Context
 from legion.engine.secrets import Resolver, SecretError
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC).timestamp()  # the virtual clock's start
@@ -75,9 +76,8 @@ class VirtualRun:
         self._apply(conductor.start(self.now))
         while not state.ended and (self.queue or self.waits):
             if not self.queue:
-                due, _, wait_id = heapq.heappop(self.waits)
-                self.now = max(self.now, due)
-                self._apply(conductor.wake(wait_id, self.now))
+                # Every wait that ends at the earliest instant joins the queue before any runs.
+                self._advance(conductor, max(self.now, self.waits[0][0]))
                 continue
             number = self.queue.popleft()
             step_run = state.active.get(number)
@@ -87,7 +87,7 @@ class VirtualRun:
             self._apply(begin.commands)
             if begin.args is None or step_run is None:
                 continue
-            outcome, duration = self._invoke(step_run.step, begin.args)
+            outcome, duration = self._invoke(step_run, begin.args)
             if duration > 0:
                 self._advance(conductor, self.now + duration)
             self._apply(conductor.finish(number, outcome.status, outcome.result, outcome.error, self.now))
@@ -111,12 +111,17 @@ class VirtualRun:
             self._apply(conductor.wake(wait_id, self.now))
         self.now = until
 
-    def _invoke(self, step: str, args: dict[str, Any]) -> tuple[Outcome, float]:
+    def _invoke(self, step_run: StepRun, args: dict[str, Any]) -> tuple[Outcome, float]:
+        step, number, attempt = step_run.step, step_run.number, step_run.attempt
         prog = self.program.steps[step]
-        timeout = prog.step.timeout
+        timeout = prog.timeout
         pending = self.mocks.get(step)
         if pending:
-            return mock_outcome(pending.popleft()), 0.0
+            # A mock stands in for the function's result, not for the check of its arguments:
+            # a chain that renders a wrong value fails its rehearsal as it would fail a run.
+            function = self.registry.functions.get(prog.run)
+            problem = check_arguments(function, args, self.program.name, step) if function is not None else None
+            return (problem or mock_outcome(pending.popleft())), 0.0
         if prog.is_sub_chain:
             outcome, duration = self._sub_chain(prog.run[len("chain:"):], args, step)
         elif prog.run == SLEEP:
@@ -134,7 +139,9 @@ class VirtualRun:
                 args = self.secrets.resolve(args)  # only real calls see values; mocks never do
             except SecretError as exc:
                 return outcome_of_exception(exc), 0.0
-            outcome, duration = call(function, args), 0.0
+            context = Context(run_id=self.run_id, chain=self.program.name, step=step, number=number, attempt=attempt,
+                              function=prog.run, resolver=self.secrets)
+            outcome, duration = call(function, args, context=context), 0.0
         if timeout is not None and duration > timeout:
             return Outcome("failed", None, {"type": "Timeout", "message": f"step {step!r} ran past its timeout of {timeout:g}s"}), timeout
         return outcome, duration
@@ -164,8 +171,8 @@ def mock_outcome(entry: MockEntry) -> Outcome:
     if not failed:
         return Outcome("succeeded", entry.result)
     error = entry.error
-    if isinstance(error, Mapping):
-        return Outcome("failed", entry.result, {"type": error.get("type") or "StepFailed", "message": str(error.get("message") or "")})
+    if isinstance(error, Mapping):  # other keys (exception, traceback, ...) are kept, as a function's would be
+        return Outcome("failed", entry.result, dict(error, type=error.get("type") or "StepFailed", message=str(error.get("message") or "")))
     return Outcome("failed", entry.result, {"type": "StepFailed", "message": "" if error is None else str(error)})
 
 
@@ -236,7 +243,7 @@ class ChainFolder:
             if path is None:
                 raise LegionError(f"no chain named {name!r} among the chain files in {self.folder}")
             chain, _ = validate_or_raise(load_file(path), self.registry, self.paths().keys())
-            self._programs[name] = ChainProgram(chain)
+            self._programs[name] = ChainProgram(chain, functions=self.registry.catalog())
         return self._programs[name]
 
 
@@ -272,7 +279,7 @@ def run_rehearsal(path: Path, registry: Registry) -> RehearsalReport:
         if unknown:
             return RehearsalReport(str(path), name, False, [f"mocks name steps the chain does not have: {', '.join(unknown)}"],
                                    [doc.issue(("mocks", unknown[0]), f"no step {unknown[0]!r} in chain {chain.chain!r}")])
-        program = ChainProgram(chain)
+        program = ChainProgram(chain, functions=registry.catalog())
         result = VirtualRun(program, registry, resolve_chain=folder.resolve, mocks=rehearsal.mocks).run(dict(rehearsal.input))
     except ValidationFailed as exc:
         return RehearsalReport(str(path), name, False, ["files do not load or validate"], exc.issues)

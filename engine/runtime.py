@@ -9,6 +9,7 @@ step messages itself (one hop per step), arm a timer, or finish the run.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import heapq
 import itertools
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from legion.dsl.catalog import Catalog
 from legion.dsl.compile import runner_topology
 from legion.dsl.model import Chain, Step
 from legion.engine.conductor import Begin, ChainProgram, Command, Conductor, Ended, Queue, Schedule, StepProgram
@@ -31,6 +33,7 @@ from legion.engine.invoke import Outcome, call, outcome_of_exception
 from legion.engine.recorder import Recorder
 from legion.engine.registry import Registry
 from legion.engine.runstate import RunState, StepRun
+from legion.engine.sdk import Context
 from legion.engine.secrets import MASKER, Resolver, SecretError
 from legion.engine.transport import MemoryTransport, StepMessage
 
@@ -47,15 +50,18 @@ def utcnow() -> datetime:
 
 
 class StepLogCapture(logging.Handler):
-    """Log records emitted while a worker thread runs a step become that task's log entries
-    (`legion task logs ID`): the function's own logging, and its libraries'."""
+    """Log records emitted while a step's function runs become that task's log entries
+    (`legion task logs ID`): the function's own logging (`ctx.log` included), and its
+    libraries'. The entries list is a context variable, so records from an async function,
+    which runs on the process's event loop in a task that inherits the worker's context,
+    land in the right task too."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.local = threading.local()
+        self.entries: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("legion_step_log", default=None)
 
     def emit(self, record: logging.LogRecord) -> None:
-        entries = getattr(self.local, "entries", None)
+        entries = self.entries.get()
         if entries is not None:
             try:
                 message = record.getMessage()
@@ -64,11 +70,12 @@ class StepLogCapture(logging.Handler):
             entries.append({"at": datetime.fromtimestamp(record.created, UTC),
                             "level": record.levelname.lower(), "message": message, "data": {"logger": record.name}})
 
-    def begin(self) -> None:
-        self.local.entries = []
+    def begin(self) -> contextvars.Token[list[dict[str, Any]] | None]:
+        return self.entries.set([])
 
-    def end(self) -> list[dict[str, Any]]:
-        entries, self.local.entries = self.local.entries, None
+    def end(self, token: contextvars.Token[list[dict[str, Any]] | None]) -> list[dict[str, Any]]:
+        entries = self.entries.get()
+        self.entries.reset(token)
         return entries or []
 
 
@@ -89,11 +96,11 @@ class ActiveRun:
         return self.conductor.state
 
 
-def task_program(function: str, args: dict[str, Any]) -> ChainProgram:
+def task_program(function: str, args: dict[str, Any], functions: Catalog | None = None) -> ChainProgram:
     """A one-step program for `legion task run`: the arguments are passed as they are, never
     rendered as templates."""
     name = "task." + function.lower().replace("_", "-")
-    program = ChainProgram(Chain(chain=name[:128], steps={"task": Step(run=function)}), version=0)
+    program = ChainProgram(Chain(chain=name[:128], steps={"task": Step(run=function)}), version=0, functions=functions)
     program.steps["task"].with_ = lambda scope, a=dict(args): dict(a)
     return program
 
@@ -121,7 +128,7 @@ class Engine:
         self._stopping = threading.Event()
         self.event_chains: dict[str, list[str]] = {}  # function ref -> chains started when it succeeds
         self._events_signature: tuple[tuple[str, int], ...] | None = None
-        self._executing: dict[tuple[str, int], dict[str, Any]] = {}  # step runs inside a function now
+        self._executing: dict[tuple[str, int], tuple[dict[str, Any], Context]] = {}  # step runs inside a function now
         for runner in registry.runners.values():
             self.transport.declare(runner_topology(runner.extension, runner.name))
         self.capture = StepLogCapture()
@@ -163,7 +170,8 @@ class Engine:
             self._timer_cv.notify_all()
         for t in self._threads:
             t.join(timeout=5)
-        for row in list(self._executing.values()):  # still inside a function as the process stops
+        for row, context in list(self._executing.values()):  # still inside a function as the process stops
+            context.cancel()
             self.recorder.task(dict(row, status="canceled", finished_at=utcnow(),
                                     error={"type": "Canceled", "message": "the engine stopped while the step ran", "step": row["step"]}))
         self.recorder.close()
@@ -185,7 +193,7 @@ class Engine:
         number = version
         if (chain, number) not in self._programs:
             record = record or self.store.get_chain_version(chain, number)
-            self._programs[(chain, number)] = ChainProgram(Chain.model_validate(record["definition"]), number)
+            self._programs[(chain, number)] = ChainProgram(Chain.model_validate(record["definition"]), number, self.registry.catalog())
         return self._programs[(chain, number)]
 
     def refresh_events(self) -> None:
@@ -219,7 +227,7 @@ class Engine:
         problems = spec.check_args(args)
         if problems:
             raise BadInput("; ".join(p for _, p in problems))
-        return self.start_program(task_program(function, args), {}, trigger="task", listener=listener)
+        return self.start_program(task_program(function, args, self.registry.catalog()), {}, trigger="task", listener=listener)
 
     def start_program(self, program: ChainProgram, input: dict[str, Any], *, trigger: str = "manual",
                       parent: tuple[ActiveRun, int] | None = None, depth: int = 0,
@@ -258,6 +266,9 @@ class Engine:
             commands = active.conductor.cancel(reason)
             self._carry_out(active, commands)
             children = list(active.children.values())
+        for (owner, _), (_, context) in list(self._executing.items()):
+            if owner == run_id:  # functions running now learn it through ctx.canceled
+                context.cancel()
         for child in children:  # a canceled run's sub-chains are canceled too
             self.cancel(child, f"its parent run {run_id} was canceled")
         return True
@@ -314,22 +325,37 @@ class Engine:
         if prog.is_sub_chain:
             self._start_sub_chain(active, number, prog, begin.args)
             return
-        timeout = prog.step.timeout
+        context = Context(run_id=active.id, chain=active.state.run["chain"], step=sr.step, number=number, attempt=sr.attempt,
+                          function=prog.run, index=sr.index, resolver=self.secrets,
+                          task_id=functools.partial(self._task_id, active.id, number))
+        timeout = prog.timeout
         if timeout is not None:
-            self._later(timeout, lambda: self._finish(active, number, Outcome(
-                "failed", None, {"type": "Timeout", "message": f"step {sr.step!r} ran past its timeout of {timeout:g}s"}), "timed_out"))
+            def expire() -> None:
+                context.cancel()  # a sync function that checks ctx.canceled stops; an async one is cancelled
+                self._finish(active, number, Outcome(
+                    "failed", None, {"type": "Timeout", "message": f"step {sr.step!r} ran past its timeout of {timeout:g}s"}), "timed_out")
+            self._later(timeout, expire)
         key = (active.id, number)
-        self._executing[key] = {"run_id": active.id, "number": number, "step": sr.step, "function": prog.run}
-        self.capture.begin()
+        self._executing[key] = ({"run_id": active.id, "number": number, "step": sr.step, "function": prog.run}, context)
+        token = self.capture.begin()
         try:
-            outcome = self._call(prog, begin.args, timeout)
+            outcome = self._call(prog, begin.args, timeout, context)
         finally:
-            entries = self.capture.end()
+            entries = self.capture.end(token)
             self._executing.pop(key, None)
         for entry in entries:
             entry.update(run_id=active.id, number=number)
             self.recorder.log(entry)
         self._finish(active, number, outcome)
+
+    def _task_id(self, run_id: str, number: int) -> int | None:
+        """A step run's task id, for `Context.task_id`: rows are written behind the hot path,
+        so wait for this one to be committed first."""
+        self.recorder.flush()
+        try:
+            return int(self.store.get_task_by_number(run_id, number)["id"])
+        except LegionError:
+            return None
 
     def _record_begin(self, active: ActiveRun, sr: StepRun, begin: Begin) -> None:
         base = {"run_id": active.id, "number": sr.number, "step": sr.step, "function": _fn(active, sr.step)}
@@ -348,7 +374,7 @@ class Engine:
         self.recorder.task(dict(base, status="running", started_at=now, node=self.node, args=begin.args))
         self._emit(active, {"event": "step.started", "step": sr.step, "number": sr.number, "attempt": sr.attempt, "index": sr.index})
 
-    def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None) -> Outcome:
+    def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None, context: Context) -> Outcome:
         function = self.registry.functions.get(prog.run)
         if function is None:
             return Outcome("failed", None, {"type": "StepFailed", "message": f"function {prog.run!r} is not installed on node {self.node}"})
@@ -358,7 +384,7 @@ class Engine:
             args = self.secrets.resolve(args)
         except SecretError as exc:
             return outcome_of_exception(exc)
-        return call(function, args, timeout)
+        return call(function, args, timeout, context)
 
     def _finish(self, active: ActiveRun, number: int, outcome: Outcome, status: str | None = None) -> None:
         with active.lock:
@@ -440,7 +466,7 @@ class Engine:
         child = self.start_program(program, args, trigger="sub-chain", parent=(active, number), depth=active.depth + 1)
         with active.lock:
             active.children[number] = child
-        timeout = prog.step.timeout
+        timeout = prog.timeout
         if timeout is not None:
             def expire() -> None:
                 sub = self.runs.get(child)

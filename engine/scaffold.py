@@ -42,7 +42,7 @@ include = ["{package}*"]
 ''',
         f"{package}/__init__.py": f'''"""The {name} extension."""
 
-from legion.engine.sdk import Extension
+from legion.sdk import Extension
 from {package}.runners import greeting
 
 extension = Extension("{name}", runners=[greeting], description="What {name} does, in one line")

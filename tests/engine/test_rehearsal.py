@@ -635,7 +635,7 @@ def test_empty_mock_entry_succeeds_with_null_and_with_still_renders(rehearse):
     assert bad.sequence == ["s"]
 
 
-def test_plain_exception_in_a_real_function_is_step_failed(rehearse):
+def test_a_rendered_argument_outside_its_literal_type_is_invalid_arguments(rehearse):
     r = rehearse(
         """
         chain: plain
@@ -646,7 +646,8 @@ def test_plain_exception_in_a_real_function_is_step_failed(rehearse):
         """
     )
     assert r.status == "failed"
-    assert r.error["type"] == "StepFailed" and r.error["step"] == "s"
+    assert r.error["type"] == "InvalidArguments" and r.error["step"] == "s"
+    assert "argument 'level' of core.util.log expects one of 'debug', 'info', 'warning', 'error', got a string" in r.error["message"]
 
 
 # ------------------------------------------------------------------------------ results and rendered values must be JSON

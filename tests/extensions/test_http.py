@@ -88,5 +88,6 @@ def test_signatures_are_the_argument_schemas() -> None:
     spec = REGISTRY.function("http.request.post").spec
     schema = spec.args_schema()
     assert schema["required"] == ["url"] and schema["additionalProperties"] is False
-    assert schema["properties"]["timeout"] == {"type": "number"}
+    assert schema["properties"]["timeout"] == {"type": "number", "exclusiveMinimum": 0, "default": 30.0,
+                                               "description": "seconds to wait for the server before failing with Timeout"}
     assert spec.check_args({"url": "http://x", "timeout": "soon"})[0][1].startswith("argument 'timeout' of http.request.post")

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any, Literal
 
-from legion.engine.errors import Failure
+from legion.sdk import Failure
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 

@@ -4,18 +4,29 @@ in an edge: `when: result.status == 200`); a connection error or a timeout is.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-import httpx
+from pydantic import Field
 
-from legion.engine.errors import StepError
+from legion.sdk import StepError
 
 __all__ = ["get", "post", "put", "patch", "delete", "head"]
+
+# The parameters the functions share, with the descriptions `legion lex list` shows.
+Url = Annotated[str, Field(description="the URL to request (http:// or https://)")]
+Params = Annotated[dict[str, Any] | None, Field(description="query parameters added to the URL")]
+Headers = Annotated[dict[str, str] | None, Field(description="request headers")]
+Timeout = Annotated[float, Field(gt=0, description="seconds to wait for the server before failing with Timeout")]
+Verify = Annotated[bool, Field(description="check the server's TLS certificate")]
+Json = Annotated[Any, Field(description="a JSON body (any JSON value)")]
+Data = Annotated[str | None, Field(description="a raw text body, sent as it is (instead of json)")]
 
 
 def _request(method: str, url: str, *, params: dict[str, Any] | None, headers: dict[str, str] | None,
              json: Any = None, data: str | None = None, timeout: float = 30.0, verify: bool = True,
              follow_redirects: bool = True) -> dict[str, Any]:
+    import httpx  # here, not at the top: listing or validating chains need not import it
+
     try:
         response = httpx.request(method, url, params=params, headers=headers, json=json, content=data,
                                  timeout=timeout, verify=verify, follow_redirects=follow_redirects)
@@ -39,37 +50,37 @@ def _request(method: str, url: str, *, params: dict[str, Any] | None, headers: d
     }
 
 
-def get(url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-        timeout: float = 30.0, verify: bool = True) -> dict[str, Any]:
+def get(url: Url, params: Params = None, headers: Headers = None,
+        timeout: Timeout = 30.0, verify: Verify = True) -> dict[str, Any]:
     """GET `url`."""
     return _request("GET", url, params=params, headers=headers, timeout=timeout, verify=verify)
 
 
-def head(url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 30.0, verify: bool = True) -> dict[str, Any]:
+def head(url: Url, params: Params = None, headers: Headers = None,
+         timeout: Timeout = 30.0, verify: Verify = True) -> dict[str, Any]:
     """HEAD `url`."""
     return _request("HEAD", url, params=params, headers=headers, timeout=timeout, verify=verify)
 
 
-def delete(url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-           timeout: float = 30.0, verify: bool = True) -> dict[str, Any]:
+def delete(url: Url, params: Params = None, headers: Headers = None,
+           timeout: Timeout = 30.0, verify: Verify = True) -> dict[str, Any]:
     """DELETE `url`."""
     return _request("DELETE", url, params=params, headers=headers, timeout=timeout, verify=verify)
 
 
-def post(url: str, json: Any = None, data: str | None = None, params: dict[str, Any] | None = None,
-         headers: dict[str, str] | None = None, timeout: float = 30.0, verify: bool = True) -> dict[str, Any]:
+def post(url: Url, json: Json = None, data: Data = None, params: Params = None,
+         headers: Headers = None, timeout: Timeout = 30.0, verify: Verify = True) -> dict[str, Any]:
     """POST to `url` a JSON body (`json`) or raw text (`data`)."""
     return _request("POST", url, params=params, headers=headers, json=json, data=data, timeout=timeout, verify=verify)
 
 
-def put(url: str, json: Any = None, data: str | None = None, params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None, timeout: float = 30.0, verify: bool = True) -> dict[str, Any]:
+def put(url: Url, json: Json = None, data: Data = None, params: Params = None,
+        headers: Headers = None, timeout: Timeout = 30.0, verify: Verify = True) -> dict[str, Any]:
     """PUT to `url` a JSON body (`json`) or raw text (`data`)."""
     return _request("PUT", url, params=params, headers=headers, json=json, data=data, timeout=timeout, verify=verify)
 
 
-def patch(url: str, json: Any = None, data: str | None = None, params: dict[str, Any] | None = None,
-          headers: dict[str, str] | None = None, timeout: float = 30.0, verify: bool = True) -> dict[str, Any]:
+def patch(url: Url, json: Json = None, data: Data = None, params: Params = None,
+          headers: Headers = None, timeout: Timeout = 30.0, verify: Verify = True) -> dict[str, Any]:
     """PATCH `url` with a JSON body (`json`) or raw text (`data`)."""
     return _request("PATCH", url, params=params, headers=headers, json=json, data=data, timeout=timeout, verify=verify)
