@@ -17,7 +17,7 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 
 from legion.dsl.catalog import Catalog, missing_function
-from legion.dsl.errors import ExpressionError, Issue, ValidationFailed
+from legion.dsl.errors import ExpressionError, Issue, LegionError, ValidationFailed
 from legion.dsl.expressions import (
     ITEM_NAMES,
     RUN_NAMES,
@@ -266,7 +266,11 @@ class _Checker:
             return
         if self.functions is None or ref.count(".") != 2:
             return
-        spec = self.functions.get(ref)
+        try:
+            spec = self.functions.get(ref)
+        except LegionError as exc:  # the function's signature cannot be read
+            self.error(here + ("run",), exc.message, value=True)
+            return
         if spec is None:
             broken = missing_function(self.functions, ref)
             if broken is not None:

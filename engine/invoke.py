@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from legion.dsl.expressions import NotJsonValue, json_value
-from legion.engine.errors import StepError
+from legion.engine.errors import ExtensionError, StepError
 from legion.engine.registry import Function
 from legion.engine.sdk import Context
 from legion.engine.secrets import MASKER
@@ -105,6 +105,8 @@ def check_arguments(function: Function, args: dict[str, Any], chain: str | None 
     """The `InvalidArguments` failure when `args` do not fit the function's signature."""
     try:
         function.signature.validate(function.ref, args)
+    except ExtensionError as exc:
+        return failure("StepFailed", exc.message)
     except ArgumentProblem as exc:
         return failure("InvalidArguments", MASKER.text(_where(chain, step) + str(exc)))
     return None
@@ -120,7 +122,10 @@ def call(function: Function, args: dict[str, Any], timeout: float | None = None,
 
     An async function is cancelled after `timeout`, or when `context` is canceled; a sync one
     cannot be stopped, so its timeout is the caller's to enforce (its context says canceled)."""
-    signature = function.signature
+    try:
+        signature = function.signature
+    except ExtensionError as exc:
+        return failure("StepFailed", exc.message)
     try:
         args = signature.validate(function.ref, args)
     except ArgumentProblem as exc:

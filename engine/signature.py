@@ -136,7 +136,7 @@ def json_type(value: Any) -> str:
 
 def build_signature(fn: Callable[..., Any], context_type: type) -> Signature:
     """Read `fn`'s parameters, type hints and docstring into a Signature."""
-    from pydantic import ConfigDict, TypeAdapter
+    from pydantic import ConfigDict
     from pydantic.fields import FieldInfo
 
     sig = inspect.signature(fn)
@@ -169,7 +169,7 @@ def build_signature(fn: Callable[..., Any], context_type: type) -> Signature:
         required = default is inspect.Parameter.empty
         description = (field.description if field is not None else None) or described.get(p.name)
         names.append(p.name)
-        adapters[p.name] = TypeAdapter(hint, config=_config_for(hint, config))
+        adapters[p.name] = _adapter(hint, config)
         meta[p.name] = (required, None if required else default, description)
     schemas = _schemas(adapters)
     params = []
@@ -200,15 +200,18 @@ def _field_info(hint: Any, field_type: type) -> Any:
     return None
 
 
-def _config_for(hint: Any, config: Any) -> Any:
-    """A model or dataclass carries its own config, and pydantic refuses a second one."""
-    from pydantic import BaseModel
+def _adapter(hint: Any, config: Any) -> TypeAdapter[Any]:
+    """A TypeAdapter that allows arbitrary classes (checked with isinstance); a model,
+    dataclass or TypedDict carries its own config, and pydantic refuses a second one."""
+    from pydantic import TypeAdapter
+    from pydantic.errors import PydanticUserError
 
-    base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
-    if isinstance(base, type) and (issubclass(base, BaseModel) or hasattr(base, "__dataclass_fields__")
-                                   or typing.is_typeddict(base)):
-        return None
-    return config
+    try:
+        return TypeAdapter(hint, config=config)
+    except PydanticUserError as exc:
+        if exc.code != "type-adapter-config-unused":
+            raise
+        return TypeAdapter(hint)
 
 
 def _schemas(adapters: Mapping[str, TypeAdapter[Any]]) -> dict[str, dict[str, Any]]:
@@ -234,7 +237,7 @@ def _return_schema(hint: Any, config: Any) -> dict[str, Any]:
     from pydantic.errors import PydanticInvalidForJsonSchema, PydanticUserError
 
     try:
-        return TypeAdapter(hint, config=_config_for(hint, config)).json_schema()
+        return _adapter(hint, config).json_schema()
     except (PydanticInvalidForJsonSchema, PydanticUserError, TypeError):
         return {}
 
