@@ -52,13 +52,25 @@ extension = Extension("{name}", runners=[greeting], description="What {name} doe
 
 from __future__ import annotations
 
-from legion.engine.errors import StepError
+from typing import Annotated
+
+from pydantic import Field
+
+from legion.sdk import Context, StepError, function
 
 
-def hello(name: str, punctuation: str = "!") -> dict[str, str]:
-    """Greet someone by name."""
+@function(timeout="10s")
+def hello(name: str, punctuation: Annotated[str, Field(max_length=3)] = "!", *, ctx: Context | None = None) -> dict[str, str]:
+    """Greet someone by name.
+
+    Args:
+        name: who to greet
+        punctuation: what ends the greeting (at most three characters)
+    """
     if not name.strip():
         raise StepError("name is empty", type="InvalidName")
+    if ctx is not None:
+        ctx.log.info("greeting %s", name)
     return {{"greeting": f"Hello, {{name}}{{punctuation}}"}}
 ''',
         "chains/hello.yaml": f'''# yaml-language-server: $schema={schema}
@@ -85,7 +97,7 @@ expect:
 ''',
         "tests/test_greeting.py": f'''import pytest
 
-from legion.engine.errors import StepError
+from legion.sdk import StepError
 from {package}.runners.greeting import hello
 
 

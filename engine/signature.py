@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -187,8 +188,13 @@ def build_signature(fn: Callable[..., Any], context_type: type) -> Signature:
 
 
 def _is_context(hint: Any, context_type: type) -> bool:
+    """`Context`, `Context | None` (so a unit test may call the function without one), or
+    either of them `Annotated`."""
     if typing.get_origin(hint) is typing.Annotated:
         hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = options[0] if len(options) == 1 else None
     return isinstance(hint, type) and issubclass(hint, context_type)
 
 
@@ -233,7 +239,6 @@ def _schemas(adapters: Mapping[str, TypeAdapter[Any]]) -> dict[str, dict[str, An
 def _return_schema(hint: Any, config: Any) -> dict[str, Any]:
     if hint is inspect.Parameter.empty or hint is Any:
         return {}
-    from pydantic import TypeAdapter
     from pydantic.errors import PydanticInvalidForJsonSchema, PydanticUserError
 
     try:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from legion.engine.registry import Function
 from legion.engine.invoke import call, run_async
+from legion.engine.registry import Function
 from legion.engine.sdk import Canceled, Context
 
 PROBE = '''

@@ -269,9 +269,9 @@ def test_a_model_argument_arrives_as_the_model_and_an_edge_can_handle_invalid_ar
 
 
 def test_rehearsals_check_rendered_arguments_of_mocked_steps_too(runner: Any) -> None:
+    from legion.dsl.model import MockEntry
     from legion.engine.conductor import ChainProgram
     from legion.engine.rehearsal import VirtualRun
-    from legion.dsl.model import MockEntry
 
     registry = runner("gen", PROBE)
     chain, _ = load_chain("c.yaml", text="chain: c\nsteps:\n  s:\n    run: gen.probe.count\n    with: {n: '{{ input.n }}'}\n",
