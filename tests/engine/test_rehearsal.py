@@ -900,3 +900,17 @@ def test_chain_test_command_counts_passed_and_failed(suite, registry, capsys):
     data = json.loads(capsys.readouterr().out)
     assert code == 0
     assert (data["data"]["passed"], data["data"]["failed"]) == (1, 0)
+
+
+def test_waits_ending_at_the_same_instant_all_join_the_queue_before_any_runs(rehearse):
+    r = rehearse(
+        """
+        chain: same-instant
+        steps:
+          a: {run: core.util.noop, delay: 1s, next: [{do: a_next}]}
+          b: {run: core.util.noop, delay: 1s, next: [{do: b_next}]}
+          a_next: {run: core.util.noop}
+          b_next: {run: core.util.noop}
+        """
+    )
+    assert (r.sequence, r.elapsed) == (["a", "b", "a_next", "b_next"], 1)
