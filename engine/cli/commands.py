@@ -155,9 +155,11 @@ def lex_create(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def task_run(args: argparse.Namespace, ctx: Context) -> int:
-    from legion.engine.cli.args import parse_pairs
+    from legion.engine.cli.args import build_input, input_items
 
-    payload = parse_pairs(args.args)
+    items = input_items(args.args, (), args.input_json)
+    spec = ctx.registry.function(args.function).spec  # NotFound (or a broken extension) before anything starts
+    payload = build_input(items, spec.args_schema())
     engine = make_engine(ctx, 1)
     with engine:
         run_id = engine.run_task(args.function, payload)

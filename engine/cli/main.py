@@ -102,6 +102,8 @@ def build_parser() -> Parser:
 
     limit = int_range(1, 10_000)
     an_id = int_range(1, MAX_ID, "an id")
+    pairs_help = "key=value or key:value; the value is text unless the schema it feeds says otherwise (then JSON)"
+    input_json_help = "a JSON object from this file, or from stdin with `-` (key=value arguments override its keys)"
 
     start = command(groups, "start", "commands:start", "apply the chains and run workers, schedules and triggers until Ctrl-C")
     start.add_argument("--chains", action="append", help="chain folder or file to apply first (default: ./chains, else the shipped chains)")
@@ -117,7 +119,8 @@ def build_parser() -> Parser:
     task = groups.add_parser("task", help="tasks (step runs)", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
     p = command(task, "run", "commands:task_run", "run one function now: legion task run http.request.get url:http://host/")
     p.add_argument("function")
-    p.add_argument("args", nargs="*", help="key=value or key:value")
+    p.add_argument("args", nargs="*", help=pairs_help)
+    p.add_argument("--input-json", metavar="FILE", help=input_json_help)
     p = command(task, "list", "commands:task_list", "recent tasks")
     p.add_argument("--run", dest="run_id")
     p.add_argument("--status")
@@ -139,8 +142,9 @@ def build_parser() -> Parser:
     p.add_argument("--prune", action="store_true", help="remove applied chains these files no longer hold")
     p = command(chain, "run", "chains:run", "run an applied chain")
     p.add_argument("name")
-    p.add_argument("args", nargs="*", help="input as key=value or key:value")
+    p.add_argument("args", nargs="*", help=f"input as {pairs_help}")
     p.add_argument("--input", action="append", default=[], help="JSON object, @file.json, or key=value")
+    p.add_argument("--input-json", metavar="FILE", help=input_json_help)
     p.add_argument("--wait", action="store_true", help="show live progress, then the output and the trace")
     p.add_argument("--timeout", type=seconds, help="cancel the run if it has not ended after this many seconds")
     p = command(chain, "test", "chains:test", "run rehearsals: N passed, N failed")
