@@ -13,6 +13,7 @@ from typing import Any
 
 from legion.dsl.durations import parse_duration
 from legion.dsl.errors import BadInput, LegionError
+from legion.engine.cli.ids import resolve_run, resolve_task
 from legion.engine.cli.main import Context
 from legion.engine.cli.output import dumps, table
 
@@ -50,18 +51,32 @@ def print_run(ctx: Context, run_id: str) -> int:
     def text() -> str:
         lines = [f"run {run['id']}  chain {run['chain_name']} v{run['chain_version']}  {run['status']}"]
         if run.get("error"):
-            e = run["error"]
-            lines.append(f"error: {e.get('type')}: {e.get('message')}" + (f" (step {e['step']})" if e.get("step") else ""))
+            lines.append("error: " + run_error_line(run["error"], tasks))
         lines.append("output: " + dumps(run.get("output")))
         lines.append("trace:")
         for t in tasks:
             extra = f" attempt {t['attempt']}" if (t.get("attempt") or 1) > 1 else ""
             extra += f" item {t['item_index']}" if t.get("item_index") is not None else ""
-            lines.append(f"  {t['number']:>4} {t['step']:<20} {t['status']:<10}{extra}")
+            lines.append(f"  {t['number']:>4} {t['step']:<20} {t['status']:<10} task {t['id']}{extra}")
         return "\n".join(lines)
 
     ctx.out.data(data, text)
     return 0 if run["status"] == "succeeded" else 1
+
+
+def run_error_line(error: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
+    """A run's error with its origin: the step, and the task that failed there (the last one
+    of that step that failed), which `legion task show` opens."""
+    line = error_line(error)
+    step = error.get("step")
+    if not step:
+        return line
+    failed = [t for t in tasks if t["step"] == step and t["status"] in ("failed", "timed_out")]
+    line += f" at step {step!r}"
+    if failed:
+        task_id = max(failed, key=lambda t: t["number"])["id"]
+        line += f", task {task_id} — legion task show {task_id}"
+    return line
 
 
 # -- start -------------------------------------------------------------------------------
@@ -173,25 +188,63 @@ def task_run(args: argparse.Namespace, ctx: Context) -> int:
                           details={"run_id": run_id, "status": run["status"], "error": run.get("error")})
     task = tasks[0]
     ctx.out.data(task, lambda: (dumps(task["result"], indent=2) if task["status"] == "succeeded"
-                                else f"task {task['id']} {task['status']}: {task['error'] and task['error'].get('type')}: {task['error'] and task['error'].get('message')}"))
+                                else f"task {task['id']} {task['status']}: {error_line(task['error'] or {})} (legion task show {task['id']})"))
     return 0 if task["status"] == "succeeded" else 1
 
 
 def task_list(args: argparse.Namespace, ctx: Context) -> int:
-    tasks = ctx.store.list_tasks(run_id=args.run_id, status=args.status, limit=args.limit)
+    run_id = resolve_run(ctx.store, args.run_id) if args.run_id is not None else None
+    tasks = ctx.store.list_tasks(run_id=run_id, status=args.status, limit=args.limit)
     ctx.out.data(tasks, lambda: table(tasks, ["id", "run_id", "step", "function", "status", "attempt", "finished_at"]))
     return 0
 
 
 def task_show(args: argparse.Namespace, ctx: Context) -> int:
-    task = ctx.store.get_task(args.id)
-    ctx.out.data(task, lambda: dumps(task, indent=2))
+    task = resolve_task(ctx.store, args.id)
+    ctx.out.data(task, lambda: task_text(task))
     return 0
 
 
+def task_text(task: dict[str, Any]) -> str:
+    """A task for people: what ran, with what, and how it ended; a failure's traceback last."""
+    lines = [f"task {task['id']}  {task['status']}"]
+
+    def field(name: str, value: Any) -> None:
+        text = value if isinstance(value, str) else dumps(value)
+        if not isinstance(value, str) and len(text) > 100:
+            text = dumps(value, indent=2)
+        lines.append(f"  {name + ':':<10}" + text.replace("\n", "\n" + " " * 12))
+
+    field("run", f"{task['run_id']}, step run {task['number']}")
+    field("step", task["step"])
+    field("function", task["function"])
+    field("attempt", str(task.get("attempt") or 1) + (f", item {task['item_index']}" if task.get("item_index") is not None else ""))
+    started, finished = task.get("started_at"), task.get("finished_at")
+    if isinstance(started, datetime):
+        took = f" (took {(finished - started).total_seconds():.3f}s)" if isinstance(finished, datetime) else ""
+        field("started", f"{started:%Y-%m-%d %H:%M:%S} UTC{took}")
+    field("args", task.get("args"))
+    if task.get("result") is not None or task["status"] == "succeeded":
+        field("result", task.get("result"))
+    error = task.get("error")
+    if error:
+        field("error", error_line(error))
+        trace = error.get("traceback")
+        if isinstance(trace, str) and trace.strip():
+            lines.append("  traceback:")
+            lines += ["      " + line for line in trace.rstrip("\n").splitlines()]
+    return "\n".join(lines)
+
+
+def error_line(error: dict[str, Any]) -> str:
+    """`Type (ExceptionClass): message`; the exception class when the error carries one."""
+    exception = f" ({error['exception']})" if error.get("exception") and error.get("exception") != error.get("type") else ""
+    return f"{error.get('type')}{exception}: {error.get('message')}"
+
+
 def task_logs(args: argparse.Namespace, ctx: Context) -> int:
-    ctx.store.get_task(args.id)
-    logs = ctx.store.task_logs(args.id)
+    task = resolve_task(ctx.store, args.id)
+    logs = ctx.store.task_logs(task["id"])
     ctx.out.data(logs, lambda: table(logs, ["at", "level", "message"], "no log entries"))
     return 0
 
@@ -217,15 +270,16 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_show(args: argparse.Namespace, ctx: Context) -> int:
-    print_run(ctx, args.id)
+    print_run(ctx, resolve_run(ctx.store, args.id))
     return 0
 
 
 def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
+    run_id = resolve_run(ctx.store, args.id)
     error = {"type": "Canceled", "message": "canceled by request", "step": None}
     # Conditional: only a run still pending or running is marked, so a run that ends at the
     # same moment keeps its real outcome. The process running it notices and stops it.
-    if not ctx.store.cancel_run(args.id, error):  # NotFound for an unknown id
-        raise BadInput(f"run {args.id} already ended ({ctx.store.get_run(args.id)['status']}); nothing to cancel")
-    ctx.out.data({"canceled": args.id}, f"canceled {args.id}")
+    if not ctx.store.cancel_run(run_id, error):  # NotFound for an unknown id
+        raise BadInput(f"run {run_id} already ended ({ctx.store.get_run(run_id)['status']}); nothing to cancel")
+    ctx.out.data({"canceled": run_id}, f"canceled {run_id}")
     return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from legion.dsl.errors import BadInput, LegionError
-from legion.engine.cli.args import MAX_ID, int_range, seconds
+from legion.engine.cli.args import MAX_ID, int_range, seconds, task_ref
 from legion.engine.cli.output import MaskingFormatter, Output
 
 Handler = Callable[[argparse.Namespace, "Context"], int]
@@ -101,7 +101,6 @@ def build_parser() -> Parser:
         return p
 
     limit = int_range(1, 10_000)
-    an_id = int_range(1, MAX_ID, "an id")
     pairs_help = "key=value or key:value; the value is text unless the schema it feeds says otherwise (then JSON)"
     input_json_help = "a JSON object from this file, or from stdin with `-` (key=value arguments override its keys)"
 
@@ -122,13 +121,14 @@ def build_parser() -> Parser:
     p.add_argument("args", nargs="*", help=pairs_help)
     p.add_argument("--input-json", metavar="FILE", help=input_json_help)
     p = command(task, "list", "commands:task_list", "recent tasks")
-    p.add_argument("--run", dest="run_id")
+    p.add_argument("--run", dest="run_id", help="tasks of this run (its id, or a unique prefix of it)")
     p.add_argument("--status")
     p.add_argument("--limit", type=limit, default=50, help="at most this many (1 to 10000; default 50)")
-    p = command(task, "show", "commands:task_show", "one task")
-    p.add_argument("id", type=an_id)
+    task_id_help = "a task id, or RUN_ID/NUMBER: the step run NUMBER of a run (whose id may be a unique prefix)"
+    p = command(task, "show", "commands:task_show", "one task: status, arguments, result, error and traceback")
+    p.add_argument("id", type=task_ref, help=task_id_help)
     p = command(task, "logs", "commands:task_logs", "a task's log entries")
-    p.add_argument("id", type=an_id)
+    p.add_argument("id", type=task_ref, help=task_id_help)
     p = command(task, "purge", "commands:task_purge", "delete finished runs and their tasks older than a duration")
     p.add_argument("--older-than", required=True, help="e.g. 30d, 12h")
 
@@ -167,9 +167,9 @@ def build_parser() -> Parser:
     p.add_argument("--status")
     p.add_argument("--limit", type=limit, default=50, help="at most this many (1 to 10000; default 50)")
     p = command(run, "show", "commands:run_show", "a run with its step trace")
-    p.add_argument("id")
+    p.add_argument("id", help="a run id, or a unique prefix of it (4 characters or more)")
     p = command(run, "cancel", "commands:run_cancel", "cancel a run")
-    p.add_argument("id")
+    p.add_argument("id", help="a run id, or a unique prefix of it (4 characters or more)")
 
     secret = groups.add_parser("secret", help="secrets (Vault when VAULT_ADDR is set, else the embedded store)",
                                parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
