@@ -28,19 +28,45 @@ def make_engine(ctx: Context, workers: int | None = None) -> Any:
 
 
 def registry_rows(registry: Any) -> list[dict[str, Any]]:
+    """The extensions that loaded, with their runners and functions (what `store.sync_registry`
+    records and `legion lex list` shows)."""
     rows = []
     for ext in registry.extensions.values():
         runners = [r for r in registry.runners.values() if r.extension == ext.name]
         rows.append({
-            "name": ext.name, "description": ext.description, "version": ext.version,
+            "name": ext.name, "status": "ok", "description": ext.description, "version": ext.version,
             "runners": [{
                 "name": r.name, "module": r.module, "queue": r.queue, "description": r.description,
-                "functions": [{"name": f.name, "ref": f.ref, "args_schema": f.spec.args_schema(),
-                               "description": f.spec.description, "actor": {"kind": f.actor.kind, "interval": f.actor.interval, "delay": f.actor.delay}}
-                              for f in r.functions],
+                "functions": [function_row(f) for f in r.functions],
             } for r in runners],
         })
     return rows
+
+
+def function_row(function: Any) -> dict[str, Any]:
+    """A function with its parameters and declared options. One whose signature cannot be
+    read keeps its row, with the `error` (calling it fails the same way)."""
+    actor = function.actor
+    row: dict[str, Any] = {"name": function.name, "ref": function.ref,
+                           "actor": {"kind": actor.kind, "interval": actor.interval, "delay": actor.delay}}
+    try:
+        spec = function.spec
+    except LegionError as exc:
+        return row | {"args_schema": None, "description": None, "params": [], "returns": {}, "timeout": None,
+                      "retry": None, "expose": True, "error": exc.message}
+    params = [{"name": p.name, "type": _type(p.schema), "schema": p.schema, "required": p.required,
+               "default": None if p.required else p.schema.get("default"), "description": p.description}
+              for p in spec.params]
+    return row | {"args_schema": spec.args_schema(), "description": spec.description, "params": params,
+                  "returns": spec.returns, "timeout": spec.timeout, "retry": None if spec.retry is None else dict(spec.retry),
+                  "expose": spec.expose, "error": None}
+
+
+def broken_rows(registry: Any) -> list[dict[str, Any]]:
+    """The installed extensions that failed to load: what went wrong and what to do."""
+    return [{"name": b.name, "status": "broken", "description": None, "version": None, "entry_point": b.entry_point,
+             "error": b.error, "hint": b.hint, "traceback": b.traceback, "runners": []}
+            for b in registry.broken.values()]
 
 
 def print_run(ctx: Context, run_id: str) -> int:
@@ -120,35 +146,71 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def lex_list(args: argparse.Namespace, ctx: Context) -> int:
-    rows = registry_rows(ctx.registry)
+    ok, broken = registry_rows(ctx.registry), broken_rows(ctx.registry)
 
     def text() -> str:
         lines = []
-        for ext in rows:
-            lines.append(f"{ext['name']}: {ext['description'] or ''}".rstrip(": "))
+        for ext in ok:
+            version = f" {ext['version']}" if ext["version"] else ""
+            lines.append(f"{ext['name']}{version}" + (f": {ext['description']}" if ext["description"] else ""))
             for r in ext["runners"]:
                 lines.append(f"  {ext['name']}.{r['name']}  (queue {r['queue']})")
                 for f in r["functions"]:
-                    schema = f["args_schema"]
-                    req = set(schema.get("required", []))
-                    params = [f"{n}{'' if n in req else '?'}: {_type(s)}" for n, s in schema["properties"].items()]
-                    if schema.get("additionalProperties"):
-                        params.append("**kwargs")
-                    lines.append(f"    {f['ref']}({', '.join(params)})" + (f"  - {f['description']}" if f["description"] else ""))
-        return "\n".join(lines)
+                    lines += _function_lines(f)
+        if broken:
+            lines.append("broken extensions (they failed to load; the others work):")
+            for b in broken:
+                lines.append(f"  {b['name']} ({b['entry_point']}): {b['error']}")
+                lines.append(f"      hint: {b['hint']}")
+        return "\n".join(lines) or "no extensions installed"
 
-    ctx.out.data(rows, text)
+    ctx.out.data(sorted(ok + broken, key=lambda row: row["name"]), text)
     return 0
 
 
+def _function_lines(f: dict[str, Any]) -> list[str]:
+    """`ref(params)  [options]  - description`, then one line per parameter:
+    `name: type = default — description` (`(required)` in place of a default)."""
+    if f["error"]:
+        return [f"    {f['ref']}  BROKEN: {f['error']}"]
+    params = [f"{p['name']}{'' if p['required'] else '?'}: {p['type']}" for p in f["params"]]
+    if f["args_schema"].get("additionalProperties"):
+        params.append("**kwargs")
+    options = []
+    if f["actor"]["kind"] != "subscription":
+        kind, interval, delay = f["actor"]["kind"], f["actor"]["interval"], f["actor"]["delay"]
+        options.append(kind + (f" {interval:g}s" if interval else f" after {delay:g}s" if delay else ""))
+    if f["timeout"] is not None:
+        options.append(f"timeout {f['timeout']:g}s")
+    if f["retry"]:
+        options.append(f"retry {f['retry'].get('count', 0)}")
+    if not f["expose"]:
+        options.append("not exposed (API, MCP)")
+    head = f"    {f['ref']}({', '.join(params)})" + (f"  [{', '.join(options)}]" if options else "")
+    lines = [head + (f"  - {f['description']}" if f["description"] else "")]
+    for p in f["params"]:
+        default = " (required)" if p["required"] else f" = {dumps(p['default'])}"
+        lines.append(f"        {p['name']}: {p['type']}{default}" + (f" — {p['description']}" if p["description"] else ""))
+    return lines
+
+
 def _type(schema: dict[str, Any]) -> str:
-    if "type" in schema:
-        return str(schema["type"])
+    """A parameter's JSON Schema in a word or two: `string`, `integer|null`, `"a"|"b"`."""
     if "enum" in schema:
-        return "|".join(map(str, schema["enum"]))
-    if "anyOf" in schema:
-        return "|".join(_type(s) for s in schema["anyOf"])
-    return "any"
+        return "|".join(dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return dumps(schema["const"])
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return "|".join(_type(s) for s in schema[key])
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return "|".join(map(str, kind))
+    if kind == "array" and isinstance(schema.get("items"), dict) and schema["items"]:
+        return f"array[{_type(schema['items'])}]"
+    return str(kind) if kind else "any"
 
 
 def lex_create(args: argparse.Namespace, ctx: Context) -> int:

@@ -182,6 +182,8 @@ def build_parser() -> Parser:
     p = command(secret, "delete", "secrets:delete", "delete a key, or a whole path")
     p.add_argument("path")
     p.add_argument("key", nargs="?")
+
+    command(groups, "doctor", "doctor:doctor", "check the settings, the database, the services and the extensions (-v: tracebacks)")
     return root
 
 
@@ -232,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
         if not getattr(args, "handler", None):
-            raise BadInput("give a command: start, lex, task, chain, run or secret (see `legion --help`)")
+            raise BadInput("give a command: start, lex, task, chain, run, secret or doctor (see `legion --help`)")
         handler_fn = _handler(args.handler)
         if out.json_mode:
             # Chains run in this process: whatever a step function prints must not land in
