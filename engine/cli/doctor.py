@@ -81,12 +81,13 @@ def run_checks(ctx: Context, env: Mapping[str, str]) -> list[Check]:
         checks += [warn(name, "not checked: the settings did not load") for name in ("database", "rabbitmq", "redis", "vault")]
     else:
         checks.append(ok("settings", f"home {settings.home}, {settings.workers} worker thread(s), node {settings.node}"))
-        for check in (lambda: database(settings.database_url), lambda: rabbitmq(settings.amqp_url),
-                      lambda: redis(settings.redis_url), lambda: vault(env, settings.home)):
+        services = {"database": lambda: database(settings.database_url), "rabbitmq": lambda: rabbitmq(settings.amqp_url),
+                    "redis": lambda: redis(settings.redis_url), "vault": lambda: vault(env, settings.home)}
+        for name, check in services.items():
             try:
                 checks.append(check())
             except Exception as exc:  # a check's own failure is still one line
-                checks.append(fail("service", f"the check itself failed: {type(exc).__name__}: {exc}"))
+                checks.append(fail(name, f"the check itself failed: {type(exc).__name__}: {exc}"))
     checks += extensions(ctx)
     return checks
 
