@@ -106,15 +106,17 @@ def apply(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from legion.engine.cli.args import parse_input
+    from legion.engine.cli.args import build_input, input_items
     from legion.engine.cli.commands import make_engine, print_run
 
-    payload = parse_input(args.input, args.args)
+    items = input_items(args.args, args.input, args.input_json, "input")  # malformed input: refused first
     engine = make_engine(ctx)
-    ctx.store.get_chain(args.name)  # NotFound before anything starts
+    program = engine.program(args.name)  # NotFound before anything starts; the one read of the chain
+    payload = build_input(items, program.chain.input)
+    check_input(program, payload)
     listener = _progress(ctx) if args.wait else None
     with engine:
-        run_id = engine.submit(args.name, payload, listener=listener)
+        run_id = engine.start_program(program, payload, listener=listener)
         ctx.out.progress(f"run {run_id} started") if args.wait else None
         try:
             engine.wait(run_id, args.timeout)
@@ -129,6 +131,35 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                               f"(see `legion run show {run_id}`; give a longer --timeout to let it finish)",
                               details={"run_id": run_id, "timeout": args.timeout}) from None
     return print_run(ctx, run_id)
+
+
+def check_input(program: Any, payload: dict[str, Any]) -> None:
+    """BadInput, before any run exists, when `payload` does not fit the chain's `input`
+    schema: the first problem in the message (its place in the input, and what is wrong),
+    every problem in the details."""
+    validator = program.input_validator
+    if validator is None:
+        return
+    found = sorted(({"path": _where(e), "message": e.message} for e in validator.iter_errors(payload)),
+                   key=lambda p: p["path"].split("/"))
+    if not found:
+        return
+    first = found[0]
+    raise BadInput(f"run input of chain {program.name!r} does not fit its input schema at {first['path']}: {first['message']} "
+                   f"(`legion chain show {program.name}` shows the schema)",
+                   details={"chain": program.name, "problems": found})
+
+
+def _where(error: Any) -> str:
+    """Where in the input a jsonschema error is, as `a/b/0`: for a missing required property,
+    the property itself; `input` for the input as a whole."""
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        # One error per missing property, which only its message names.
+        missing = next((k for k in error.validator_value if k not in error.instance and repr(k) in error.message), None)
+        if missing is not None:
+            path.append(str(missing))
+    return "/".join(path) or "input"
 
 
 def _progress(ctx: Context) -> Any:

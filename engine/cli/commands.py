@@ -13,6 +13,7 @@ from typing import Any
 
 from legion.dsl.durations import parse_duration
 from legion.dsl.errors import BadInput, LegionError
+from legion.engine.cli.ids import resolve_run, resolve_task
 from legion.engine.cli.main import Context
 from legion.engine.cli.output import dumps, table
 
@@ -27,19 +28,45 @@ def make_engine(ctx: Context, workers: int | None = None) -> Any:
 
 
 def registry_rows(registry: Any) -> list[dict[str, Any]]:
+    """The extensions that loaded, with their runners and functions (what `store.sync_registry`
+    records and `legion lex list` shows)."""
     rows = []
     for ext in registry.extensions.values():
         runners = [r for r in registry.runners.values() if r.extension == ext.name]
         rows.append({
-            "name": ext.name, "description": ext.description, "version": ext.version,
+            "name": ext.name, "status": "ok", "description": ext.description, "version": ext.version,
             "runners": [{
                 "name": r.name, "module": r.module, "queue": r.queue, "description": r.description,
-                "functions": [{"name": f.name, "ref": f.ref, "args_schema": f.spec.args_schema(),
-                               "description": f.spec.description, "actor": {"kind": f.actor.kind, "interval": f.actor.interval, "delay": f.actor.delay}}
-                              for f in r.functions],
+                "functions": [function_row(f) for f in r.functions],
             } for r in runners],
         })
     return rows
+
+
+def function_row(function: Any) -> dict[str, Any]:
+    """A function with its parameters and declared options. One whose signature cannot be
+    read keeps its row, with the `error` (calling it fails the same way)."""
+    actor = function.actor
+    row: dict[str, Any] = {"name": function.name, "ref": function.ref,
+                           "actor": {"kind": actor.kind, "interval": actor.interval, "delay": actor.delay}}
+    try:
+        spec = function.spec
+    except LegionError as exc:
+        return row | {"args_schema": None, "description": None, "params": [], "returns": {}, "timeout": None,
+                      "retry": None, "expose": True, "error": exc.message}
+    params = [{"name": p.name, "type": _type(p.schema), "schema": p.schema, "required": p.required,
+               "default": None if p.required else p.schema.get("default"), "description": p.description}
+              for p in spec.params]
+    return row | {"args_schema": spec.args_schema(), "description": spec.description, "params": params,
+                  "returns": spec.returns, "timeout": spec.timeout, "retry": None if spec.retry is None else dict(spec.retry),
+                  "expose": spec.expose, "error": None}
+
+
+def broken_rows(registry: Any) -> list[dict[str, Any]]:
+    """The installed extensions that failed to load: what went wrong and what to do."""
+    return [{"name": b.name, "status": "broken", "description": None, "version": None, "entry_point": b.entry_point,
+             "error": b.error, "hint": b.hint, "traceback": b.traceback, "runners": []}
+            for b in registry.broken.values()]
 
 
 def print_run(ctx: Context, run_id: str) -> int:
@@ -50,18 +77,32 @@ def print_run(ctx: Context, run_id: str) -> int:
     def text() -> str:
         lines = [f"run {run['id']}  chain {run['chain_name']} v{run['chain_version']}  {run['status']}"]
         if run.get("error"):
-            e = run["error"]
-            lines.append(f"error: {e.get('type')}: {e.get('message')}" + (f" (step {e['step']})" if e.get("step") else ""))
+            lines.append("error: " + run_error_line(run["error"], tasks))
         lines.append("output: " + dumps(run.get("output")))
         lines.append("trace:")
         for t in tasks:
             extra = f" attempt {t['attempt']}" if (t.get("attempt") or 1) > 1 else ""
             extra += f" item {t['item_index']}" if t.get("item_index") is not None else ""
-            lines.append(f"  {t['number']:>4} {t['step']:<20} {t['status']:<10}{extra}")
+            lines.append(f"  {t['number']:>4} {t['step']:<20} {t['status']:<10} task {t['id']}{extra}")
         return "\n".join(lines)
 
     ctx.out.data(data, text)
     return 0 if run["status"] == "succeeded" else 1
+
+
+def run_error_line(error: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
+    """A run's error with its origin: the step, and the task that failed there (the last one
+    of that step that failed), which `legion task show` opens."""
+    line = error_line(error)
+    step = error.get("step")
+    if not step:
+        return line
+    failed = [t for t in tasks if t["step"] == step and t["status"] in ("failed", "timed_out")]
+    line += f" at step {step!r}"
+    if failed:
+        task_id = max(failed, key=lambda t: t["number"])["id"]
+        line += f", task {task_id} — legion task show {task_id}"
+    return line
 
 
 # -- start -------------------------------------------------------------------------------
@@ -105,35 +146,71 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def lex_list(args: argparse.Namespace, ctx: Context) -> int:
-    rows = registry_rows(ctx.registry)
+    ok, broken = registry_rows(ctx.registry), broken_rows(ctx.registry)
 
     def text() -> str:
         lines = []
-        for ext in rows:
-            lines.append(f"{ext['name']}: {ext['description'] or ''}".rstrip(": "))
+        for ext in ok:
+            version = f" {ext['version']}" if ext["version"] else ""
+            lines.append(f"{ext['name']}{version}" + (f": {ext['description']}" if ext["description"] else ""))
             for r in ext["runners"]:
                 lines.append(f"  {ext['name']}.{r['name']}  (queue {r['queue']})")
                 for f in r["functions"]:
-                    schema = f["args_schema"]
-                    req = set(schema.get("required", []))
-                    params = [f"{n}{'' if n in req else '?'}: {_type(s)}" for n, s in schema["properties"].items()]
-                    if schema.get("additionalProperties"):
-                        params.append("**kwargs")
-                    lines.append(f"    {f['ref']}({', '.join(params)})" + (f"  - {f['description']}" if f["description"] else ""))
-        return "\n".join(lines)
+                    lines += _function_lines(f)
+        if broken:
+            lines.append("broken extensions (they failed to load; the others work):")
+            for b in broken:
+                lines.append(f"  {b['name']} ({b['entry_point']}): {b['error']}")
+                lines.append(f"      hint: {b['hint']}")
+        return "\n".join(lines) or "no extensions installed"
 
-    ctx.out.data(rows, text)
+    ctx.out.data(sorted(ok + broken, key=lambda row: row["name"]), text)
     return 0
 
 
+def _function_lines(f: dict[str, Any]) -> list[str]:
+    """`ref(params)  [options]  - description`, then one line per parameter:
+    `name: type = default — description` (`(required)` in place of a default)."""
+    if f["error"]:
+        return [f"    {f['ref']}  BROKEN: {f['error']}"]
+    params = [f"{p['name']}{'' if p['required'] else '?'}: {p['type']}" for p in f["params"]]
+    if f["args_schema"].get("additionalProperties"):
+        params.append("**kwargs")
+    options = []
+    if f["actor"]["kind"] != "subscription":
+        kind, interval, delay = f["actor"]["kind"], f["actor"]["interval"], f["actor"]["delay"]
+        options.append(kind + (f" {interval:g}s" if interval else f" after {delay:g}s" if delay else ""))
+    if f["timeout"] is not None:
+        options.append(f"timeout {f['timeout']:g}s")
+    if f["retry"]:
+        options.append(f"retry {f['retry'].get('count', 0)}")
+    if not f["expose"]:
+        options.append("not exposed (API, MCP)")
+    head = f"    {f['ref']}({', '.join(params)})" + (f"  [{', '.join(options)}]" if options else "")
+    lines = [head + (f"  - {f['description']}" if f["description"] else "")]
+    for p in f["params"]:
+        default = " (required)" if p["required"] else f" = {dumps(p['default'])}"
+        lines.append(f"        {p['name']}: {p['type']}{default}" + (f" — {p['description']}" if p["description"] else ""))
+    return lines
+
+
 def _type(schema: dict[str, Any]) -> str:
-    if "type" in schema:
-        return str(schema["type"])
+    """A parameter's JSON Schema in a word or two: `string`, `integer|null`, `"a"|"b"`."""
     if "enum" in schema:
-        return "|".join(map(str, schema["enum"]))
-    if "anyOf" in schema:
-        return "|".join(_type(s) for s in schema["anyOf"])
-    return "any"
+        return "|".join(dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return dumps(schema["const"])
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return "|".join(_type(s) for s in schema[key])
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return "|".join(map(str, kind))
+    if kind == "array" and isinstance(schema.get("items"), dict) and schema["items"]:
+        return f"array[{_type(schema['items'])}]"
+    return str(kind) if kind else "any"
 
 
 def lex_create(args: argparse.Namespace, ctx: Context) -> int:
@@ -155,9 +232,11 @@ def lex_create(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def task_run(args: argparse.Namespace, ctx: Context) -> int:
-    from legion.engine.cli.args import parse_pairs
+    from legion.engine.cli.args import build_input, input_items
 
-    payload = parse_pairs(args.args)
+    items = input_items(args.args, (), args.input_json)
+    spec = ctx.registry.function(args.function).spec  # NotFound (or a broken extension) before anything starts
+    payload = build_input(items, spec.args_schema())
     engine = make_engine(ctx, 1)
     with engine:
         run_id = engine.run_task(args.function, payload)
@@ -171,25 +250,63 @@ def task_run(args: argparse.Namespace, ctx: Context) -> int:
                           details={"run_id": run_id, "status": run["status"], "error": run.get("error")})
     task = tasks[0]
     ctx.out.data(task, lambda: (dumps(task["result"], indent=2) if task["status"] == "succeeded"
-                                else f"task {task['id']} {task['status']}: {task['error'] and task['error'].get('type')}: {task['error'] and task['error'].get('message')}"))
+                                else f"task {task['id']} {task['status']}: {error_line(task['error'] or {})} (legion task show {task['id']})"))
     return 0 if task["status"] == "succeeded" else 1
 
 
 def task_list(args: argparse.Namespace, ctx: Context) -> int:
-    tasks = ctx.store.list_tasks(run_id=args.run_id, status=args.status, limit=args.limit)
+    run_id = resolve_run(ctx.store, args.run_id) if args.run_id is not None else None
+    tasks = ctx.store.list_tasks(run_id=run_id, status=args.status, limit=args.limit)
     ctx.out.data(tasks, lambda: table(tasks, ["id", "run_id", "step", "function", "status", "attempt", "finished_at"]))
     return 0
 
 
 def task_show(args: argparse.Namespace, ctx: Context) -> int:
-    task = ctx.store.get_task(args.id)
-    ctx.out.data(task, lambda: dumps(task, indent=2))
+    task = resolve_task(ctx.store, args.id)
+    ctx.out.data(task, lambda: task_text(task))
     return 0
 
 
+def task_text(task: dict[str, Any]) -> str:
+    """A task for people: what ran, with what, and how it ended; a failure's traceback last."""
+    lines = [f"task {task['id']}  {task['status']}"]
+
+    def field(name: str, value: Any) -> None:
+        text = value if isinstance(value, str) else dumps(value)
+        if not isinstance(value, str) and len(text) > 100:
+            text = dumps(value, indent=2)
+        lines.append(f"  {name + ':':<10}" + text.replace("\n", "\n" + " " * 12))
+
+    field("run", f"{task['run_id']}, step run {task['number']}")
+    field("step", task["step"])
+    field("function", task["function"])
+    field("attempt", str(task.get("attempt") or 1) + (f", item {task['item_index']}" if task.get("item_index") is not None else ""))
+    started, finished = task.get("started_at"), task.get("finished_at")
+    if isinstance(started, datetime):
+        took = f" (took {(finished - started).total_seconds():.3f}s)" if isinstance(finished, datetime) else ""
+        field("started", f"{started:%Y-%m-%d %H:%M:%S} UTC{took}")
+    field("args", task.get("args"))
+    if task.get("result") is not None or task["status"] == "succeeded":
+        field("result", task.get("result"))
+    error = task.get("error")
+    if error:
+        field("error", error_line(error))
+        trace = error.get("traceback")
+        if isinstance(trace, str) and trace.strip():
+            lines.append("  traceback:")
+            lines += ["      " + line for line in trace.rstrip("\n").splitlines()]
+    return "\n".join(lines)
+
+
+def error_line(error: dict[str, Any]) -> str:
+    """`Type (ExceptionClass): message`; the exception class when the error carries one."""
+    exception = f" ({error['exception']})" if error.get("exception") and error.get("exception") != error.get("type") else ""
+    return f"{error.get('type')}{exception}: {error.get('message')}"
+
+
 def task_logs(args: argparse.Namespace, ctx: Context) -> int:
-    ctx.store.get_task(args.id)
-    logs = ctx.store.task_logs(args.id)
+    task = resolve_task(ctx.store, args.id)
+    logs = ctx.store.task_logs(task["id"])
     ctx.out.data(logs, lambda: table(logs, ["at", "level", "message"], "no log entries"))
     return 0
 
@@ -215,15 +332,16 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_show(args: argparse.Namespace, ctx: Context) -> int:
-    print_run(ctx, args.id)
+    print_run(ctx, resolve_run(ctx.store, args.id))
     return 0
 
 
 def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
+    run_id = resolve_run(ctx.store, args.id)
     error = {"type": "Canceled", "message": "canceled by request", "step": None}
     # Conditional: only a run still pending or running is marked, so a run that ends at the
     # same moment keeps its real outcome. The process running it notices and stops it.
-    if not ctx.store.cancel_run(args.id, error):  # NotFound for an unknown id
-        raise BadInput(f"run {args.id} already ended ({ctx.store.get_run(args.id)['status']}); nothing to cancel")
-    ctx.out.data({"canceled": args.id}, f"canceled {args.id}")
+    if not ctx.store.cancel_run(run_id, error):  # NotFound for an unknown id
+        raise BadInput(f"run {run_id} already ended ({ctx.store.get_run(run_id)['status']}); nothing to cancel")
+    ctx.out.data({"canceled": run_id}, f"canceled {run_id}")
     return 0

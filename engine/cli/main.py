@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from legion.dsl.errors import BadInput, LegionError
-from legion.engine.cli.args import MAX_ID, int_range, seconds
+from legion.engine.cli.args import MAX_ID, int_range, seconds, task_ref
 from legion.engine.cli.output import MaskingFormatter, Output
 
 Handler = Callable[[argparse.Namespace, "Context"], int]
@@ -101,7 +101,8 @@ def build_parser() -> Parser:
         return p
 
     limit = int_range(1, 10_000)
-    an_id = int_range(1, MAX_ID, "an id")
+    pairs_help = "key=value or key:value; the value is text unless the schema it feeds says otherwise (then JSON)"
+    input_json_help = "a JSON object from this file, or from stdin with `-` (key=value arguments override its keys)"
 
     start = command(groups, "start", "commands:start", "apply the chains and run workers, schedules and triggers until Ctrl-C")
     start.add_argument("--chains", action="append", help="chain folder or file to apply first (default: ./chains, else the shipped chains)")
@@ -117,15 +118,17 @@ def build_parser() -> Parser:
     task = groups.add_parser("task", help="tasks (step runs)", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
     p = command(task, "run", "commands:task_run", "run one function now: legion task run http.request.get url:http://host/")
     p.add_argument("function")
-    p.add_argument("args", nargs="*", help="key=value or key:value")
+    p.add_argument("args", nargs="*", help=pairs_help)
+    p.add_argument("--input-json", metavar="FILE", help=input_json_help)
     p = command(task, "list", "commands:task_list", "recent tasks")
-    p.add_argument("--run", dest="run_id")
+    p.add_argument("--run", dest="run_id", help="tasks of this run (its id, or a unique prefix of it)")
     p.add_argument("--status")
     p.add_argument("--limit", type=limit, default=50, help="at most this many (1 to 10000; default 50)")
-    p = command(task, "show", "commands:task_show", "one task")
-    p.add_argument("id", type=an_id)
+    task_id_help = "a task id, or RUN_ID/NUMBER: the step run NUMBER of a run (whose id may be a unique prefix)"
+    p = command(task, "show", "commands:task_show", "one task: status, arguments, result, error and traceback")
+    p.add_argument("id", type=task_ref, help=task_id_help)
     p = command(task, "logs", "commands:task_logs", "a task's log entries")
-    p.add_argument("id", type=an_id)
+    p.add_argument("id", type=task_ref, help=task_id_help)
     p = command(task, "purge", "commands:task_purge", "delete finished runs and their tasks older than a duration")
     p.add_argument("--older-than", required=True, help="e.g. 30d, 12h")
 
@@ -139,8 +142,9 @@ def build_parser() -> Parser:
     p.add_argument("--prune", action="store_true", help="remove applied chains these files no longer hold")
     p = command(chain, "run", "chains:run", "run an applied chain")
     p.add_argument("name")
-    p.add_argument("args", nargs="*", help="input as key=value or key:value")
+    p.add_argument("args", nargs="*", help=f"input as {pairs_help}")
     p.add_argument("--input", action="append", default=[], help="JSON object, @file.json, or key=value")
+    p.add_argument("--input-json", metavar="FILE", help=input_json_help)
     p.add_argument("--wait", action="store_true", help="show live progress, then the output and the trace")
     p.add_argument("--timeout", type=seconds, help="cancel the run if it has not ended after this many seconds")
     p = command(chain, "test", "chains:test", "run rehearsals: N passed, N failed")
@@ -163,9 +167,9 @@ def build_parser() -> Parser:
     p.add_argument("--status")
     p.add_argument("--limit", type=limit, default=50, help="at most this many (1 to 10000; default 50)")
     p = command(run, "show", "commands:run_show", "a run with its step trace")
-    p.add_argument("id")
+    p.add_argument("id", help="a run id, or a unique prefix of it (4 characters or more)")
     p = command(run, "cancel", "commands:run_cancel", "cancel a run")
-    p.add_argument("id")
+    p.add_argument("id", help="a run id, or a unique prefix of it (4 characters or more)")
 
     secret = groups.add_parser("secret", help="secrets (Vault when VAULT_ADDR is set, else the embedded store)",
                                parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
@@ -178,6 +182,8 @@ def build_parser() -> Parser:
     p = command(secret, "delete", "secrets:delete", "delete a key, or a whole path")
     p.add_argument("path")
     p.add_argument("key", nargs="?")
+
+    command(groups, "doctor", "doctor:doctor", "check the settings, the database, the services and the extensions (-v: tracebacks)")
     return root
 
 
@@ -228,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
         if not getattr(args, "handler", None):
-            raise BadInput("give a command: start, lex, task, chain, run or secret (see `legion --help`)")
+            raise BadInput("give a command: start, lex, task, chain, run, secret or doctor (see `legion --help`)")
         handler_fn = _handler(args.handler)
         if out.json_mode:
             # Chains run in this process: whatever a step function prints must not land in

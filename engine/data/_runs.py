@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
@@ -250,6 +251,20 @@ class RunStore(StoreBase):
             query = query.where(task_table.c.run_id == run_id)
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def runs_with_id_prefix(self, prefix: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Up to `limit` runs whose id starts with `prefix`, each {id, chain_name, status,
+        created_at}, oldest first. Case-sensitive on every backend (SQLite's LIKE is not, so
+        there it is GLOB, which also uses the primary key's index)."""
+        check_limit(limit)
+        if self.dialect == "sqlite":
+            matches = runs.c.id.op("GLOB")(re.sub(r"([*?\[])", r"[\1]", prefix) + "*")
+        else:
+            matches = runs.c.id.startswith(prefix, autoescape=True)
+        query = (select(runs.c.id, runs.c.chain_name, runs.c.status, runs.c.created_at)
+                 .where(matches).order_by(runs.c.created_at, runs.c.id).limit(limit))
+        with self._read() as conn:
+            return rows(conn.execute(query))
 
 
 @lru_cache(maxsize=128)

@@ -252,3 +252,18 @@ def test_concurrent_cancels_cancel_once(store: Store, db_url: str) -> None:
     assert sorted(outcomes) == [False, False, True]
     winner = outcomes.index(True)
     assert store.get_run("r1")["error"]["message"] == f"by {winner}"
+
+
+def test_runs_with_id_prefix(store: Store) -> None:
+    for run_id in ("abcd-1", "abcd-2", "abce-1", "ABCD-3", "ab%d-4", "ab_d-5", "ab*d-6", "ab[d-7"):
+        store.create_run(run_row(run_id))
+    assert [r["id"] for r in store.runs_with_id_prefix("abcd")] == ["abcd-1", "abcd-2"]
+    assert [r["id"] for r in store.runs_with_id_prefix("abcd-2")] == ["abcd-2"]
+    assert [r["id"] for r in store.runs_with_id_prefix("ABCD")] == ["ABCD-3"]  # case-sensitive everywhere
+    assert store.runs_with_id_prefix("abcf") == []
+    # LIKE and GLOB wildcards in the prefix are plain characters.
+    for wild, only in (("ab%", "ab%d-4"), ("ab_", "ab_d-5"), ("ab*", "ab*d-6"), ("ab[", "ab[d-7")):
+        assert [r["id"] for r in store.runs_with_id_prefix(wild)] == [only]
+    assert len(store.runs_with_id_prefix("ab", limit=3)) == 3
+    row = store.runs_with_id_prefix("abce")[0]
+    assert set(row) == {"id", "chain_name", "status", "created_at"} and row["chain_name"] == "alpha"

@@ -196,3 +196,13 @@ def test_settings_resolve_vault_references(vault: str, client: Any, path: str, t
     with pytest.raises(ConfigError, match=f"LEGION_DATABASE_URL=vault://{path}#nope"):
         Settings.from_env({"LEGION_HOME": str(tmp_path), "VAULT_ADDR": vault, "VAULT_TOKEN": TOKEN,
                            "LEGION_DATABASE_URL": f"vault://{path}#nope"})
+
+
+def test_doctor_checks_vault(vault: str, tmp_path: Path) -> None:
+    from legion.engine.cli.doctor import vault as check
+
+    good = check({"VAULT_ADDR": vault, "VAULT_TOKEN": TOKEN, "LEGION_VAULT_MOUNT": "secret"}, tmp_path)
+    assert (good.status, good.message) == ("ok", f"{vault}: reachable, token accepted (KV v2 mount 'secret')")
+    refused = check({"VAULT_ADDR": vault, "VAULT_TOKEN": "not-a-token"}, tmp_path)
+    assert refused.status == "fail" and refused.message == f"{vault}: reachable, but the token is not accepted"
+    assert "VAULT_TOKEN" in (refused.hint or "")
