@@ -88,11 +88,44 @@ def _validated(ref: str, name: str, adapter: TypeAdapter[Any], value: Any, schem
         return adapter.validate_python(value)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
-        inner = [str(p) for p in first.get("loc", ())]
-        where = f" at {'.'.join([name, *inner])}" if inner else ""
-        raise ArgumentProblem(
-            f"argument {name!r} of {ref} expects {expected(schema)}, got {json_type(value)}{where}: {first['msg']}"
-        ) from None
+        inner = [p for p in first.get("loc", ()) if not (isinstance(p, str) and p.startswith("function-"))]
+        if not inner:
+            raise ArgumentProblem(f"argument {name!r} of {ref} expects {expected(schema)}, got {json_type(value)}: {first['msg']}") from None
+        part_schema, part = _part(schema, value, inner)
+        where = ".".join([name, *map(str, inner)])
+        raise ArgumentProblem(f"argument {name!r} of {ref}, at {where}: expects {expected(part_schema)}, "
+                              f"got {json_type(part) if part is not _MISSING else 'nothing'}: {first['msg']}") from None
+
+
+_MISSING = object()
+
+
+def _part(schema: dict[str, Any], value: Any, loc: list[Any]) -> tuple[dict[str, Any], Any]:
+    """The schema and the value at `loc` inside an argument (best effort: {} where unknown)."""
+    defs = schema.get("$defs", {})
+
+    def resolve(s: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in s:
+            s = defs.get(s["$ref"].rsplit("/", 1)[-1], {})
+        return s
+
+    for key in loc:
+        schema = resolve(schema)
+        if "anyOf" in schema:  # `Model | None`: the option that has this key
+            options = [resolve(o) for o in schema["anyOf"]]
+            schema = next((o for o in options if key in o.get("properties", {}) or (isinstance(key, int) and "items" in o)), {})
+        if isinstance(key, int):
+            schema = schema.get("items", {}) if isinstance(schema.get("items"), dict) else {}
+        else:
+            schema = schema.get("properties", {}).get(key) or (
+                schema["additionalProperties"] if isinstance(schema.get("additionalProperties"), dict) else {})
+        if isinstance(value, dict) and not isinstance(key, int):
+            value = value.get(key, _MISSING)
+        elif isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
+            value = value[key]
+        else:
+            value = _MISSING
+    return resolve(schema), value
 
 
 def expected(schema: Mapping[str, Any]) -> str:
