@@ -9,10 +9,7 @@ renders to the expression's native value.
 from __future__ import annotations
 
 import ast
-import hashlib
-import hmac
 import math
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -25,6 +22,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from legion.dsl.errors import ExpressionError
+
+# The tokens live in a Jinja-free module (the engine's masking loads it in every command);
+# the names unused here stay importable from here, where `secret()` makes tokens.
+from legion.dsl.tokens import SECRET_CLOSE, SECRET_OPEN, make_token, split_reference, token_reference  # noqa: F401
+from legion.dsl.trees import leaves
 
 # Names a chain may use, per place (spec section 3's table).
 RUN_NAMES = frozenset({"input", "run"})
@@ -255,48 +257,12 @@ class _Environment(ImmutableSandboxedEnvironment):
 
 # ---------------------------------------------------------------- secrets (spec section 7)
 
-# `secret("path#key")` renders to a reference token, not the value: the worker that runs the
-# step swaps tokens for values just before the call, so messages, task records and run
-# contexts only ever hold the reference. A token carries a MAC made with a key the engine
-# keeps: only `secret()` can make one, so text that merely looks like a token (in a run's
-# input, in a step's result) is never resolved — a run cannot be made to read any secret it
-# likes. Processes that render and resolve in different places share the key through
-# LEGION_SECRET_TOKEN_KEY; otherwise each process makes its own.
-SECRET_OPEN = "«secret:"
-SECRET_CLOSE = "»"
-_MAC_SEP = "|"
-_TOKEN_KEY = os.environ.get("LEGION_SECRET_TOKEN_KEY", "").encode() or os.urandom(32)
-
-
-def _mac(reference: str) -> str:
-    return hmac.new(_TOKEN_KEY, reference.encode(), hashlib.sha256).hexdigest()[:24]
-
-
-def token_reference(inner: str) -> str | None:
-    """The `path#key` of a token's inner text when its MAC is right, else None (not a token)."""
-    reference, sep, mac = inner.rpartition(_MAC_SEP)
-    if sep and hmac.compare_digest(mac, _mac(reference)):
-        return reference
-    return None
-
-
-def split_reference(reference: object) -> tuple[str, str]:
-    """`"path#key"` as (path, key); ExpressionError naming the reference when it is not one."""
-    if isinstance(reference, str):
-        path, sep, key = reference.partition("#")
-        if (sep and path.strip("/") and key and "#" not in key and path == path.strip() and key == key.strip()
-                and not any(c in reference for c in (SECRET_OPEN[0], SECRET_CLOSE, _MAC_SEP))):
-            return path, key
-    raise ExpressionError(f"secret({reference!r}): a secret reference is 'path#key' with both parts "
-                          f"non-empty, one '#' and no '|', such as secret('db#password')")
-
 
 def secret_token(reference: object) -> str:
-    """The token `secret(reference)` renders to: `«secret:path#key|mac»`."""
+    """The token `secret(reference)` renders to: `«secret:path#key|mac»` (see `legion.dsl.tokens`)."""
     if isinstance(reference, Undefined):
         reference._fail_with_undefined_error()  # `secret(input.missing)`: say which name is missing
-    path, key = split_reference(reference)
-    return f"{SECRET_OPEN}{path}#{key}{_MAC_SEP}{_mac(f'{path}#{key}')}{SECRET_CLOSE}"
+    return make_token(reference)
 
 
 def _bound_method(env: _Environment) -> Callable[[Any, str], Any]:
@@ -419,18 +385,6 @@ def _has_template(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_template(v) for v in value)
     return False
-
-
-def leaves(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Any]]:
-    """Every leaf (not a mapping or a list) of a tree, with its path."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from leaves(item, path + (key,))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from leaves(item, path + (index,))
-    else:
-        yield path, value
 
 
 def template_sources(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
