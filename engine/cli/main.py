@@ -53,15 +53,22 @@ class Context:
         `store`, this creates nothing: no folder, no SQLite file."""
         if self._store is not None:
             return self._store
-        from legion.engine.data.connect import parse_url
+        from legion.engine.data.urls import sqlite_path
         from legion.engine.errors import ServiceUnavailable
 
         url = self.settings.database_url
-        parsed = parse_url(url)
-        if parsed.get_backend_name() == "sqlite":
-            database = parsed.database
-            if not database or database == ":memory:" or database.startswith("file:") or not Path(database).is_file():
-                return None
+        # The embedded default's URL is read without SQLAlchemy: seeing that there is no file
+        # yet must not cost importing it.
+        database = sqlite_path(url)
+        if database is None:
+            from legion.engine.data.connect import parse_url
+
+            parsed = parse_url(url)
+            if parsed.get_backend_name() == "sqlite":
+                database = parsed.database or ""
+        if database is not None and (not database or database == ":memory:" or database.startswith("file:")
+                                     or not Path(database).is_file()):
+            return None
         from legion.engine.data.store import Store
 
         try:
