@@ -192,19 +192,9 @@ class Engine:
         """Which chains listen to which functions' successes (on.events), from what is applied.
 
         Re-read every few seconds while the engine runs, so a chain applied meanwhile is
-        heard; the chains are only read again when the applied versions changed."""
-        summaries = self.store.list_chains()
-        signature = tuple((c["name"], c["current_version"]) for c in summaries)
-        if signature == self._events_signature:
-            return
-        self._events_signature = signature
-        mapping: dict[str, list[str]] = {}
-        for summary in summaries:
-            record = self.store.get_chain(summary["name"])
-            on = (record.get("definition") or {}).get("on") or {}
-            for ref in on.get("events") or []:
-                mapping.setdefault(ref, []).append(summary["name"])
-        self.event_chains = mapping
+        heard: one query over the current versions' entry relationships, which the compiler
+        makes one per `on.events` trigger."""
+        self.event_chains = self.store.event_chains()
 
     # -- runs -------------------------------------------------------------------------------
 
