@@ -10,12 +10,11 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ValidationError
 
-from legion.dsl.catalog import Catalog
 from legion.dsl.errors import ExpressionError, Issue, ValidationFailed
 from legion.dsl.expressions import (
     ITEM_NAMES,
@@ -39,6 +38,9 @@ from legion.dsl.model import (
     Step,
     Triggers,
 )
+
+if TYPE_CHECKING:
+    from legion.dsl.catalog import Catalog  # annotations only: it imports jsonschema, needed here only for input schemas
 
 OUTPUT_NAMES = frozenset({"input", "ctx", "result", "status", "succeeded", "failed", "error", "run"})
 
