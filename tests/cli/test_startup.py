@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from legion.engine.cli.main import _version
+from legion.engine.data import Store
 from legion.engine.data.urls import sqlite_path
 
 ONE_STEP = "chain: one\nsteps:\n  hello:\n    run: core.util.echo\n    with: {message: hi}\n"
@@ -56,6 +57,21 @@ def test_masking_and_secret_stores_load_without_jinja(tmp_path: Path) -> None:
     loaded = loaded_after("import legion.engine.cli.output, legion.engine.secrets, legion.engine.settings",
                           tmp_path, tmp_path)
     assert not loaded & {"jinja2", "simpleeval", "sqlalchemy", "pydantic"}
+
+
+def test_validation_needs_jsonschema_only_for_input_schemas(tmp_path: Path) -> None:
+    code = ("from legion.dsl.validate import load_chain\n"
+            "load_chain('one.yaml', text='chain: one\\nsteps: {a: {run: core.util.echo}}\\n')")
+    assert "jsonschema" not in loaded_after(code, tmp_path, tmp_path)
+
+
+def test_a_sqlite_store_loads_neither_the_orm_nor_other_backends(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/legion.db"
+    Store(url).close()  # created and migrated here: migrating imports alembic, and alembic the ORM
+    code = (f"import sys\nfrom legion.engine.data import Store\nstore = Store({url!r})\n"
+            "store.apply_chains([]); store.event_chains(); store.sync_registry([])\n"
+            "assert not [m for m in sys.modules if m.startswith(('sqlalchemy.orm', 'sqlalchemy.dialects.postgresql'))]")
+    loaded_after(code, tmp_path, tmp_path)
 
 
 # -- the version without importlib.metadata ---------------------------------------------
