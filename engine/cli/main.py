@@ -216,7 +216,7 @@ def _version() -> str:
                             return line[len("Version:"):].strip()
             except OSError:
                 pass
-        break
+        break  # an egg-info, or a dist-info without a version: importlib.metadata decides
     from importlib.metadata import PackageNotFoundError, version
 
     try:
