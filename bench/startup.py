@@ -141,9 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
 
     began = time.perf_counter()
+    load_before = os.getloadavg()[0]
     print("Legion command start-up benchmark")
-    print(f"  Machine: {os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}.")
-    print(f"  Each command: one untimed run, then {args.runs} timed runs (subprocess wall time, perf_counter), taking turns.")
+    print(f"  Machine: {os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}, "
+          f"load average {load_before:.2f}.")
+    print(f"  Each command: one untimed run, then {args.runs} timed run{'s' if args.runs != 1 else ''} (subprocess wall time, perf_counter), taking turns.")
     tmp = Path(tempfile.mkdtemp(prefix="legion-startup-"))
     try:
         (tmp / "one.yaml").write_text(ONE_STEP, encoding="utf-8")
@@ -196,11 +198,15 @@ def main(argv: list[str] | None = None) -> int:
         checks.append({"command": c.key, "target_s": c.target_s, "median_s": median, "status": status})
         print(f"  {status:<12}  {c.label} under {ms(c.target_s)}: {ms(median)}")
     elapsed = time.perf_counter() - began
-    print(f"\nDone in {elapsed:,.1f} s.")
+    load_after = os.getloadavg()[0]
+    print(f"\nDone in {elapsed:,.1f} s; load average {load_after:.2f}.")
+    if max(load_before, load_after) > 0.5 * (os.cpu_count() or 1):
+        print("  Other work was running: wall times include waiting for a CPU (CPU times do not).")
 
     if args.json:
         doc = {
-            "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                        "load_average": [load_before, load_after]},
             "runs": args.runs,
             "commands": {c.key: c.to_dict() for c in commands},
             "ratios": {key: {"python": divided(m, python), "import_cli": divided(m, cli)} for key, m in medians.items()},
