@@ -49,8 +49,16 @@ def test_version_loads_neither_the_runtime_nor_importlib_metadata(tmp_path: Path
 def test_validate_in_a_home_without_a_database_does_not_import_sqlalchemy(tmp_path: Path) -> None:
     (tmp_path / "one.yaml").write_text(ONE_STEP)
     loaded = loaded_after(run_cli("chain", "validate", "one.yaml"), tmp_path / "home", tmp_path)
-    assert "sqlalchemy" not in loaded and "croniter" not in loaded
+    assert not loaded & {"sqlalchemy", "croniter", "jinja2"}  # (no template in the chain, so no Jinja2)
     assert not (tmp_path / "home").exists()  # and it created nothing
+
+
+def test_jinja_loads_with_the_first_template(tmp_path: Path) -> None:
+    code = ("import sys\nfrom legion.dsl.expressions import Condition, Template, compile_value, json_value\n"
+            "compile_value({'a': [1, 'b']})({}); Condition('succeeded and result.ok'); json_value({'x': ['y']})\n"
+            "assert 'jinja2' not in sys.modules\n"
+            "assert Template('{{ a | length }}').render({'a': 'abc'}) == 3")
+    assert "jinja2" in loaded_after(code, tmp_path, tmp_path)
 
 
 def test_masking_and_secret_stores_load_without_jinja(tmp_path: Path) -> None:
