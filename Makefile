@@ -23,6 +23,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/conductor.py
+	$(BIN)/python bench/startup.py
 
 lint: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'

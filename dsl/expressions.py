@@ -4,27 +4,28 @@ Both follow spec section 3: mappings read keys before their methods (`ctx.items`
 `items` when there is one), a condition that reads a missing key is an error, a template that
 reads one gets Jinja's strict undefined, and a template that is a single `{{ expression }}`
 renders to the expression's native value.
+
+The Jinja2 environment itself is in `legion.dsl.sandbox`, loaded with the first template.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
-import hmac
 import math
-import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import simpleeval
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
-from jinja2 import meta as jinja_meta
-from jinja2.runtime import Context, Undefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from legion.dsl.errors import ExpressionError
+
+# The tokens live in a Jinja-free module (the engine's masking loads it in every command);
+# the names unused here stay importable from here, where `secret()` makes tokens.
+from legion.dsl.tokens import SECRET_CLOSE, SECRET_OPEN, make_token, split_reference, token_reference  # noqa: F401
+from legion.dsl.trees import leaves
 
 # Names a chain may use, per place (spec section 3's table).
 RUN_NAMES = frozenset({"input", "run"})
@@ -63,8 +64,7 @@ def json_value(value: Any) -> Any:
         return value
     if isinstance(value, str):
         return str(value) if isinstance(value, Markup) else value
-    if isinstance(value, Undefined):
-        value._fail_with_undefined_error()
+    _fail_if_undefined(value)
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
@@ -221,124 +221,18 @@ class Condition:
 # ---------------------------------------------------------------- templates
 
 
-class _Environment(ImmutableSandboxedEnvironment):
-    # `**` goes through call_binop, bounded as in conditions; an intercepted operator is also
-    # never folded at compile time, so validating `{{ 9 ** 9 ** 9 }}` cannot hang either.
-    intercepted_binops = frozenset({"**"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            try:
-                return simpleeval.safe_power(left, right)
-            except simpleeval.NumberTooHigh as exc:
-                raise ExpressionError(str(exc)) from None
-        return super().call_binop(context, operator, left, right)
-
-    def _generate(self, source: nodes.Template, name: str | None, filename: str | None, defer_init: bool = False) -> str:
-        # Rewrite `m.get(...)` (and keys/values/items) into a call of the mapping method, so
-        # that it works even when the mapping has a key of that name, as in conditions.
-        for call in source.find_all(nodes.Call):
-            target = call.node
-            if isinstance(target, nodes.Getattr) and target.attr in MAPPING_METHODS:
-                call.node = nodes.Call(nodes.Name("__method__", "load"), [target.node, nodes.Const(target.attr)], [], None, None)
-        return super()._generate(source, name, filename, defer_init)  # type: ignore[no-any-return]
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Mapping):
-            if attribute in obj:
-                return obj[attribute]
-            if attribute in MAPPING_METHODS:
-                return getattr(obj, attribute)
-            return self.undefined(obj=obj, name=attribute)
-        return super().getattr(obj, attribute)
-
-
-# ---------------------------------------------------------------- secrets (spec section 7)
-
-# `secret("path#key")` renders to a reference token, not the value: the worker that runs the
-# step swaps tokens for values just before the call, so messages, task records and run
-# contexts only ever hold the reference. A token carries a MAC made with a key the engine
-# keeps: only `secret()` can make one, so text that merely looks like a token (in a run's
-# input, in a step's result) is never resolved — a run cannot be made to read any secret it
-# likes. Processes that render and resolve in different places share the key through
-# LEGION_SECRET_TOKEN_KEY; otherwise each process makes its own.
-SECRET_OPEN = "«secret:"
-SECRET_CLOSE = "»"
-_MAC_SEP = "|"
-_TOKEN_KEY = os.environ.get("LEGION_SECRET_TOKEN_KEY", "").encode() or os.urandom(32)
-
-
-def _mac(reference: str) -> str:
-    return hmac.new(_TOKEN_KEY, reference.encode(), hashlib.sha256).hexdigest()[:24]
-
-
-def token_reference(inner: str) -> str | None:
-    """The `path#key` of a token's inner text when its MAC is right, else None (not a token)."""
-    reference, sep, mac = inner.rpartition(_MAC_SEP)
-    if sep and hmac.compare_digest(mac, _mac(reference)):
-        return reference
-    return None
-
-
-def split_reference(reference: object) -> tuple[str, str]:
-    """`"path#key"` as (path, key); ExpressionError naming the reference when it is not one."""
-    if isinstance(reference, str):
-        path, sep, key = reference.partition("#")
-        if (sep and path.strip("/") and key and "#" not in key and path == path.strip() and key == key.strip()
-                and not any(c in reference for c in (SECRET_OPEN[0], SECRET_CLOSE, _MAC_SEP))):
-            return path, key
-    raise ExpressionError(f"secret({reference!r}): a secret reference is 'path#key' with both parts "
-                          f"non-empty, one '#' and no '|', such as secret('db#password')")
-
-
-def secret_token(reference: object) -> str:
-    """The token `secret(reference)` renders to: `«secret:path#key|mac»`."""
-    if isinstance(reference, Undefined):
-        reference._fail_with_undefined_error()  # `secret(input.missing)`: say which name is missing
-    path, key = split_reference(reference)
-    return f"{SECRET_OPEN}{path}#{key}{_MAC_SEP}{_mac(f'{path}#{key}')}{SECRET_CLOSE}"
-
-
-def _bound_method(env: _Environment) -> Callable[[Any, str], Any]:
-    def method(target: Any, name: str) -> Any:
-        if isinstance(target, Mapping):
-            return _mapping_method(target, name)
-        return env.getattr(target, name)  # not a mapping: what `target.name` would give
-
-    return method
-
-
-def _make_env() -> _Environment:
-    env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.globals.update(null=None, secret=secret_token, __method__=_bound_method(env))
-    env.tests["None"] = lambda value: value is None
-    return env
-
-
-ENV = _make_env()
-
-
 class Template:
     """A compiled template string; `render(scope)` gives a JSON value (spec section 3)."""
 
     __slots__ = ("source", "names", "_expression", "_template")
 
     def __init__(self, source: str) -> None:
+        # Jinja2 loads with the first template: commands and chains that compile none (a
+        # `legion task run`, a chain without templates) do without it.
+        from legion.dsl.sandbox import compile_template
+
         self.source = source
-        self._expression: Callable[..., Any] | None = None
-        self._template: Any = None
-        try:
-            tree = ENV.parse(source)
-            self.names = frozenset(jinja_meta.find_undeclared_variables(tree)) - {"null", "secret"}
-            inner = _single_expression(source, tree)
-            if inner is not None:
-                self._expression = ENV.compile_expression(inner, undefined_to_none=False)
-            else:
-                self._template = ENV.from_string(tree)
-        except TemplateSyntaxError as exc:
-            raise ExpressionError(f"template {source!r}: syntax error: {exc.message}") from None
-        except Exception as exc:  # unknown filters and tests, and errors while folding constants
-            raise ExpressionError(f"template {source!r}: {type(exc).__name__}: {exc}") from None
+        self.names, self._expression, self._template = compile_template(source)
 
     def render(self, scope: Mapping[str, Any]) -> Any:
         try:
@@ -355,26 +249,21 @@ class Template:
             raise ExpressionError(f"template {self.source!r}: {type(exc).__name__}: {exc}") from None
 
 
-def _single_expression(source: str, tree: nodes.Template) -> str | None:
-    """The inner expression text when the template is one `{{ expression }}` and nothing else."""
-    text = source[:-1] if source.endswith("\n") else source
-    if not (text.startswith("{{") and text.endswith("}}")):
-        return None
-    body = tree.body
-    if len(body) != 1 or not isinstance(body[0], nodes.Output):
-        return None
-    parts = list(body[0].nodes)
-    if source.endswith("\n") and parts and isinstance(parts[-1], nodes.TemplateData) and parts[-1].data == "\n":
-        parts.pop()  # the one trailing newline a YAML block scalar leaves is ignored
-    parts = [n for n in parts if not (isinstance(n, nodes.TemplateData) and n.data == "")]
-    if len(parts) != 1 or isinstance(parts[0], nodes.TemplateData):
-        return None
-    inner = text[2:-2]
-    if inner.startswith("-"):
-        inner = inner[1:]
-    if inner.endswith("-"):
-        inner = inner[:-1]
-    return inner
+# ---------------------------------------------------------------- secrets (spec section 7)
+
+
+def secret_token(reference: object) -> str:
+    """The token `secret(reference)` renders to: `«secret:path#key|mac»` (see `legion.dsl.tokens`)."""
+    _fail_if_undefined(reference)  # `secret(input.missing)`: say which name is missing
+    return make_token(reference)
+
+
+def _fail_if_undefined(value: Any) -> None:
+    """Raise Jinja's error for one of its undefined values. Those exist only once Jinja2 is
+    loaded, so its `Undefined` is looked up rather than imported."""
+    runtime = sys.modules.get("jinja2.runtime")
+    if runtime is not None and isinstance(value, runtime.Undefined):
+        value._fail_with_undefined_error()
 
 
 # ---------------------------------------------------------------- value trees
@@ -419,18 +308,6 @@ def _has_template(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_template(v) for v in value)
     return False
-
-
-def leaves(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Any]]:
-    """Every leaf (not a mapping or a list) of a tree, with its path."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from leaves(item, path + (key,))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from leaves(item, path + (index,))
-    else:
-        yield path, value
 
 
 def template_sources(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jsonschema
 from pydantic import BaseModel, ValidationError
 
 from legion.dsl.catalog import Catalog, missing_function
@@ -198,6 +197,8 @@ class _Checker:
                 self.error(("input", key), f"`input` holds JSON Schema keywords only, and {key!r} is not one; "
                            f"describe the input (e.g. properties: {{{key}: {{type: ...}}}}) and give run input values "
                            f"in a rehearsal, a schedule entry or the run request")
+            import jsonschema  # here, not at the top: only chains that describe their input need it
+
             try:
                 jsonschema.Draft202012Validator.check_schema(schema)
             except jsonschema.SchemaError as exc:

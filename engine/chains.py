@@ -6,16 +6,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legion.dsl.compile import Plan, compile_chain
 from legion.dsl.errors import Issue, ValidationFailed
 from legion.dsl.loader import load_file
 from legion.dsl.model import Chain
 from legion.dsl.validate import validate_chain_document
-from legion.engine.registry import Registry
 from legion.engine.rehearsal import classify, find_yaml
 from legion.engine.schedules import next_fire
+
+if TYPE_CHECKING:
+    from legion.engine.registry import Registry
 
 
 @dataclass

@@ -127,7 +127,6 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.event_chains: dict[str, list[str]] = {}  # function ref -> chains started when it succeeds
-        self._events_signature: tuple[tuple[str, int], ...] | None = None
         self._executing: dict[tuple[str, int], tuple[dict[str, Any], Context]] = {}  # step runs inside a function now
         for runner in registry.runners.values():
             self.transport.declare(runner_topology(runner.extension, runner.name))
@@ -200,19 +199,9 @@ class Engine:
         """Which chains listen to which functions' successes (on.events), from what is applied.
 
         Re-read every few seconds while the engine runs, so a chain applied meanwhile is
-        heard; the chains are only read again when the applied versions changed."""
-        summaries = self.store.list_chains()
-        signature = tuple((c["name"], c["current_version"]) for c in summaries)
-        if signature == self._events_signature:
-            return
-        self._events_signature = signature
-        mapping: dict[str, list[str]] = {}
-        for summary in summaries:
-            record = self.store.get_chain(summary["name"])
-            on = (record.get("definition") or {}).get("on") or {}
-            for ref in on.get("events") or []:
-                mapping.setdefault(ref, []).append(summary["name"])
-        self.event_chains = mapping
+        heard: one query over the current versions' entry relationships, which the compiler
+        makes one per `on.events` trigger."""
+        self.event_chains = self.store.event_chains()
 
     # -- runs -------------------------------------------------------------------------------
 

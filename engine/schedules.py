@@ -14,8 +14,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
 from legion.dsl.durations import parse_duration
 
 
@@ -23,6 +21,8 @@ def next_fire(kind: str, expression: str, tz: str | None, after: datetime) -> da
     """The first fire time strictly after `after` (an aware datetime); returned in UTC."""
     if kind == "every":
         return after + timedelta(seconds=parse_duration(float(expression)))
+    from croniter import croniter  # here, not at the top: only cron entries need it
+
     zone = ZoneInfo(tz) if tz else UTC
     local = after.astimezone(zone)
     nxt = croniter(expression, local).get_next(datetime)

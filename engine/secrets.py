@@ -1,6 +1,6 @@
 """Secrets (spec section 7): stores, resolving reference tokens, and masking known values.
 
-`secret("path#key")` renders to a token `«secret:path#key»` (see `legion.dsl.expressions`),
+`secret("path#key")` renders to a token `«secret:path#key»` (see `legion.dsl.tokens`),
 so what the engine sends and records holds the reference. The worker that runs a step swaps
 the tokens in its arguments for values just before the call (`Resolver`), and every value
 resolved in this process is remembered by `MASKER`, which replaces it by `***` in what the
@@ -17,14 +17,14 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from legion.dsl.errors import ExpressionError
-from legion.dsl.expressions import SECRET_CLOSE, SECRET_OPEN, leaves, split_reference, token_reference
+from legion.dsl.tokens import SECRET_CLOSE, SECRET_OPEN, split_reference, token_reference
+from legion.dsl.trees import leaves
 from legion.engine.errors import BadInput, ConfigError, LegionError, NotFound, ServiceUnavailable, StepError
 
 log = logging.getLogger("legion.secrets")
@@ -222,6 +222,8 @@ class EmbeddedSecrets(_Store):
             self._save(data)
 
     def _save(self, data: dict[str, dict[str, Any]]) -> None:
+        import tempfile  # here, not at the top: every command loads this module, few write secrets
+
         # mkstemp creates the file with mode 0600, before any secret is in it.
         fd, temp = tempfile.mkstemp(dir=self.home, prefix=".secrets.", suffix=".tmp")
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,15 +54,22 @@ class Context:
         `store`, this creates nothing: no folder, no SQLite file."""
         if self._store is not None:
             return self._store
-        from legion.engine.data.connect import parse_url
+        from legion.engine.data.urls import sqlite_path
         from legion.engine.errors import ServiceUnavailable
 
         url = self.settings.database_url
-        parsed = parse_url(url)
-        if parsed.get_backend_name() == "sqlite":
-            database = parsed.database
-            if not database or database == ":memory:" or database.startswith("file:") or not Path(database).is_file():
-                return None
+        # The embedded default's URL is read without SQLAlchemy: seeing that there is no file
+        # yet must not cost importing it.
+        database = sqlite_path(url)
+        if database is None:
+            from legion.engine.data.connect import parse_url
+
+            parsed = parse_url(url)
+            if parsed.get_backend_name() == "sqlite":
+                database = parsed.database or ""
+        if database is not None and (not database or database == ":memory:" or database.startswith("file:")
+                                     or not Path(database).is_file()):
+            return None
         from legion.engine.data.store import Store
 
         try:
@@ -188,6 +196,33 @@ def build_parser() -> Parser:
 
 
 def _version() -> str:
+    """The installed version. Every command builds the parser, so this is read every time:
+    from the METADATA of the first `legion` dist-info on sys.path, the one importlib.metadata
+    would find, without importing importlib.metadata (email, zipfile, csv: a third of
+    `legion --version`). Anything less plain is left to importlib.metadata."""
+    for entry in sys.path:
+        folder = entry or "."
+        try:
+            children = os.listdir(folder)
+        except OSError:
+            if os.path.isfile(folder):  # an archive: importlib.metadata looks inside it
+                break
+            continue
+        info = next((c for c in children if c.lower().endswith((".dist-info", ".egg-info"))
+                     and c.lower().rpartition(".")[0].partition("-")[0] == "legion"), None)
+        if info is None:
+            continue
+        if info.lower().endswith(".dist-info"):
+            try:
+                with open(os.path.join(folder, info, "METADATA"), encoding="utf-8") as metadata:
+                    for line in metadata:
+                        if not line.strip():  # the end of the headers
+                            break
+                        if line.startswith("Version:"):
+                            return line[len("Version:"):].strip()
+            except OSError:
+                pass
+        break  # an egg-info, or a dist-info without a version: importlib.metadata decides
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -114,6 +114,31 @@ class ChainStore(StoreBase):
             set_schedules(conn, name, [])
             return {"name": name, "action": "deleted", "version": chain["current_version"]}
 
+    def event_chains(self) -> dict[str, list[str]]:
+        """{function ref: [chain names]}: the active chains whose current version starts a run
+        when that function succeeds (`on.events`), read in one query from their entry
+        relationships. Names are in name order; a chain that names a function twice is
+        listed twice, as it has two entries."""
+        # Written as IN (current versions) so that the plan starts from the few chains and
+        # reaches their relationships through the chain_version_id index, rather than
+        # scanning every version's relationships.
+        current = (
+            select(chain_versions.c.id)
+            .join(chains, (chains.c.id == chain_versions.c.chain_id) & (chain_versions.c.version == chains.c.current_version))
+            .where(chains.c.active.is_(True))
+        )
+        query = (
+            select(relationships.c.trigger_function, relationships.c.chain_name)
+            .where(relationships.c.kind == "entry", relationships.c.trigger_function.is_not(None),
+                   relationships.c.chain_version_id.in_(current))
+            .order_by(relationships.c.chain_name, relationships.c.id)
+        )
+        mapping: dict[str, list[str]] = {}
+        with self._read() as conn:
+            for ref, name in conn.execute(query):
+                mapping.setdefault(ref, []).append(name)
+        return mapping
+
     def event_triggers(self, function_ref: str) -> list[dict[str, Any]]:
         """Entry relationships (`on.events`) of active chains' current versions that start a
         run when `function_ref` succeeds."""
