@@ -13,8 +13,8 @@ from legion.dsl.errors import Issue, ValidationFailed
 from legion.dsl.loader import load_file
 from legion.dsl.model import Chain
 from legion.dsl.validate import validate_chain_document
-from legion.engine.rehearsal import classify, find_yaml
 from legion.engine.schedules import next_fire
+from legion.engine.yamlfiles import classify, find_yaml
 
 if TYPE_CHECKING:
     from legion.engine.registry import Registry

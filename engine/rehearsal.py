@@ -299,29 +299,3 @@ def check_expectations(rehearsal: Rehearsal, result: RunResult) -> list[str]:
     if expect.error is not None and not subset_match(expect.error, result.error):
         failures.append(f"error: expected {expect.error!r} (subset), got {result.error!r}")
     return failures
-
-
-def find_yaml(paths: Iterable[str | Path]) -> list[Path]:
-    """YAML files named, or found recursively under named folders, in a stable order."""
-    found: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file()))
-        else:
-            found.append(p)
-    return found
-
-
-def classify(path: Path) -> str:
-    """'rehearsal' (top-level `expect`), 'chain' (`chain` and `steps`) or 'other'."""
-    try:
-        data = load_file(path).data
-    except ValidationFailed:
-        return "broken"
-    if isinstance(data, dict):
-        if "expect" in data:
-            return "rehearsal"
-        if "chain" in data and "steps" in data:
-            return "chain"
-    return "other"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from legion.engine.rehearsal import classify, find_yaml
+from legion.engine.yamlfiles import classify, find_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = find_yaml([ROOT / "chains"])

@@ -177,7 +177,8 @@ def _progress(ctx: Context) -> Any:
 
 
 def test(args: argparse.Namespace, ctx: Context) -> int:
-    from legion.engine.rehearsal import classify, find_yaml, run_rehearsal
+    from legion.engine.rehearsal import run_rehearsal
+    from legion.engine.yamlfiles import classify, find_yaml
 
     paths = [Path(p) for p in args.paths]
     for p in paths:

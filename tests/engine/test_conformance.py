@@ -10,7 +10,8 @@ import pytest
 
 from legion.dsl.loader import load_file
 from legion.engine.registry import Registry
-from legion.engine.rehearsal import classify, find_yaml, run_rehearsal
+from legion.engine.rehearsal import run_rehearsal
+from legion.engine.yamlfiles import classify, find_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CONFORMANCE = Path(os.environ["LEGION_CONFORMANCE"]) / "rehearsals"
