@@ -73,7 +73,7 @@ def test_lex_list_shows_parameters_options_and_broken_extensions(home: Path, sit
             "        dry_run: boolean = false — only say what would change\n"
             "    probe.misc.ping()  - Answer pong.\n") in text
     assert "    core.util.log(message: string, level?: \"debug\"|\"info\"|\"warning\"|\"error\")" in text
-    assert '        level: "debug"|"info"|"warning"|"error" = "info"\n' in text
+    assert '        level: "debug"|"info"|"warning"|"error" = "info" — the log level\n' in text
     assert "    odd.sig.fine(x: integer)\n        x: integer (required)\n" in text
     assert "    odd.sig.unreadable  BROKEN: function odd.sig.unreadable: its signature cannot be read" in text
     assert ("broken extensions (they failed to load; the others work):\n"
