@@ -18,15 +18,22 @@ INSTALL := --config-settings editable_mode=strict
 INCLUDES_test := base
 INCLUDES_dev := base test
 
+# The link tree is the install: when it is gone (say, build/ was cleaned), no stamp holds.
+ifeq ($(wildcard build/__editable__.*),)
+$(shell rm -f $(VENV)/.installed-*)
+endif
+
 .PHONY: start test setup bench lint FORCE
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Rewritten only when the list differs, so that its date says when a file came or went.
+# The files an install links (modules and package data), rewritten only when the list
+# differs: its date says when one came or went.
 $(FILES): FORCE | $(BIN)/python
-	@find $(PACKAGE_DIRS) -name __pycache__ -prune -o -type f -print | LC_ALL=C sort > $@.new
+	@find $(PACKAGE_DIRS) -name __pycache__ -prune -o -type f \( -name '*.py' -o -name '*.yaml' -o -name '*.json' \
+		-o -name '*.ini' -o -name '*.mako' \) -print | LC_ALL=C sort > $@.new
 	@if cmp -s $@.new $@; then rm -f $@.new; else mv -f $@.new $@; fi
 
 # pip's output goes to the stamp's .log (and to the terminal only when the install fails):
