@@ -1,14 +1,50 @@
 """Where the chain conformance suite is: the shared one beside this checkout when there is one
 (the freshest), else the copy kept in tests/conformance (so a checkout anywhere runs it).
-Test modules read the path from LEGION_CONFORMANCE."""
+Test modules read the path from LEGION_CONFORMANCE. And the installed `legion` must show
+every module of this checkout (see `linked_files_missing`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "conformance"
 COPY = ROOT / "tests" / "conformance"
+PACKAGE_DIRS = ("dsl", "engine", "extensions", "chains", "schemas")  # legion.<name> is <name>/
 
 os.environ.setdefault("LEGION_CONFORMANCE", str(SHARED if SHARED.is_dir() else COPY))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    missing = linked_files_missing()
+    if missing:
+        raise pytest.UsageError(
+            "the installed legion does not have these modules of this checkout: " + ", ".join(missing[:10])
+            + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            + ". Run `make setup`: the strict editable install links the files that existed when it ran, "
+            "so a new file needs a reinstall (the Makefile redoes it when files come or go). If they are "
+            "still missing after it, their package is missing from `packages` in pyproject.toml.")
+
+
+def linked_files_missing() -> list[str]:
+    """Modules of this checkout that the installed `legion` cannot import. A strict editable
+    install (what the Makefile does) is a tree of links to the files that existed when it
+    ran; modules added since then are not in it. Nothing is checked when `legion` is
+    installed some other way, or from another checkout."""
+    try:
+        import legion.engine
+    except ImportError:
+        return []
+    module = Path(legion.engine.__file__)
+    installed = module.parents[1]  # .../build/__editable__.legion-*/legion
+    if not installed.parent.name.startswith("__editable__") or module.resolve().parents[1] != ROOT:
+        return []
+    return sorted(
+        str(path.relative_to(ROOT))
+        for folder in PACKAGE_DIRS
+        for path in (ROOT / folder).rglob("*.py")
+        if not (installed / path.relative_to(ROOT)).exists()
+    )
