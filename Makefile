@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 # or removed shows only after a reinstall. So each install leaves a stamp,
 # .venv/.installed-<extra>, and is redone when pyproject.toml or the list of the packages'
 # files changes; when nothing changed, nothing is reinstalled.
-PACKAGE_DIRS := dsl engine extensions chains schemas
+PACKAGE_DIRS := dsl engine extensions chains schemas sdk
 FILES := $(VENV)/.package-files
 INSTALL := --config-settings editable_mode=strict
 # An extra's install also satisfies the extras it includes.
@@ -61,4 +61,4 @@ bench: setup
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
-	$(BIN)/mypy dsl engine extensions
+	$(BIN)/mypy dsl engine extensions sdk
