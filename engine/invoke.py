@@ -101,15 +101,15 @@ def _structured(value: Any) -> Any:
     return value
 
 
-def check_arguments(function: Function, args: dict[str, Any], chain: str | None = None, step: str | None = None) -> Outcome | None:
-    """The `InvalidArguments` failure when `args` do not fit the function's signature."""
+def checked_arguments(function: Function, args: dict[str, Any], chain: str | None = None,
+                      step: str | None = None) -> dict[str, Any] | Outcome:
+    """`args` coerced to the function's signature, or the failure (`InvalidArguments`)."""
     try:
-        function.signature.validate(function.ref, args)
+        return function.signature.validate(function.ref, args)
     except ExtensionError as exc:
         return failure("StepFailed", exc.message)
     except ArgumentProblem as exc:
         return failure("InvalidArguments", MASKER.text(_where(chain, step) + str(exc)))
-    return None
 
 
 def _where(chain: str | None, step: str | None) -> str:

@@ -20,7 +20,7 @@ from legion.dsl.loader import Document, load_file
 from legion.dsl.model import Chain, MockEntry, Rehearsal
 from legion.dsl.validate import validate_chain_document, validate_rehearsal_document
 from legion.engine.conductor import ChainProgram, Conductor, Ended, Queue, Schedule
-from legion.engine.invoke import Outcome, call, check_arguments, outcome_of_exception
+from legion.engine.invoke import Outcome, call, checked_arguments, outcome_of_exception
 from legion.engine.registry import Registry
 from legion.engine.runstate import RunState, StepRun
 from legion.engine.sdk import Context
@@ -120,13 +120,17 @@ class VirtualRun:
             # A mock stands in for the function's result, not for the check of its arguments:
             # a chain that renders a wrong value fails its rehearsal as it would fail a run.
             function = self.registry.functions.get(prog.run)
-            problem = check_arguments(function, args, self.program.name, step) if function is not None else None
-            return (problem or mock_outcome(pending.popleft())), 0.0
+            checked = checked_arguments(function, args, self.program.name, step) if function is not None else args
+            return (checked if isinstance(checked, Outcome) else mock_outcome(pending.popleft())), 0.0
         if prog.is_sub_chain:
             outcome, duration = self._sub_chain(prog.run[len("chain:"):], args, step)
-        elif prog.run == SLEEP:
-            seconds = args.get("seconds", 0)
-            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+        elif prog.run == SLEEP:  # the virtual clock's sleep: its arguments checked as the real one's
+            sleep = self.registry.functions.get(SLEEP)
+            checked = checked_arguments(sleep, args, self.program.name, step) if sleep is not None else args
+            seconds = None if isinstance(checked, Outcome) else checked.get("seconds", 0)
+            if isinstance(checked, Outcome):
+                outcome, duration = checked, 0.0
+            elif not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
                 outcome, duration = Outcome("failed", None, {"type": "StepFailed", "message": f"sleep: seconds must be a number >= 0, not {seconds!r}"}), 0.0
             else:
                 outcome, duration = Outcome("succeeded", None), float(seconds)

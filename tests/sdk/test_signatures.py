@@ -317,3 +317,14 @@ def test_lex_list_shows_types_defaults_and_descriptions_of_http_get() -> None:
 
 def test_a_registry_built_by_hand_still_works() -> None:
     assert Registry([Extension("empty")]).catalog().broken == {}
+
+
+def test_the_argument_rule_in_rehearsal_files() -> None:
+    from pathlib import Path
+
+    from legion.engine.rehearsal import run_rehearsal
+
+    folder = Path(__file__).parent / "rehearsals"
+    reports = [run_rehearsal(path, Registry.discover()) for path in sorted(folder.glob("*.test.yaml"))]
+    assert [(r.name, r.passed, r.failures) for r in reports] == [
+        ("coerced-and-refused", True, []), ("refused-when-mocked", True, [])]
