@@ -116,7 +116,8 @@ def _where(chain: str | None, step: str | None) -> str:
     return f"chain {chain!r}, step {step!r}: " if chain is not None else ""
 
 
-def call(function: Function, args: dict[str, Any], timeout: float | None = None, context: Context | None = None) -> Outcome:
+def call(function: Function, args: dict[str, Any], timeout: float | None = None, context: Context | None = None, *,
+         chain: str | None = None, step: str | None = None) -> Outcome:
     """Check the arguments, then run the function (sync here, async on the process's loop)
     and check that it returned JSON.
 
@@ -129,7 +130,7 @@ def call(function: Function, args: dict[str, Any], timeout: float | None = None,
     try:
         args = signature.validate(function.ref, args)
     except ArgumentProblem as exc:
-        where = _where(context.chain, context.step) if context is not None else ""
+        where = _where(context.chain, context.step) if context is not None else _where(chain, step)
         return failure("InvalidArguments", MASKER.text(where + str(exc)))
     if signature.context is not None:
         args[signature.context] = context if context is not None else Context(

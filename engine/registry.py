@@ -42,6 +42,15 @@ class Function:
             raise ExtensionError(f"function {self.ref}: its signature cannot be read: {type(exc).__name__}: {exc}") from exc
 
     @cached_property
+    def cancelable(self) -> bool:
+        """Whether a cancel can reach a call: an async function's task is cancelled, and a
+        function that declares a Context sees `canceled`."""
+        try:
+            return self.is_async or self.signature.context is not None
+        except ExtensionError:  # the call fails before it starts
+            return False
+
+    @cached_property
     def spec(self) -> FunctionSpec:
         return function_spec(self.ref, self.call, self.signature)
 

@@ -127,7 +127,7 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.event_chains: dict[str, list[str]] = {}  # function ref -> chains started when it succeeds
-        self._executing: dict[tuple[str, int], tuple[dict[str, Any], Context]] = {}  # step runs inside a function now
+        self._executing: dict[tuple[str, int], tuple[dict[str, Any], Context | None]] = {}  # step runs inside a function now
         for runner in registry.runners.values():
             self.transport.declare(runner_topology(runner.extension, runner.name))
         self.capture = StepLogCapture()
@@ -170,7 +170,8 @@ class Engine:
         for t in self._threads:
             t.join(timeout=5)
         for row, context in list(self._executing.values()):  # still inside a function as the process stops
-            context.cancel()
+            if context is not None:
+                context.cancel()
             self.recorder.task(dict(row, status="canceled", finished_at=utcnow(),
                                     error={"type": "Canceled", "message": "the engine stopped while the step ran", "step": row["step"]}))
         self.recorder.close()
@@ -256,7 +257,7 @@ class Engine:
             self._carry_out(active, commands)
             children = list(active.children.values())
         for (owner, _), (_, context) in list(self._executing.items()):
-            if owner == run_id:  # functions running now learn it through ctx.canceled
+            if owner == run_id and context is not None:  # functions running now learn it through ctx.canceled
                 context.cancel()
         for child in children:  # a canceled run's sub-chains are canceled too
             self.cancel(child, f"its parent run {run_id} was canceled")
@@ -314,13 +315,17 @@ class Engine:
         if prog.is_sub_chain:
             self._start_sub_chain(active, number, prog, begin.args)
             return
+        function = self.registry.functions.get(prog.run)
+        # Only a function that can be reached by a cancel gets a context: one that declares
+        # it, or an async one (cancelling its task). A plain sync function pays nothing.
         context = Context(run_id=active.id, chain=active.state.run["chain"], step=sr.step, number=number, attempt=sr.attempt,
                           function=prog.run, index=sr.index, resolver=self.secrets,
-                          task_id=functools.partial(self._task_id, active.id, number))
+                          task_id=functools.partial(self._task_id, active.id, number)) if function and function.cancelable else None
         timeout = prog.timeout
         if timeout is not None:
             def expire() -> None:
-                context.cancel()  # a sync function that checks ctx.canceled stops; an async one is cancelled
+                if context is not None:
+                    context.cancel()  # a sync function that checks ctx.canceled stops; an async one is cancelled
                 self._finish(active, number, Outcome(
                     "failed", None, {"type": "Timeout", "message": f"step {sr.step!r} ran past its timeout of {timeout:g}s"}), "timed_out")
             self._later(timeout, expire)
@@ -328,7 +333,7 @@ class Engine:
         self._executing[key] = ({"run_id": active.id, "number": number, "step": sr.step, "function": prog.run}, context)
         token = self.capture.begin()
         try:
-            outcome = self._call(prog, begin.args, timeout, context)
+            outcome = self._call(prog, begin.args, timeout, context, active.state.run["chain"])
         finally:
             entries = self.capture.end(token)
             self._executing.pop(key, None)
@@ -363,7 +368,7 @@ class Engine:
         self.recorder.task(dict(base, status="running", started_at=now, node=self.node, args=begin.args))
         self._emit(active, {"event": "step.started", "step": sr.step, "number": sr.number, "attempt": sr.attempt, "index": sr.index})
 
-    def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None, context: Context) -> Outcome:
+    def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None, context: Context | None, chain: str) -> Outcome:
         function = self.registry.functions.get(prog.run)
         if function is None:
             return Outcome("failed", None, {"type": "StepFailed", "message": f"function {prog.run!r} is not installed on node {self.node}"})
@@ -373,7 +378,7 @@ class Engine:
             args = self.secrets.resolve(args)
         except SecretError as exc:
             return outcome_of_exception(exc)
-        return call(function, args, timeout, context)
+        return call(function, args, timeout, context, chain=chain, step=prog.name)
 
     def _finish(self, active: ActiveRun, number: int, outcome: Outcome, status: str | None = None) -> None:
         with active.lock:
