@@ -1,11 +1,18 @@
-"""Where the chain conformance suite is: the shared one beside this checkout when there is one
-(the freshest), else the copy kept in tests/conformance (so a checkout anywhere runs it).
-Test modules read the path from LEGION_CONFORMANCE. And the installed `legion` must show
-every module of this checkout (see `linked_files_missing`)."""
+"""Settings for every test process (the `make test` run has several: pytest-xdist workers).
+
+- Where the chain conformance suite is: the shared one beside this checkout when there is one
+  (the freshest), else the copy kept in tests/conformance (so a checkout anywhere runs it).
+  Test modules read the path from LEGION_CONFORMANCE.
+- LEGION_HOME is a fresh directory per process, removed at the end: nothing a test runs falls
+  back on ~/.legion, and parallel workers never share a home.
+- The installed `legion` must show every module of this checkout (see `linked_files_missing`).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,16 +24,28 @@ PACKAGE_DIRS = ("dsl", "engine", "extensions", "chains", "schemas")  # legion.<n
 
 os.environ.setdefault("LEGION_CONFORMANCE", str(SHARED if SHARED.is_dir() else COPY))
 
+HOME = pytest.StashKey[Path]()
+
 
 def pytest_configure(config: pytest.Config) -> None:
-    missing = linked_files_missing()
-    if missing:
-        raise pytest.UsageError(
-            "the installed legion does not have these modules of this checkout: " + ", ".join(missing[:10])
-            + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-            + ". Run `make setup`: the strict editable install links the files that existed when it ran, "
-            "so a new file needs a reinstall (the Makefile redoes it when files come or go). If they are "
-            "still missing after it, their package is missing from `packages` in pyproject.toml.")
+    if not hasattr(config, "workerinput"):  # once per run: in the main process
+        missing = linked_files_missing()
+        if missing:
+            raise pytest.UsageError(
+                "the installed legion does not have these modules of this checkout: " + ", ".join(missing[:10])
+                + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+                + ". Run `make setup`: the strict editable install links the files that existed when it ran, "
+                "so a new file needs a reinstall (the Makefile redoes it when files come or go). If they are "
+                "still missing after it, their package is missing from `packages` in pyproject.toml.")
+    home = Path(tempfile.mkdtemp(prefix=f"legion-home-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"))
+    config.stash[HOME] = home
+    os.environ["LEGION_HOME"] = str(home)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def linked_files_missing() -> list[str]:
