@@ -7,14 +7,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from legion.dsl.compile import compile_chain
 from legion.dsl.loader import load_file
@@ -137,17 +140,31 @@ output:
 
 
 def test_cancel_stops_a_run(engine: Engine, store: Store) -> None:
+    nap_started, nap_finished = threading.Event(), threading.Event()
+
+    def listen(event: dict[str, Any]) -> None:
+        if event.get("step") == "nap" and event["event"] == "step.started":
+            nap_started.set()
+        if event.get("step") == "nap" and event["event"] == "step.finished":
+            nap_finished.set()
+
     run_id = engine.start_program(program("""
 chain: long
 steps:
   nap: {run: core.util.sleep, with: {seconds: 1}, next: [{do: after}]}
   after: {run: core.util.noop}
-"""), {})
-    time.sleep(0.2)
-    assert engine.cancel(run_id)
+"""), {}, listener=listen)
+    active = engine.runs[run_id]
+    assert nap_started.wait(10), "the step never started"
+    assert engine.cancel(run_id)  # while the sleep runs
     result = engine.wait(run_id, 5)
     assert result["status"] == "canceled"
-    time.sleep(1.2)  # the running sleep finishes; its result changes nothing
+    # The running sleep finishes; its result changes nothing. The engine takes the result
+    # under the run's lock, so once the lock is free the result has been carried out.
+    assert nap_finished.wait(10), "the running step never finished"
+    with active.lock:
+        pass
+    assert engine.recorder.flush(timeout=10)
     assert store.get_run(run_id)["status"] == "canceled"
     assert [t["step"] for t in store.run_tasks(run_id)] == ["nap"]
 
@@ -184,9 +201,7 @@ output: {seen: "{{ result }}"}
 
     engine.wait(engine.run_task("core.util.set", {"a": 1}), 5)
     engine.wait(engine.run_task("core.util.set", {"b": 2}), 5)  # does not fit the input: dropped
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not [r for r in store.list_runs(chain="listener") if r["status"] == "succeeded"]:
-        time.sleep(0.05)
+    wait_until(lambda: store.list_runs(chain="listener", status="succeeded"), what="a finished run of listener")
     listened = store.list_runs(chain="listener")
     assert [(r["trigger"], r["output"]) for r in listened] == [("event", {"seen": "got 1"})]
 
@@ -199,7 +214,7 @@ on:
     - every: 1h
       input: {n: 1}
 steps:
-  nap: {run: core.util.sleep, with: {seconds: 0.5}}
+  nap: {run: core.util.sleep, with: {seconds: 2}}
 """)
     files, _ = load_chains([tmp_path], REGISTRY)
     store.apply_chains(apply_items(files))
@@ -213,8 +228,9 @@ steps:
     entry = store.list_schedules()[0]
     assert entry["next_fire_at"] == much_later + timedelta(hours=1)
     assert scheduler.run_due(much_later + timedelta(hours=1)) == []  # the first run still sleeps: skipped
-    engine.wait(first[0], 5)
+    engine.wait(first[0], 10)
     assert store.get_run(first[0])["input"] == {"n": 1}
+    wait_until(lambda: first[0] not in engine.active_runs(), what="the first run to leave the engine")
     assert len(scheduler.run_due(much_later + timedelta(hours=2))) == 1
 
 
@@ -242,18 +258,53 @@ steps:
 """)
     env = dict(os.environ, LEGION_HOME=str(tmp_path / "home"))
     env.pop("LEGION_DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "legion.engine.cli.main", "start", "--chains", str(chains)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stderr = tmp_path / "stderr.txt"
+    started = time.monotonic()
+    with stderr.open("w") as errors:
+        proc = subprocess.Popen([sys.executable, "-m", "legion.engine.cli.main", "start", "--chains", str(chains)],
+                                env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
+    lines: list[str] = []
+
+    def read_stdout() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+
+    def running() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"legion start exited early with {proc.returncode}:\n{stderr.read_text()}")
+        return True
+
+    reader = threading.Thread(target=read_stdout, daemon=True)
+    reader.start()
     try:
-        time.sleep(4.5)
+        # Ctrl-C once it is up (the handler is set before this line is printed) and two runs
+        # have fired: the scheduler ticks every second, so that takes about two seconds.
+        wait_until(lambda: running() and "Ctrl-C stops it\n" in lines, timeout=60, what="legion start to be up")
+        store = Store(f"sqlite:///{tmp_path / 'home' / 'legion.db'}")
+        wait_until(lambda: running() and len(store.list_runs(chain="beat", status="succeeded")) >= 2, timeout=30,
+                   what="two scheduled runs of beat")
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # the process this test started, by its PID
+            proc.wait()
+            raise
+        reader.join(timeout=10)
+    elapsed = time.monotonic() - started
+    out, err = "".join(lines), stderr.read_text()
     assert proc.returncode == 0, err
     assert "created   beat" in out and "Ctrl-C stops it" in out
-    store = Store(f"sqlite:///{tmp_path / 'home' / 'legion.db'}")
     runs = store.list_runs(chain="beat")
-    assert 2 <= len(runs) <= 5 and all(r["trigger"] == "schedule" and r["status"] == "succeeded" for r in runs)
+    assert len(runs) >= 2 and all(r["trigger"] == "schedule" and r["status"] == "succeeded" for r in runs), runs
+    # `every: 1s` fires at most once a second: a tick starts at most one run, and the next
+    # tick comes a second after the previous tick's work is done (0.1 s of leeway for clocks).
+    created = sorted(r["created_at"] for r in runs)
+    gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(created)]
+    assert min(gaps) >= 0.9, gaps
+    assert len(runs) <= elapsed, (len(runs), elapsed)
     assert [n["status"] for n in store.list_nodes()] == ["stopped"]
 
 
@@ -343,16 +394,24 @@ def test_cancel_reaches_sub_chains_and_records_running_steps(tmp_path: Path, eng
     files, _ = load_chains([tmp_path], REGISTRY)
     store.apply_chains(apply_items(files))
     parent = engine.submit("parent", {})
-    time.sleep(0.3)
-    engine.cancel(parent)
+
+    def child_nap_running() -> dict[str, Any] | None:
+        for child in store.list_runs(chain="child"):
+            if [(t["step"], t["status"]) for t in store.run_tasks(child["id"])] == [("nap", "running")]:
+                return child
+        return None
+
+    child_id = wait_until(child_nap_running, what="the sub-chain's first step to run")["id"]
+    engine.cancel(parent)  # during the child's one-second nap
     assert engine.wait(parent, 5)["status"] == "canceled"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        child = store.list_runs(chain="child")[0]
-        tasks = store.run_tasks(child["id"])
-        if child["status"] == "canceled" and all(t["finished_at"] for t in tasks) and store.run_tasks(parent)[0]["finished_at"]:
-            break
-        time.sleep(0.05)
+
+    def settled() -> bool:
+        child = store.get_run(child_id)
+        tasks = store.run_tasks(child_id)
+        return child["status"] == "canceled" and all(t["finished_at"] for t in tasks) and bool(store.run_tasks(parent)[0]["finished_at"])
+
+    wait_until(settled, what="the canceled child and parent to be recorded")
+    child, tasks = store.get_run(child_id), store.run_tasks(child_id)
     assert child["status"] == "canceled"
     assert [(t["step"], t["status"]) for t in tasks] == [("nap", "succeeded")]  # finished after the cancel, recorded
     sub = store.run_tasks(parent)[0]
@@ -367,13 +426,13 @@ def test_chains_applied_while_running_are_heard_on_events(tmp_path: Path, store:
     runtime_mod.EVENTS_POLL = 0.1
     try:
         with Engine(REGISTRY, store, workers=1) as eng:
+            assert "core.util.echo" not in eng.event_chains
             files, _ = load_chains([tmp_path], REGISTRY)
             store.apply_chains(apply_items(files))
-            time.sleep(0.4)
+            # No refresh_events() here: the engine reads the applied triggers on its own.
+            wait_until(lambda: "listen" in eng.event_chains.get("core.util.echo", ()), what="the engine to hear of chain listen")
             eng.wait(eng.run_task("core.util.echo", {"message": "hi"}), 5)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not store.list_runs(chain="listen"):
-                time.sleep(0.05)
+            wait_until(lambda: store.list_runs(chain="listen"), what="a run of listen")
     finally:
         runtime_mod.EVENTS_POLL = old
     assert [r["trigger"] for r in store.list_runs(chain="listen")] == ["event"]
