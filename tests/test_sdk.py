@@ -82,11 +82,15 @@ def test_actor_decorators_and_validation() -> None:
 
 
 def test_actor_host_runs_every_once_and_poll(tmp_path: Any) -> None:
+    import itertools
+
+    from waiting import wait_until
+
     from legion.engine.data.store import Store
     from legion.engine.runtime import Engine
 
     calls: list[str] = []
-    readings = iter([1, 1, 2, 2, 2, 3] + [3] * 100)
+    readings = itertools.chain([1, 1, 2, 2, 2, 3], itertools.repeat(3))
 
     @every(0.2)
     def beat() -> str:
@@ -109,11 +113,20 @@ def test_actor_host_runs_every_once_and_poll(tmp_path: Any) -> None:
     fired: list[Any] = []
     engine.fire_event = lambda ref, result, **kw: fired.append((ref, result)) or []  # type: ignore[method-assign]
     host = ActorHost(engine)
+    started = time.monotonic()
     host.start()
-    time.sleep(1.1)
-    host.stop()
-    engine.stop()
+    try:
+        # About a second's worth: time for a `once` that ran again, or a poll that fired on
+        # an unchanged reading, to show.
+        wait_until(lambda: calls.count("beat") >= 5 and "once" in calls and len(fired) >= 3,
+                   what="five beats, the once and three level changes")
+    finally:
+        host.stop()
+        engine.stop()
+    elapsed = time.monotonic() - started
     assert calls.count("once") == 1
-    assert 3 <= calls.count("beat") <= 6
-    assert fired[:3] == [("timers.timers.level", 1), ("timers.timers.level", 2), ("timers.timers.level", 3)]
+    # `every` waits its interval before each run: at most one beat per 0.2 s the host lived.
+    assert calls.count("beat") <= elapsed / 0.2, (calls.count("beat"), elapsed)
+    # A poll fires when the reading changes: 1, 2, 3, then nothing while it stays 3.
+    assert fired == [("timers.timers.level", 1), ("timers.timers.level", 2), ("timers.timers.level", 3)]
     assert {r["chain_name"] for r in store.list_runs()} == {"task.timers.timers.beat", "task.timers.timers.hello"}
