@@ -33,7 +33,8 @@ endif
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet --upgrade pip > $(VENV)/pip-upgrade.log 2>&1 \
+		|| { cat $(VENV)/pip-upgrade.log; echo "make: upgrading pip failed (log: $(VENV)/pip-upgrade.log)" >&2; exit 1; }
 
 # The files an install links (modules and package data), rewritten only when the list
 # differs: its date says when one came or went.
