@@ -123,17 +123,14 @@ def call(function: Function, args: dict[str, Any], timeout: float | None = None,
 
     An async function is cancelled after `timeout`, or when `context` is canceled; a sync one
     cannot be stopped, so its timeout is the caller's to enforce (its context says canceled)."""
-    try:
-        signature = function.signature
-    except ExtensionError as exc:
-        return failure("StepFailed", exc.message)
-    try:
-        args = signature.validate(function.ref, args)
-    except ArgumentProblem as exc:
-        where = _where(context.chain, context.step) if context is not None else _where(chain, step)
-        return failure("InvalidArguments", MASKER.text(where + str(exc)))
-    if signature.context is not None:
-        args[signature.context] = context if context is not None else Context(
+    if context is not None:
+        chain, step = context.chain, context.step
+    checked = checked_arguments(function, args, chain, step)
+    if isinstance(checked, Outcome):
+        return checked
+    args = checked
+    if function.signature.context is not None:
+        args[function.signature.context] = context if context is not None else Context(
             run_id="", chain="", step="", number=0, attempt=1, function=function.ref)
     try:
         if function.is_async:
