@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 
+from legion.dsl.budget import ValueProblem, check_value, evaluating, step_binding
 from legion.dsl.catalog import Catalog, FunctionSpec
 from legion.dsl.errors import ExpressionError, LegionError
 from legion.dsl.expressions import Condition, Renderer, compile_value
@@ -179,8 +180,28 @@ class Conductor:
         self._maybe_end()
         return self._flush()
 
-    def begin(self, number: int) -> Begin:
-        """A queued step run is due to start.
+    def render_with(self, number: int) -> dict[str, Any] | ExpressionError | None:
+        """A queued step run's arguments, rendered from its `with` (None when there is no such
+        step run). Reads only what does not change once the step run is queued, so a driver
+        may call it without holding the run's lock and pass the result to `begin`: a slow
+        template then never blocks the run's other events (a cancel among them)."""
+        sr = self.state.active.get(number)
+        if sr is None:
+            return None
+        try:
+            # `secret()` tokens made here are bound to this step run (spec section 7).
+            with evaluating(step_binding(self.state.run["id"], number)):
+                args = self.program.steps[sr.step].with_(self.scope_for_start(sr))
+            check_value(args)
+        except ExpressionError as exc:
+            return exc
+        except ValueProblem as exc:
+            return ExpressionError(f"the rendered arguments cannot be stored: {exc.message}")
+        return args if isinstance(args, dict) else {}
+
+    def begin(self, number: int, rendered: dict[str, Any] | ExpressionError | None = None) -> Begin:
+        """A queued step run is due to start, with its arguments as `render_with` gave them
+        (rendered here when not given).
 
         It does not start when the run has halted (it is dropped and ends no branch) or when
         it is the step run past `max_steps` (the run fails with `StepLimitExceeded`). It starts
@@ -203,12 +224,11 @@ class Conductor:
             return Begin(False, None, self._flush())
         sr.status = "running"
         st.began = True
-        try:
-            args = self.program.steps[sr.step].with_(self.scope_for_start(sr))
-        except ExpressionError as exc:
+        args = rendered if rendered is not None else self.render_with(number)
+        if isinstance(args, ExpressionError):
             del st.active[number]
             self._end_branch(sr.ctx)
-            self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {sr.step!r}, with: {exc.message}", sr.step))
+            self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {sr.step!r}, with: {args.message}", sr.step))
             return Begin(True, None, self._flush())
         return Begin(True, args if isinstance(args, dict) else {}, [])
 
@@ -260,6 +280,12 @@ class Conductor:
         st.status = "canceled"
         st.error = st.error or make_error("Canceled", reason)
         self._out.append(Ended("canceled"))
+        return self._flush()
+
+    def abort(self, error: dict[str, Any]) -> list[Command]:
+        """Fail the run at once with `error` (the driver could not keep its record, say): as
+        fail-fast, nothing starts any more; a run already ended is left as it is."""
+        self._fail_run(error, render_output=False)
         return self._flush()
 
     # -- scopes -----------------------------------------------------------------------------
@@ -517,10 +543,17 @@ class Conductor:
             "succeeded": status == "succeeded", "failed": status == "failed", "error": st.error, "run": st.run,
         }
         try:
-            return self.program.output(scope)
+            output = self.program.output(scope)
+            check_value(output)
+            return output
         except ExpressionError as exc:
             if st.error is None:
                 st.error = make_error("ExpressionError", f"chain {self.program.name!r}, output: {exc.message}")
+                st.status = "failed"
+            return None
+        except ValueProblem as exc:  # a run whose output cannot be stored fails, saying why
+            if st.error is None:
+                st.error = make_error(exc.kind, f"chain {self.program.name!r}, output: {exc.message}")
                 st.status = "failed"
             return None
 

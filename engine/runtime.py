@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from legion.dsl.budget import ValueProblem, check_value, step_binding
 from legion.dsl.catalog import Catalog
 from legion.dsl.compile import runner_topology
 from legion.dsl.model import Chain, Step
@@ -117,7 +118,7 @@ class Engine:
         self.node = node
         self.clock = clock
         self.transport = MemoryTransport()
-        self.recorder = Recorder(store)
+        self.recorder = Recorder(store, on_lost=self._record_lost)
         self.runs: dict[str, ActiveRun] = {}
         self._runs_lock = threading.Lock()
         self._programs: dict[tuple[str, int], ChainProgram] = {}
@@ -222,6 +223,10 @@ class Engine:
     def start_program(self, program: ChainProgram, input: dict[str, Any], *, trigger: str = "manual",
                       parent: tuple[ActiveRun, int] | None = None, depth: int = 0,
                       listener: Callable[[Event], None] | None = None, run_id: str | None = None) -> str:
+        try:
+            check_value(input)
+        except ValueProblem as exc:
+            raise BadInput(f"the run input of chain {program.name!r} cannot be stored: {exc.message}") from None
         run_id = run_id or str(uuid.uuid4())
         now = self.clock()
         state = RunState.new(run_id, program.name, program.version, now, input)
@@ -303,9 +308,12 @@ class Engine:
 
     def _start_step(self, active: ActiveRun, number: int) -> None:
         conductor = active.conductor
+        # The arguments are rendered outside the run's lock: a template that runs to the end
+        # of its budget holds up this worker only, never a cancel or the run's other events.
+        rendered = conductor.render_with(number)
         with active.lock:
             sr = conductor.state.active.get(number)
-            begin = conductor.begin(number)
+            begin = conductor.begin(number, rendered)
             if sr is not None:
                 self._record_begin(active, sr, begin)
             self._carry_out(active, begin.commands)
@@ -333,7 +341,7 @@ class Engine:
         self._executing[key] = ({"run_id": active.id, "number": number, "step": sr.step, "function": prog.run}, context)
         token = self.capture.begin()
         try:
-            outcome = self._call(prog, begin.args, timeout, context, active.state.run["chain"])
+            outcome = self._call(prog, begin.args, timeout, context, active.state.run["chain"], step_binding(active.id, number))
         finally:
             entries = self.capture.end(token)
             self._executing.pop(key, None)
@@ -368,14 +376,15 @@ class Engine:
         self.recorder.task(dict(base, status="running", started_at=now, node=self.node, args=begin.args))
         self._emit(active, {"event": "step.started", "step": sr.step, "number": sr.number, "attempt": sr.attempt, "index": sr.index})
 
-    def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None, context: Context | None, chain: str) -> Outcome:
+    def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None, context: Context | None, chain: str,
+              binding: str) -> Outcome:
         function = self.registry.functions.get(prog.run)
         if function is None:
             return Outcome("failed", None, {"type": "StepFailed", "message": f"function {prog.run!r} is not installed on node {self.node}"})
         try:
             # Secrets go in here, on the worker, just before the call: what was queued and
             # recorded (begin.args) keeps the references.
-            args = self.secrets.resolve(args)
+            args = self.secrets.resolve(args, binding)
         except SecretError as exc:
             return outcome_of_exception(exc)
         return call(function, args, timeout, context, chain=chain, step=prog.name)
@@ -402,6 +411,17 @@ class Engine:
             self._carry_out(active, commands)
         if outcome.status == "succeeded" and self.event_chains:
             self.fire_event(_fn(active, sr.step), outcome.result, source_chain=active.state.run["chain"])
+
+    def _record_lost(self, run_id: str, reason: str) -> None:
+        """The recorder could not write some of a run's rows: the run stops, failed with the
+        reason (rather than end `succeeded` with a hole in its trace)."""
+        active = self.runs.get(run_id)
+        if active is None:
+            return
+        error = {"type": "RecordLost", "step": None,
+                 "message": f"the engine could not record part of this run ({reason}); it was stopped"}
+        with active.lock:
+            self._carry_out(active, active.conductor.abort(error))
 
     def reap_interrupted(self) -> list[str]:
         """Runs of this host whose process is gone can never end: mark them failed with

@@ -393,36 +393,37 @@ def store_from_env(env: Mapping[str, str] | None = None) -> SecretStore:
 # ---------------------------------------------------------------- resolving
 
 
-def resolve_tokens(value: Any, lookup: Callable[[str], Any]) -> Any:
-    """`value` with every token in its strings replaced by `lookup(reference)`: a string that
-    is one token becomes the value itself (any JSON value), a token inside a longer string
-    its text (as Jinja would print it). Text that looks like a token without a valid MAC is
-    left as it is. Unchanged parts are the same objects, so arguments without tokens cost one
-    walk and no copies."""
+def resolve_tokens(value: Any, lookup: Callable[[str], Any], binding: str) -> Any:
+    """`value` with every token made for `binding` (the step run about to be called) replaced
+    by `lookup(reference)`: a string that is one token becomes the value itself (any JSON
+    value), a token inside a longer string its text (as Jinja would print it). Text that looks
+    like a token but was not made for this step run (or not by `secret()` at all) is left as
+    it is. Unchanged parts are the same objects, so arguments without tokens cost one walk
+    and no copies."""
     if isinstance(value, str):
         if SECRET_OPEN not in value:
             return value
         whole = TOKEN.fullmatch(value)
         if whole is not None:
-            reference = token_reference(whole.group(1))
+            reference = token_reference(whole.group(1), binding)
             return value if reference is None else lookup(reference)
 
         def swap(match: re.Match[str]) -> str:
-            reference = token_reference(match.group(1))
+            reference = token_reference(match.group(1), binding)
             return match.group(0) if reference is None else str(lookup(reference))  # unsigned: plain text
 
         return TOKEN.sub(swap, value)
     if isinstance(value, dict):
         changed: dict[str, Any] | None = None
         for key, item in value.items():
-            new = resolve_tokens(item, lookup)
+            new = resolve_tokens(item, lookup, binding)
             if new is not item:
                 if changed is None:
                     changed = dict(value)
                 changed[key] = new
         return value if changed is None else changed
     if isinstance(value, list):
-        items = [resolve_tokens(item, lookup) for item in value]
+        items = [resolve_tokens(item, lookup, binding) for item in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
@@ -446,8 +447,9 @@ class Resolver:
                     self._store = self._factory()
         return self._store
 
-    def resolve(self, args: dict[str, Any]) -> dict[str, Any]:
-        """The arguments with their secrets in; SecretError naming the first that cannot be read."""
+    def resolve(self, args: dict[str, Any], binding: str) -> dict[str, Any]:
+        """The arguments of the step run `binding` (`legion.dsl.budget.step_binding`) with their
+        secrets in; SecretError naming the first that cannot be read."""
         cache: dict[str, Any] = {}
 
         def lookup(reference: str) -> Any:
@@ -455,7 +457,7 @@ class Resolver:
                 cache[reference] = self.get(reference)
             return cache[reference]
 
-        resolved: dict[str, Any] = resolve_tokens(args, lookup)
+        resolved: dict[str, Any] = resolve_tokens(args, lookup, binding)
         return resolved
 
     def get(self, reference: str) -> Any:
