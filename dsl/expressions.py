@@ -147,6 +147,13 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
     the budget's checkpoint at every call (`legion.dsl.budget`). simpleeval itself bounds
     comprehensions to 10,000 elements per evaluation; the operators size what they make."""
 
+    def _check_disallowed_items(self, item: Any) -> None:
+        # simpleeval walks every container a node gives, in Python: a million-item list costs
+        # that walk at every node it passes through. Each element was checked when its own
+        # node was evaluated, and the names hold only JSON data, so containers are skipped.
+        if not isinstance(item, (list, tuple, dict, set, frozenset)):
+            super()._check_disallowed_items(item)
+
     def _eval_attribute(self, node: ast.Attribute) -> Any:
         attr = node.attr
         if attr.startswith("_"):
@@ -164,25 +171,24 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
 
     def _eval_call(self, node: ast.Call) -> Any:
         # `m.get(...)`, `m.keys()`, ... call the mapping's method even when the mapping has a
-        # key of that name: `ctx.get('k', d)` always works (spec section 3).
+        # key of that name: `ctx.get('k', d)` always works (spec section 3). A string's
+        # method is sized before it runs (`'a'.replace('', 'b' * 10000)` would grow).
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr in MAPPING_METHODS:
-            target = self._eval(func.value)
-            if isinstance(target, Mapping):
-                args = [self._eval(a) for a in node.args]
-                kwargs = {k.arg: self._eval(k.value) for k in node.keywords if k.arg is not None}
-                return _mapping_method(target, func.attr)(*args, **kwargs)
-            return self._call_on(target, func.attr, node)
-        return super()._eval_call(node)
-
-    def _call_on(self, target: Any, attr: str, node: ast.Call) -> Any:
-        if isinstance(target, str) and attr in STRING_METHODS:
-            args = [self._eval(a) for a in node.args]
+        if not (isinstance(func, ast.Attribute) and (func.attr in MAPPING_METHODS or func.attr in STRING_METHODS)):
+            return super()._eval_call(node)
+        target = self._eval(func.value)
+        if isinstance(target, Mapping) and func.attr not in MAPPING_METHODS:
+            return super()._eval_call(node)  # `m.split(...)` calls the key `split`, as `m.split` reads it
+        args = [self._eval(a) for a in node.args]
+        kwargs = {k.arg: self._eval(k.value) for k in node.keywords if k.arg is not None}
+        if isinstance(target, Mapping):
+            return _mapping_method(target, func.attr)(*args, **kwargs)
+        if isinstance(target, str) and func.attr in STRING_METHODS:
             budget.current().tick(budget.cost(target))
-            if attr in budget.PADDING_METHODS:
-                budget.check_string_call(target, attr, tuple(args), {})
-            return getattr(target, attr)(*args)
-        raise ExpressionError(f"{type(target).__name__} has no method {attr!r}")
+            if func.attr in budget.PADDING_METHODS:
+                budget.check_string_call(target, func.attr, tuple(args), kwargs)
+            return getattr(target, func.attr)(*args, **kwargs)
+        raise ExpressionError(f"{type(target).__name__} has no method {func.attr!r}")
 
     def _eval_subscript(self, node: ast.Subscript) -> Any:
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2 import meta as jinja_meta
+from jinja2.filters import do_join
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
@@ -115,12 +116,6 @@ def _pre_indent(s: Any, width: Any = 4, *_: Any, **__: Any) -> None:
     budget.current().size(len(text) + (text.count("\n") + 1) * max(per_line, 0), "the indented text")
 
 
-def _pre_join(value: Any, d: Any = "", attribute: Any = None) -> None:
-    items = value if isinstance(value, (list, tuple)) else None
-    if items is not None:
-        budget.current().size(len(str(d)) * len(items) + sum(len(i) for i in items if isinstance(i, str)), "the joined text")
-
-
 def _pre_replace(s: Any, old: Any, new: Any, count: Any = None) -> None:
     if isinstance(s, str) and isinstance(old, str) and isinstance(new, str):
         budget.check_replace(s, old, new, count)
@@ -148,7 +143,7 @@ def _pre_text(value: Any, *_: Any, **__: Any) -> None:
 
 
 _PRE_CHECKS: dict[str, Callable[..., None]] = {
-    "center": _pre_center, "indent": _pre_indent, "join": _pre_join, "replace": _pre_replace,
+    "center": _pre_center, "indent": _pre_indent, "replace": _pre_replace,
     "wordwrap": _pre_wordwrap, "batch": _pre_batch, "tojson": _pre_tojson, "string": _pre_text,
     "pprint": _pre_text, "urlencode": _pre_text, "e": _pre_text, "escape": _pre_text, "forceescape": _pre_text,
 }
@@ -160,6 +155,18 @@ def _format(value: Any, *args: Any, **kwargs: Any) -> str:
         raise ExpressionError("the format filter takes positional or keyword arguments, not both")
     result: str = budget.modulo(str(value), kwargs or args)
     return result
+
+
+def _join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+    """The `join` filter, with what it joins sized first (its items may be a generator)."""
+    items = value if isinstance(value, list) else list(value)
+    ev = budget.current()
+    ev.size(len(str(d)) * len(items), "the separators")
+    sized(items, ev)
+    return do_join(eval_ctx, items, d, attribute)
+
+
+_join.jinja_pass_arg = do_join.jinja_pass_arg  # type: ignore[attr-defined] # Jinja passes the eval context first
 
 
 def _bounded_filter(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
@@ -215,6 +222,7 @@ def _make_env() -> _Environment:
                        finalize=_finalize)
     env.filters = {name: _bounded_filter(name, f) for name, f in env.filters.items()}
     env.filters["format"] = _bounded_filter("format", _format)
+    env.filters["join"] = _bounded_filter("join", _join)
     env.globals.update({name: _bounded_global(f) for name, f in env.globals.items() if callable(f)})
     env.globals.update(null=None, secret=secret_token, __method__=_bound_method(env), lipsum=_lipsum,
                        __loop__=budget.ticking, __concat__=budget.concat)

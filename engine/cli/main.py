@@ -271,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "handler", None):
             raise BadInput("give a command: start, lex, task, chain, run, secret or doctor (see `legion --help`)")
         handler_fn = _handler(args.handler)
+        from legion.dsl.budget import configure
+        from legion.engine.limits import limits_from_env
+
+        configure(limits_from_env(os.environ))
         if out.json_mode:
             # Chains run in this process: whatever a step function prints must not land in
             # the one JSON document. It goes to stderr; the envelope to the real stdout.
