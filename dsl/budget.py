@@ -86,7 +86,7 @@ class Evaluation:
     def check(self) -> None:
         if self.steps > self.limits.steps:
             raise BudgetExceeded(f"it went past its budget of {self.limits.steps:,} steps (loop iterations, calls and "
-                                 f"operations; LEGION_EXPRESSION_MAX_STEPS)")
+                                 f"filters; LEGION_EXPRESSION_MAX_STEPS)")
         if time.monotonic() > self.deadline:
             raise BudgetExceeded(f"it ran past its time budget of {self.limits.time * 1000:g} ms (LEGION_EXPRESSION_TIMEOUT)")
 
