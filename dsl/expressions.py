@@ -21,7 +21,7 @@ import simpleeval
 from markupsafe import Markup
 
 from legion.dsl import budget
-from legion.dsl.budget import Evaluation, evaluating
+from legion.dsl.budget import BudgetExceeded, Evaluation, evaluating
 from legion.dsl.errors import ExpressionError
 
 # The tokens live in a Jinja-free module (the engine's masking loads it in every command);
@@ -69,22 +69,29 @@ def json_value(value: Any, ev: Evaluation | None = None) -> Any:
     if isinstance(value, str):
         return str(value) if isinstance(value, Markup) else value
     _fail_if_undefined(value)
-    counter = _Counter(ev) if ev is not None else None
+    # A template that passes a value on (`{{ result.body }}`) makes nothing: the value may be as
+    # large as a stored value. Counting still stops a value built of shared parts.
+    counter = _Counter(ev, ev.limits.value) if ev is not None else None
     return _json(value, counter)
 
 
 class _Counter:
-    __slots__ = ("ev", "total")
+    """Adds up the size of a value as it is walked (a step per part), against `limit`."""
 
-    def __init__(self, ev: Evaluation) -> None:
+    __slots__ = ("ev", "total", "limit")
+
+    def __init__(self, ev: Evaluation, limit: int) -> None:
         self.ev = ev
         self.total = 0
+        self.limit = limit
 
     def add(self, n: int) -> None:
         self.total += n
         self.ev.tick()
-        if self.total > self.ev.limits.size:
-            self.ev.size(self.total, "the value")
+        if self.total > self.limit:
+            raise BudgetExceeded(f"the value ({self.total:,}+ characters or items) would be over the size limit of "
+                                 f"{self.limit:,} (" + ("LEGION_MAX_VALUE_SIZE" if self.limit == self.ev.limits.value
+                                                       else "LEGION_EXPRESSION_MAX_SIZE") + ")")
 
 
 def _json(value: Any, counter: _Counter | None) -> Any:
@@ -117,7 +124,7 @@ def sized(value: Any, ev: Evaluation) -> None:
     """Raise BudgetExceeded when `value` (counting every part as often as it appears: a list
     may hold the same list twice) is larger than the size budget: a check before something
     turns a whole value into text at once (`tojson`, `string`, `{{ }}` inside text)."""
-    counter = _Counter(ev)
+    counter = _Counter(ev, ev.limits.size)
     stack = [value]
     while stack:
         item = stack.pop()

@@ -206,3 +206,13 @@ def test_every_condition_ends_within_its_budget(source: str) -> None:
     except ExpressionError:
         return
     within_budget(lambda: condition(SCOPE))
+
+
+def test_a_template_may_pass_on_a_value_larger_than_it_may_make() -> None:
+    """Passing a stored value on makes nothing: it is bounded by the storage cap, not the size budget."""
+    body = "x" * 2_000_000
+    assert Template("{{ result.body }}").render({"result": {"body": body}}) == body
+    with pytest.raises(ExpressionError, match="LEGION_EXPRESSION_MAX_SIZE"):
+        Template("<{{ result.body }}>").render({"result": {"body": body}})
+    with pytest.raises(ExpressionError, match="LEGION_MAX_VALUE_SIZE"):
+        Template("{{ [result.body, result.body, result.body] }}").render({"result": {"body": body}})
