@@ -390,6 +390,8 @@ class Engine:
         return call(function, args, timeout, context, chain=chain, step=prog.name)
 
     def _finish(self, active: ActiveRun, number: int, outcome: Outcome, status: str | None = None) -> None:
+        # Its edges and retry.when are evaluated before the lock is taken, as its `with` was.
+        decided = active.conductor.decide(number, outcome.status, outcome.result, outcome.error)
         with active.lock:
             if number not in active.conductor.state.active:
                 return  # already finished (a late result after a timeout is discarded)
@@ -403,7 +405,7 @@ class Engine:
                                 "result": outcome.result, "error": outcome.error})
             if outcome.error:
                 self._task_log(active, number, "error", f"attempt {sr.attempt} failed: {outcome.error['type']}: {outcome.error['message']}")
-            commands = active.conductor.finish(number, outcome.status, outcome.result, outcome.error, self.clock())
+            commands = active.conductor.finish(number, outcome.status, outcome.result, outcome.error, self.clock(), decided)
             for command in commands:
                 wait = active.state.waits.get(command.wait_id) if isinstance(command, Schedule) else None
                 if wait is not None and wait.kind == "retry":
