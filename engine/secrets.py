@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -41,13 +42,77 @@ class SecretError(StepError):
 
 
 # ---------------------------------------------------------------- masking
+#
+# A known secret is masked in every form it can take where something is recorded or printed:
+# the value itself; a number whose text is the value (or that a numeric string becomes, as
+# `"4821" | int`); its JSON escapes (ensure_ascii both ways, and Jinja's `tojson`, which also
+# escapes `<>&'`); its Python repr body in either quote style; its URL encodings (`quote`,
+# `quote_plus`, `quote(safe='')`); and base64 of the whole value (standard and URL-safe, with
+# and without padding). A value shorter than MIN_MASKED is not masked, nor are its forms;
+# a derived form shorter than MIN_MASKED is not masked either (`"0042" | int` is 42).
+#
+# Structured values (results, arguments, contexts, what `--json` prints) are masked on the
+# structure, before they are serialized, never by a regex over JSON text, where a match could
+# cut a string, an escape or a number and leave text that is not JSON: a string has its
+# matches replaced, a number whose text holds a secret becomes a string (`4821` -> `"***"`),
+# a mapping key is renamed. `Masker.text` is for plain text only: messages, log lines,
+# tracebacks, the CLI's text rendering.
+
+
+def masked_forms(text: str) -> set[str]:
+    """The texts under which the secret `text` may show up, each at least MIN_MASKED long
+    (`text` itself included); empty when `text` is shorter than MIN_MASKED."""
+    if len(text) < MIN_MASKED:
+        return set()
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    found = {text}
+    for ascii_only in (False, True):
+        escaped = json.dumps(text, ensure_ascii=ascii_only)[1:-1]
+        found.add(escaped)
+        # What Jinja's `tojson` filter makes of it.
+        found.add(escaped.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("'", "\\u0027"))
+    # repr() chooses its quotes by the string's content, so both bodies: with the two quote
+    # characters in front, repr uses single quotes and escapes only those.
+    single = repr("'\"" + text)[4:-1]
+    found.add(single)
+    found.add(_REPR_QUOTES.sub(lambda m: _DOUBLE_QUOTED[m.group(0)], single))
+    with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate: no URL can hold it
+        found |= {quote(text), quote_plus(text), quote(text, safe="")}
+    raw = text.encode("utf-8", "surrogatepass")
+    for encoded in (base64.b64encode(raw).decode("ascii"), base64.urlsafe_b64encode(raw).decode("ascii")):
+        found |= {encoded, encoded.rstrip("=")}
+    found |= _number_texts(text)
+    return {form for form in found if len(form) >= MIN_MASKED}
+
+
+# From a single-quoted repr body to a double-quoted one: `\'` -> `'`, `"` -> `\"`, and a
+# backslash escape (`\\`) matched whole so that the quote after it is not taken for escaped.
+_REPR_QUOTES = re.compile(r"""\\\\|\\'|\"""")
+_DOUBLE_QUOTED = {"\\\\": "\\\\", "\\'": "'", '"': '\\"'}
+
+
+def _number_texts(text: str) -> set[str]:
+    """The texts of the numbers a numeric secret becomes through `| int` or `| float`."""
+    found: set[str] = set()
+    with contextlib.suppress(ValueError):
+        found.add(str(int(text)))
+    with contextlib.suppress(ValueError, OverflowError):
+        number = float(text)
+        if math.isfinite(number):
+            found.add(repr(number))
+            if number.is_integer():
+                found.add(str(int(number)))
+    return found
 
 
 class Masker:
-    """The secret values known to this process, and their replacement by `***`."""
+    """The secret values known to this process, and their replacement by `***` (see above)."""
 
     def __init__(self) -> None:
-        self._values: set[str] = set()
+        self._secrets: set[str] = set()  # the values remembered, as text
+        self._forms: set[str] = set()  # every form of them that is masked
         self._lock = threading.Lock()
         # Rebuilt on every new value (rare); read without the lock. None while nothing is
         # known, which is the fast check that keeps masking off the hot path.
@@ -58,37 +123,45 @@ class Masker:
         return self._pattern is not None
 
     def remember(self, value: Any) -> None:
-        """Mask `value` from now on: a string, a number's text, or every such leaf of a list or mapping."""
+        """Mask `value` from now on: a string, a number's text, or every such leaf of a list or
+        mapping (not its keys: those are the secret's field names)."""
         found = {s for s in _texts(value) if len(s) >= MIN_MASKED}
-        # The JSON-escaped form too, so that a value with quotes or backslashes is also caught
-        # inside JSON text (what `--json` prints).
-        found |= {e for e in (json.dumps(s, ensure_ascii=False)[1:-1] for s in found) if len(e) >= MIN_MASKED}
         with self._lock:
-            if found <= self._values:
+            if found <= self._secrets:
                 return
-            self._values |= found
-            # Longest first, so a value that contains another is masked whole.
-            ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        forms = set().union(*(masked_forms(s) for s in found))
+        with self._lock:
+            self._secrets |= found
+            if forms <= self._forms:
+                return
+            self._forms |= forms
+            # One alternation, longest first, so a value that contains another is masked whole.
+            ordered = sorted(self._forms, key=lambda form: (-len(form), form))
+            self._pattern = re.compile("|".join(re.escape(form) for form in ordered))
 
     def forget(self) -> None:
         """Forget every value (for tests)."""
         with self._lock:
-            self._values.clear()
+            self._secrets.clear()
+            self._forms.clear()
             self._pattern = None
 
     def text(self, text: str) -> str:
+        """Plain text (a message, a log line) with every form of a known secret replaced. Not
+        for JSON text: mask the value with `mask` before it is serialized."""
         pattern = self._pattern
         return text if pattern is None else pattern.sub(MASK, text)
 
     def mask(self, value: Any) -> Any:
-        """`value` with every known secret in its strings replaced; the input is not changed. Mapping
-        keys are kept as they are: they are names (and masking two to `***` would merge them)."""
+        """`value` (JSON data) masked on its structure; the input is not changed. A string has
+        every known secret in it replaced; an int or float whose text holds one becomes that
+        text masked, a string (`4821` -> `"***"`); a mapping key holding one is renamed."""
         pattern = self._pattern
         return value if pattern is None else _mask(value, pattern)
 
     def mask_fields(self, row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-        """A copy of `row` with the named fields masked (the row itself when nothing is known)."""
+        """A copy of `row` with the named fields masked (the row itself when nothing is known).
+        The row's own keys are kept: they are its columns."""
         pattern = self._pattern
         if pattern is None or not any(f in row for f in fields):
             return row
@@ -100,18 +173,67 @@ def _texts(value: Any) -> Iterator[str]:
     for _, leaf in leaves(value):
         if isinstance(leaf, str):
             yield leaf
-        elif isinstance(leaf, (int, float)) and not isinstance(leaf, bool):
-            yield str(leaf)
+        else:
+            number = _number_text(leaf)
+            if number is not None:
+                yield number
+
+
+def _number_text(value: Any) -> str | None:
+    """An int's or float's text as JSON writes it; None for anything else (a bool included)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, int):
+            return int.__repr__(value)
+        if isinstance(value, float):
+            return float.__repr__(value)
+    except ValueError:  # an int too long to turn into text
+        return None
+    return None
 
 
 def _mask(value: Any, pattern: re.Pattern[str]) -> Any:
     if isinstance(value, str):
         return pattern.sub(MASK, value)
     if isinstance(value, dict):
-        return {k: _mask(v, pattern) for k, v in value.items()}
+        return _mask_mapping(value, pattern)
     if isinstance(value, (list, tuple)):
         return [_mask(v, pattern) for v in value]
+    number = _number_text(value)
+    if number is not None and pattern.search(number):
+        return pattern.sub(MASK, number)
     return value
+
+
+def _mask_key(key: Any, pattern: re.Pattern[str]) -> Any:
+    """The key masked, or the key itself (the same object) when it holds no known secret."""
+    text = key if isinstance(key, str) else _number_text(key)
+    if text is None or not pattern.search(text):
+        return key
+    return pattern.sub(MASK, text)
+
+
+def _mask_mapping(value: dict[Any, Any], pattern: re.Pattern[str]) -> dict[Any, Any]:
+    names = [_mask_key(key, pattern) for key in value]
+    if all(name is key for name, key in zip(names, value, strict=True)):
+        return {key: _mask(item, pattern) for key, item in value.items()}
+    # Renamed keys could collide with each other (two secrets, or a secret and its escaped
+    # form, are both `***`) or with a kept key (`{SECRET: 1, "***": 2}`), and one would
+    # overwrite the other. Kept keys keep their names; a renamed key whose name is taken gets
+    # `#2`, `#3`, ... in the mapping's order, so nothing is lost and the same mapping is
+    # always masked the same way.
+    taken = {key for name, key in zip(names, value, strict=True) if name is key}
+    masked: dict[Any, Any] = {}
+    for name, (key, item) in zip(names, value.items(), strict=True):
+        if name is not key:
+            base, n = name, 1
+            while name in taken:
+                n += 1
+                name = f"{base}#{n}"
+            taken.add(name)
+        masked[name] = _mask(item, pattern)
+    return masked
 
 
 MASKER = Masker()
