@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from legion.dsl.errors import ExpressionError
 from legion.dsl.tokens import SECRET_CLOSE, SECRET_OPEN, split_reference, token_reference
@@ -116,11 +116,11 @@ class Masker:
         self._lock = threading.Lock()
         # Rebuilt on every new value (rare); read without the lock. None while nothing is
         # known, which is the fast check that keeps masking off the hot path.
-        self._pattern: re.Pattern[str] | None = None
+        self._patterns: _Patterns | None = None
 
     @property
     def active(self) -> bool:
-        return self._pattern is not None
+        return self._patterns is not None
 
     def remember(self, value: Any) -> None:
         """Mask `value` from now on: a string, a number's text, or every such leaf of a list or
@@ -135,37 +135,74 @@ class Masker:
             if forms <= self._forms:
                 return
             self._forms |= forms
-            # One alternation, longest first, so a value that contains another is masked whole.
-            ordered = sorted(self._forms, key=lambda form: (-len(form), form))
-            self._pattern = re.compile("|".join(re.escape(form) for form in ordered))
+            numeric = {form for form in self._forms if set(form) <= _NUMBER_CHARS}
+            self._patterns = _Patterns(_alternation(self._forms), _alternation(numeric) if numeric else None)
 
     def forget(self) -> None:
         """Forget every value (for tests)."""
         with self._lock:
             self._secrets.clear()
             self._forms.clear()
-            self._pattern = None
+            self._patterns = None
 
     def text(self, text: str) -> str:
         """Plain text (a message, a log line) with every form of a known secret replaced. Not
         for JSON text: mask the value with `mask` before it is serialized."""
-        pattern = self._pattern
-        return text if pattern is None else pattern.sub(MASK, text)
+        patterns = self._patterns
+        return text if patterns is None else patterns.text.sub(MASK, text)
 
     def mask(self, value: Any) -> Any:
         """`value` (JSON data) masked on its structure; the input is not changed. A string has
         every known secret in it replaced; an int or float whose text holds one becomes that
         text masked, a string (`4821` -> `"***"`); a mapping key holding one is renamed."""
-        pattern = self._pattern
-        return value if pattern is None else _mask(value, pattern)
+        patterns = self._patterns
+        return value if patterns is None else _mask(value, patterns)
 
     def mask_fields(self, row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
         """A copy of `row` with the named fields masked (the row itself when nothing is known).
         The row's own keys are kept: they are its columns."""
-        pattern = self._pattern
-        if pattern is None or not any(f in row for f in fields):
+        patterns = self._patterns
+        if patterns is None or not any(f in row for f in fields):
             return row
-        return {k: _mask(v, pattern) if k in fields else v for k, v in row.items()}
+        return {k: _mask(v, patterns) if k in fields else v for k, v in row.items()}
+
+
+def _alternation(forms: set[str]) -> re.Pattern[str]:
+    """One compiled alternation of `forms` that matches the longest one where several start at
+    the same place, so that a value that contains another is masked whole.
+
+    It is shaped as a trie: `ab(?:c|d(?:ef)?)` rather than `abdef|abc|abd`. At each place in
+    the text a flat alternation tries its forms one after another (and every secret brings
+    several forms), where a trie follows one path, one step per character that matches. A form
+    that is a prefix of another ends in an optional tail, tried first (greedy), so the longest
+    form wins as in a flat alternation sorted longest first. Nesting is one group per branching
+    point along a path; forms that nest past what `re` can parse fall back to the flat one."""
+    trie: dict[str, Any] = {}
+    for form in forms:
+        node = trie
+        for char in form:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a form ends here
+    try:
+        return re.compile(_branches(trie))
+    except RecursionError:
+        return re.compile("|".join(re.escape(form) for form in sorted(forms, key=lambda form: (-len(form), form))))
+
+
+def _branches(node: dict[str, Any]) -> str:
+    tails = []
+    for char, child in sorted(node.items()):
+        if not char:
+            continue
+        run = [char]
+        while len(child) == 1 and "" not in child:  # a run without branches is one literal
+            ((char, child),) = child.items()
+            run.append(char)
+        tails.append(re.escape("".join(run)) + _branches(child))
+    if not tails:
+        return ""
+    body = tails[0] if len(tails) == 1 else "(?:" + "|".join(tails) + ")"
+    return f"(?:{body})?" if "" in node else body
 
 
 def _texts(value: Any) -> Iterator[str]:
@@ -193,31 +230,45 @@ def _number_text(value: Any) -> str | None:
     return None
 
 
-def _mask(value: Any, pattern: re.Pattern[str]) -> Any:
+class _Patterns(NamedTuple):
+    text: re.Pattern[str]  # every form
+    numbers: re.Pattern[str] | None  # the forms that a number's text can hold; None: numbers need no look
+
+
+# What the text of an int or a finite float is made of.
+_NUMBER_CHARS = frozenset("0123456789-+.e")
+
+
+def _mask(value: Any, patterns: _Patterns) -> Any:
     if isinstance(value, str):
-        return pattern.sub(MASK, value)
+        return patterns.text.sub(MASK, value)
     if isinstance(value, dict):
-        return _mask_mapping(value, pattern)
+        return _mask_mapping(value, patterns)
     if isinstance(value, (list, tuple)):
-        return [_mask(v, pattern) for v in value]
-    number = _number_text(value)
-    if number is not None and pattern.search(number):
-        return pattern.sub(MASK, number)
+        return [_mask(v, patterns) for v in value]
+    if patterns.numbers is not None:
+        number = _number_text(value)
+        if number is not None and patterns.numbers.search(number):
+            return patterns.numbers.sub(MASK, number)
     return value
 
 
-def _mask_key(key: Any, pattern: re.Pattern[str]) -> Any:
+def _mask_key(key: Any, patterns: _Patterns) -> Any:
     """The key masked, or the key itself (the same object) when it holds no known secret."""
     text = key if isinstance(key, str) else _number_text(key)
-    if text is None or not pattern.search(text):
+    if text is None or not patterns.text.search(text):
         return key
-    return pattern.sub(MASK, text)
+    return patterns.text.sub(MASK, text)
 
 
-def _mask_mapping(value: dict[Any, Any], pattern: re.Pattern[str]) -> dict[Any, Any]:
-    names = [_mask_key(key, pattern) for key in value]
-    if all(name is key for name, key in zip(names, value, strict=True)):
-        return {key: _mask(item, pattern) for key, item in value.items()}
+def _mask_mapping(value: dict[Any, Any], patterns: _Patterns) -> dict[Any, Any]:
+    try:  # one search over all the keys (a match across two only means a closer look)
+        renamed = patterns.text.search("\0".join(value)) is not None
+    except TypeError:  # a key that is not a string
+        renamed = True
+    names = [_mask_key(key, patterns) for key in value] if renamed else None
+    if names is None or all(name is key for name, key in zip(names, value, strict=True)):
+        return {key: _mask(item, patterns) for key, item in value.items()}
     # Renamed keys could collide with each other (two secrets, or a secret and its escaped
     # form, are both `***`) or with a kept key (`{SECRET: 1, "***": 2}`), and one would
     # overwrite the other. Kept keys keep their names; a renamed key whose name is taken gets
@@ -232,7 +283,7 @@ def _mask_mapping(value: dict[Any, Any], pattern: re.Pattern[str]) -> dict[Any, 
                 n += 1
                 name = f"{base}#{n}"
             taken.add(name)
-        masked[name] = _mask(item, pattern)
+        masked[name] = _mask(item, patterns)
     return masked
 
 
