@@ -64,7 +64,7 @@ def masked_forms(text: str) -> set[str]:
     (`text` itself included); empty when `text` is shorter than MIN_MASKED."""
     if len(text) < MIN_MASKED:
         return set()
-    import base64
+    import base64  # here, not at the top: only a process that learns a secret needs them
     from urllib.parse import quote, quote_plus
 
     found = {text}

@@ -47,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # has `+` (`-` URL-safe) and padding.
 SECRET = "pä's\\wörd\x01 <&>?+/=~1"
 PIN = "4821"
-# An unsigned token in the tasks' args is the reference, never the value (its MAC is hex).
+# A secret's token in a task's args is its reference, not its value; left out when looking
+# for the PIN, since the token's MAC (hex) could hold the digits by chance.
 TOKEN = re.compile("«secret:[^«»]*»")
 
 
@@ -134,7 +135,7 @@ def test_forms_shorter_than_min_masked_are_not_masked() -> None:
     assert not masker.active and masker.text("abc YWJj") == "abc YWJj"
     masker.remember("0042")  # its `| int` form, 42, is too short to mask
     assert masker.mask({"n": 42, "s": "0042", "f": 42.0}) == {"n": 42, "s": MASK, "f": MASK}
-    assert MIN_MASKED == 4
+    assert MIN_MASKED == 4  # as docs/chains.md section 7 says
 
 
 def test_mapping_keys_are_renamed_distinct_and_in_order() -> None:
@@ -158,16 +159,16 @@ def test_the_longest_form_wins() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.sets(st.text("ab\\|(.", min_size=1, max_size=6), min_size=1, max_size=8), st.text("ab\\|(.x", max_size=40))
-def test_the_one_alternation_matches_as_a_flat_one_sorted_longest_first(forms: set[str], text: str) -> None:
+def test_the_one_alternation_matches_as_a_flat_one_sorted_longest_first(words: set[str], text: str) -> None:
     """The masker's alternation is shaped as a trie (for speed); it must match exactly what a
-    flat alternation of the same forms, longest first, matches."""
-    flat = re.compile("|".join(re.escape(f) for f in sorted(forms, key=lambda f: (-len(f), f))))
-    assert _alternation(forms).sub("*", text) == flat.sub("*", text)
+    flat alternation of the same words, longest first, matches."""
+    flat = re.compile("|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w))))
+    assert _alternation(words).sub("*", text) == flat.sub("*", text)
 
 
 def test_forms_nested_deeper_than_re_can_parse_still_compile() -> None:
-    forms = {"x" * n + "y" for n in range(4, 1500)} | {"x" * n for n in range(4, 1500)}
-    assert _alternation(forms).sub("*", "a" + "x" * 1000 + "y" + "x" * 3 + "b") == "a*xxxb"
+    words = {"x" * n + "y" for n in range(4, 1500)} | {"x" * n for n in range(4, 1500)}
+    assert _alternation(words).sub("*", "a" + "x" * 1000 + "y" + "x" * 3 + "b") == "a*xxxb"
 
 
 # ---------------------------------------------------------------- printing
