@@ -45,9 +45,22 @@ class Context:
         if self._store is None:
             from legion.engine.data.store import Store
 
-            self.settings.home.mkdir(parents=True, exist_ok=True)
+            self.make_home()
             self._store = Store(self.settings.database_url)
         return self._store
+
+    def make_home(self) -> Path:
+        """LEGION_HOME, created when missing (the embedded database and secrets live there)."""
+        home: Path = self.settings.home
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from legion.engine.errors import ConfigError
+
+            why = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
+            raise ConfigError(f"LEGION_HOME={home}: cannot create that folder ({why}); "
+                              "set LEGION_HOME to a folder Legion may write to") from None
+        return home
 
     def existing_store(self) -> Any:
         """The store if its database already exists and can be reached, else None. Unlike
@@ -191,6 +204,9 @@ def build_parser() -> Parser:
     p.add_argument("path")
     p.add_argument("key", nargs="?")
 
+    db = groups.add_parser("db", help="the database", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    command(db, "upgrade", "commands:db_upgrade", "create or migrate the database schema to this Legion's (every command also does it on first use)")
+
     command(groups, "doctor", "doctor:doctor", "check the settings, the database, the services and the extensions (-v: tracebacks)")
     return root
 
@@ -269,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
         if not getattr(args, "handler", None):
-            raise BadInput("give a command: start, lex, task, chain, run, secret or doctor (see `legion --help`)")
+            raise BadInput("give a command: start, lex, task, chain, run, secret, db or doctor (see `legion --help`)")
         handler_fn = _handler(args.handler)
         if out.json_mode:
             # Chains run in this process: whatever a step function prints must not land in
