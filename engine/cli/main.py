@@ -17,8 +17,14 @@ from typing import Any
 from legion.dsl.errors import BadInput, LegionError
 from legion.engine.cli.args import MAX_ID, int_range, seconds, task_ref
 from legion.engine.cli.output import MaskingFormatter, Output
+from legion.engine.settings import MAX_WORKERS
 
 Handler = Callable[[argparse.Namespace, "Context"], int]
+
+# What `--status` takes: the conductor's statuses (a test keeps them equal), written out so
+# that parsing the command line does not import the conductor.
+RUN_STATUSES = ("pending", "running", "paused", "succeeded", "failed", "canceled")
+TASK_STATUSES = ("queued", "delayed", "running", "succeeded", "failed", "skipped", "canceled", "timed_out")
 
 
 class Context:
@@ -127,7 +133,8 @@ def build_parser() -> Parser:
 
     start = command(groups, "start", "commands:start", "apply the chains and run workers, schedules and triggers until Ctrl-C")
     start.add_argument("--chains", action="append", help="chain folder or file to apply first (default: ./chains, else the shipped chains)")
-    start.add_argument("--workers", type=int_range(1), help="worker threads (default: LEGION_WORKERS or 4)")
+    start.add_argument("--workers", type=int_range(1, MAX_WORKERS, "a number of worker threads"),
+                       help=f"worker threads, 1 to {MAX_WORKERS} (default: LEGION_WORKERS or 4)")
     start.add_argument("--no-apply", action="store_true", help="do not apply chain files; run what is applied")
 
     lex = groups.add_parser("lex", help="extensions", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
@@ -143,7 +150,7 @@ def build_parser() -> Parser:
     p.add_argument("--input-json", metavar="FILE", help=input_json_help)
     p = command(task, "list", "commands:task_list", "recent tasks")
     p.add_argument("--run", dest="run_id", help="tasks of this run (its id, or a unique prefix of it)")
-    p.add_argument("--status")
+    p.add_argument("--status", choices=TASK_STATUSES, help="tasks in this status")
     p.add_argument("--limit", type=limit, default=50, help="at most this many (1 to 10000; default 50)")
     task_id_help = "a task id, or RUN_ID/NUMBER: the step run NUMBER of a run (whose id may be a unique prefix)"
     p = command(task, "show", "commands:task_show", "one task: status, arguments, result, error and traceback")
@@ -185,7 +192,7 @@ def build_parser() -> Parser:
     run = groups.add_parser("run", help="runs", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
     p = command(run, "list", "commands:run_list", "recent runs")
     p.add_argument("--chain")
-    p.add_argument("--status")
+    p.add_argument("--status", choices=RUN_STATUSES, help="runs in this status")
     p.add_argument("--limit", type=limit, default=50, help="at most this many (1 to 10000; default 50)")
     p = command(run, "show", "commands:run_show", "a run with its step trace")
     p.add_argument("id", help="a run id, or a unique prefix of it (4 characters or more)")
