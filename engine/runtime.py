@@ -426,19 +426,26 @@ class Engine:
             self._carry_out(active, active.conductor.abort(error))
 
     def reap_interrupted(self) -> list[str]:
-        """Runs of this host whose process is gone can never end: mark them failed with
-        `Interrupted` (their unfinished tasks canceled). Runs of other hosts are left to
-        those hosts."""
+        """Runs of this host whose process is gone can never end, nor can their tasks: a run
+        still pending or running fails with `Interrupted`; a run that ended (canceled from
+        another process, say, while its process died before stopping its tasks) keeps its
+        status. Either way its tasks still queued, delayed or running are canceled with an
+        `Interrupted` error. Runs of other hosts are left to those hosts."""
         host = socket.gethostname()
         reaped = []
         for run in self.store.unfinished_runs(f"{host}:"):
             pid = run["node"].rsplit(":", 1)[1]
             if pid.isdigit() and not _alive(int(pid)):
-                error = {"type": "Interrupted", "step": None,
-                         "message": f"the process running it ({run['node']}) stopped before the run ended; run the chain again"}
-                if self.store.interrupt_run(run["id"], error):
+                stopped = f"the process running it ({run['node']}) stopped before the"
+                error = {"type": "Interrupted", "step": None, "message": f"{stopped} run ended; run the chain again"}
+                task_error = {"type": "Interrupted", "step": None, "message": f"{stopped} step ended"}
+                if self.store.interrupt_run(run["id"], error, task_error):
                     reaped.append(run["id"])
-                    log.warning("run %s of chain %s was interrupted (process %s is gone)", run["id"], run["chain_name"], run["node"])
+                    if run["status"] in ("pending", "running"):
+                        log.warning("run %s of chain %s was interrupted (process %s is gone)", run["id"], run["chain_name"], run["node"])
+                    else:
+                        log.warning("run %s of chain %s (%s) had tasks left unfinished by process %s, which is gone; "
+                                    "they are canceled", run["id"], run["chain_name"], run["status"], run["node"])
         return reaped
 
     def _watch_cancels(self) -> None:
@@ -574,7 +581,7 @@ def _alive(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: a number no process id can be
         return False
     except PermissionError:
         return True
