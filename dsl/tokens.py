@@ -25,7 +25,8 @@ from legion.dsl.errors import ExpressionError
 SECRET_OPEN = "«secret:"
 SECRET_CLOSE = "»"
 _MAC_SEP = "|"
-_TOKEN_KEY = os.environ.get("LEGION_SECRET_TOKEN_KEY", "").encode() or os.urandom(32)
+# The variable's bytes as the environment holds them (surrogateescape): any key works, UTF-8 or not.
+_TOKEN_KEY = os.environ.get("LEGION_SECRET_TOKEN_KEY", "").encode("utf-8", "surrogateescape") or os.urandom(32)
 
 
 def _mac(reference: str, binding: str) -> str:

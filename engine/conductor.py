@@ -391,7 +391,10 @@ class Conductor:
             return True
         if not holds:
             return False
-        wait = min(retry.delay * retry.backoff ** (sr.attempt - 1), retry.max_delay)
+        try:
+            wait = min(retry.delay * retry.backoff ** (sr.attempt - 1), retry.max_delay)
+        except OverflowError:  # the backoff grew past any float: it is long since capped
+            wait = retry.max_delay
         if retry.jitter and self.jitter:
             wait = self.rng.uniform(0, wait)
         self._wait("retry", wait, now, sr.step, sr.ctx, sr.prior, sr.attempt + 1, sr.item, sr.index, sr.group)
