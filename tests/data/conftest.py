@@ -5,36 +5,19 @@ on each server, dropped at the end; each test starts from empty tables."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from services import BACKENDS, SERVER_URLS, unreachable
 from sqlalchemy import create_engine, delete, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
 from legion.engine.data import Store
 from legion.engine.data.models import metadata
-
-SERVER_URLS = {
-    "postgresql": os.environ.get("LEGION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
-    "mariadb": os.environ.get("LEGION_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
-}
-
-BACKENDS = [
-    pytest.param("sqlite"),
-    pytest.param("postgresql", marks=pytest.mark.integration),
-    pytest.param("mariadb", marks=pytest.mark.integration),
-]
-
-
-def unreachable(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: integration services must be up)")
-    pytest.skip(message)
 
 
 class Servers:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import secrets
 import threading
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from services import SERVER_URLS, unreachable
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -22,11 +22,6 @@ from legion.engine import recorder as recorder_module
 from legion.engine.data import Store
 from legion.engine.errors import BadInput, NotFound, ServiceUnavailable
 from legion.engine.recorder import Recorder, scrub
-
-SERVER_URLS = {
-    "postgresql": os.environ.get("LEGION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
-    "mariadb": os.environ.get("LEGION_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
-}
 
 
 def task_row(run_id: str, number: int, **extra: Any) -> dict[str, Any]:
@@ -290,12 +285,6 @@ def test_a_broken_store_does_not_stop_the_writer() -> None:
 
 
 # -- with a real store ----------------------------------------------------------------------------
-
-
-def unreachable(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: integration services must be up)")
-    pytest.skip(message)
 
 
 def server_database(backend: str) -> Iterator[str]:

@@ -10,35 +10,18 @@ by the whole session, hence the specific names."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from services import BACKENDS, SERVER_URLS, unreachable
 from sqlalchemy import create_engine, delete, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from legion.engine.data.models import metadata
 from legion.engine.data.store import Store
-
-SERVER_URLS = {
-    "postgresql": os.environ.get("LEGION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
-    "mariadb": os.environ.get("LEGION_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
-}
-
-BACKENDS = [
-    pytest.param("sqlite"),
-    pytest.param("postgresql", marks=pytest.mark.integration),
-    pytest.param("mariadb", marks=pytest.mark.integration),
-]
-
-
-def unreachable(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: integration services must be up)")
-    pytest.skip(message)
 
 
 @pytest.fixture(params=BACKENDS)

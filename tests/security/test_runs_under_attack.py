@@ -29,6 +29,14 @@ from legion.engine.sdk import Extension
 
 REGISTRY = Registry.discover()
 SPIN = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}x"
+SPIN_CHAIN = f"""
+chain: spin
+steps:
+  spin:
+    run: core.util.echo
+    timeout: 2s
+    with: {{message: "{SPIN}"}}
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -72,14 +80,7 @@ def test_a_spinning_template_holds_up_neither_other_runs_nor_a_cancel(store: Sto
     spinning_id = "spinning-run"
     monkeypatch.setattr(Evaluation, "check", held)
     with Engine(REGISTRY, store, workers=2) as engine:
-        engine.start_program(program(f"""
-chain: spin
-steps:
-  spin:
-    run: core.util.echo
-    timeout: 2s
-    with: {{message: "{SPIN}"}}
-"""), {}, run_id=spinning_id)
+        engine.start_program(program(SPIN_CHAIN), {}, run_id=spinning_id)
         assert rendering.wait(30), "the spinning template never started rendering"
         other = engine.wait(engine.start_program(program("chain: other\nsteps:\n  a: {run: core.util.noop}\n"), {}), 30)
         assert other["status"] == "succeeded"
@@ -97,14 +98,7 @@ steps:
 def test_a_spinning_template_fails_its_run_naming_the_budget(store: Store) -> None:
     configure(Limits(time=0.1))
     with Engine(REGISTRY, store, workers=2) as engine:
-        run = engine.wait(engine.start_program(program(f"""
-chain: spin
-steps:
-  spin:
-    run: core.util.echo
-    timeout: 2s
-    with: {{message: "{SPIN}"}}
-"""), {}), 30)
+        run = engine.wait(engine.start_program(program(SPIN_CHAIN), {}), 30)
     assert run["status"] == "failed" and run["error"]["type"] == "ExpressionError"
     message = run["error"]["message"]
     assert "chain 'spin', step 'spin', with:" in message and "budget" in message and "LEGION_EXPRESSION_" in message
