@@ -155,8 +155,7 @@ def compile_chain(chain: Chain, version: int | None = None) -> Plan:
                 "action_function": None, "join": None, "delay": 0.0, "priority": 0,
             })
     topology = delay_topology()
-    for step in chain.steps.values():
-        if not step.run.startswith("chain:"):
-            ext, runner, _ = step.run.split(".")
-            topology = topology.merge(runner_topology(ext, runner))
+    runners = {tuple(step.run.split(".")[:2]): None for step in chain.steps.values() if not step.run.startswith("chain:")}
+    for ext, runner in runners:  # each runner once: a merge costs the size of the topology
+        topology = topology.merge(runner_topology(ext, runner))
     return Plan(chain.chain, content_hash(chain), tuple(records), topology, chain.model_dump(mode="json", by_alias=True))
