@@ -24,7 +24,6 @@ from legion.dsl.expressions import (
     Condition,
     Template,
     _is_template,
-    leaves,
     template_sources,
 )
 from legion.dsl.loader import Document, load_file, load_text
@@ -402,10 +401,18 @@ contentEncoding contentMediaType contentSchema definitions dependencies
 """.split())
 
 
-def _non_finite(value: Any) -> Iterable[tuple[Any, ...]]:
-    for path, leaf in leaves(value):
-        if isinstance(leaf, float) and (math.isnan(leaf) or math.isinf(leaf)):
-            yield path
+def _non_finite(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The paths of NaN and infinities in a tree. Every value of the file passes here, so
+    it does not go through `leaves` (a generator per level, and a path per leaf): only
+    containers and floats cost more than a type check. The loader bounds the depth."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    found: list[tuple[Any, ...]] = []
+    for key, item in items:
+        if isinstance(item, (dict, list, float)):
+            found += _non_finite(item, path + (key,))
+    return found
 
 
 def validate_chain_document(
