@@ -6,6 +6,7 @@ editor, the validator and the runtime agree on one shape.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -53,6 +54,19 @@ class Retry(_Strict):
     max_delay: Duration = Field(300.0, description="upper bound of one wait")
     jitter: bool = Field(True, description="full jitter: wait a random time up to the computed one")
     when: str | bool = Field("failed", description="condition over the failed attempt")
+
+    @model_validator(mode="after")
+    def _bounded_growth(self) -> Retry:
+        # The wait before retry n is min(delay * backoff ** (n - 1), max_delay): the power must
+        # stay a number for every retry, or computing the wait fails at run time.
+        try:
+            growth = self.backoff ** max(self.count - 1, 0)
+        except OverflowError:
+            growth = math.inf
+        if not math.isfinite(growth):
+            raise ValueError(f"backoff {self.backoff:g} over {self.count} retries grows past any number; "
+                             "lower backoff or count (each wait stops growing at max_delay anyway)")
+        return self
 
 
 class Edge(_Strict):

@@ -2,44 +2,57 @@
 
 Imported by `legion.dsl.expressions.Template` when the first template is compiled, so that
 processes compiling none never load Jinja2.
+
+Every evaluation runs under the budgets of `legion.dsl.budget`: loops, calls, filters and
+the operators that can make large values (`*`, `+`, `**`, `%`, `~`) pass its checkpoints,
+and what they would make is sized before it is made. Constant folding is off, so that
+compiling a template (what validation does) never evaluates any of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import simpleeval
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2 import meta as jinja_meta
+from jinja2.filters import do_join
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
+from legion.dsl import budget
 from legion.dsl.errors import ExpressionError
-from legion.dsl.expressions import MAPPING_METHODS, _mapping_method, secret_token
+from legion.dsl.expressions import MAPPING_METHODS, _mapping_method, secret_token, sized
+
+_BINOPS: dict[str, Callable[[Any, Any], Any]] = {"**": budget.power, "*": budget.mul, "+": budget.add, "%": budget.modulo}
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    # `**` goes through call_binop, bounded as in conditions; an intercepted operator is also
-    # never folded at compile time, so validating `{{ 9 ** 9 ** 9 }}` cannot hang either.
-    intercepted_binops = frozenset({"**"})
+    intercepted_binops = frozenset(_BINOPS)
+
+    def make_globals(self, d: Any) -> Any:
+        # A plain dict rather than Jinja's ChainMap over `self.globals`: every render copies
+        # the globals into its context, and copying a dict is several times faster. The
+        # globals are set once, in `_make_env`, so nothing is lost by not chaining.
+        return dict(self.globals, **(d or {}))
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            try:
-                return simpleeval.safe_power(left, right)
-            except simpleeval.NumberTooHigh as exc:
-                raise ExpressionError(str(exc)) from None
-        return super().call_binop(context, operator, left, right)
+        return _BINOPS[operator](left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
+        ev = budget.current()
+        target = getattr(__obj, "__wrapped__", __obj)
+        owner = getattr(target, "__self__", None)
+        ev.tick(budget.cost(owner, *args))
+        if isinstance(owner, str) and getattr(target, "__name__", "") in budget.PADDING_METHODS:
+            budget.check_string_call(owner, target.__name__, args, kwargs)
+        result = ImmutableSandboxedEnvironment.call(__self, __context, __obj, *args, **kwargs)
+        return _checked(result, ev)
 
     def _generate(self, source: nodes.Template, name: str | None, filename: str | None, defer_init: bool = False) -> str:
-        # Rewrite `m.get(...)` (and keys/values/items) into a call of the mapping method, so
-        # that it works even when the mapping has a key of that name, as in conditions.
-        for call in source.find_all(nodes.Call):
-            target = call.node
-            if isinstance(target, nodes.Getattr) and target.attr in MAPPING_METHODS:
-                call.node = nodes.Call(nodes.Name("__method__", "load"), [target.node, nodes.Const(target.attr)], [], None, None)
-        return super()._generate(source, name, filename, defer_init)  # type: ignore[no-any-return]
+        return super()._generate(_Bounded().visit(source), name, filename, defer_init)  # type: ignore[no-any-return]
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping):
@@ -49,6 +62,150 @@ class _Environment(ImmutableSandboxedEnvironment):
                 return getattr(obj, attribute)
             return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
+
+
+class _Bounded(NodeTransformer):
+    """Rewrites a parsed template before it is compiled:
+    - `m.get(...)` (and keys/values/items) becomes a call of the mapping's method, so that it
+      works even when the mapping has a key of that name, as in conditions;
+    - every loop's items pass the budget's checkpoint (`__loop__`);
+    - `~` becomes a call that sizes the text before joining it (`__concat__`)."""
+
+    def visit_Call(self, node: nodes.Call) -> nodes.Node:
+        self.generic_visit(node)
+        target = node.node
+        if isinstance(target, nodes.Getattr) and target.attr in MAPPING_METHODS:
+            node.node = nodes.Call(nodes.Name("__method__", "load"), [target.node, nodes.Const(target.attr)], [], None, None)
+        return node
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _call("__loop__", [node.iter])
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return _call("__concat__", list(node.nodes), lineno=node.lineno)
+
+
+def _call(name: str, args: list[Any], lineno: int | None = None) -> nodes.Call:
+    return nodes.Call(nodes.Name(name, "load"), args, [], None, None, lineno=lineno)
+
+
+def _checked(result: Any, ev: budget.Evaluation) -> Any:
+    """A call's or filter's result within the size budget; a lazy one ticks per item."""
+    if isinstance(result, (str, list, tuple, dict)):
+        ev.size(len(result), "a value")
+    elif isinstance(result, Iterator):
+        return budget.ticking(result)
+    return result
+
+
+# -- filters and globals ------------------------------------------------------------------
+# Each filter passes the checkpoint and has its result sized; those that can make much more
+# than they are given size it before (the pre-checks below get the filter's own arguments).
+
+
+def _pre_center(value: Any, width: int = 80, *_: Any, **__: Any) -> None:
+    budget.current().size(width if isinstance(width, int) else 0, "the centred text")
+
+
+def _pre_indent(s: Any, width: Any = 4, *_: Any, **__: Any) -> None:
+    text = str(s) if not isinstance(s, str) else s
+    per_line = width if isinstance(width, int) else len(str(width))
+    budget.current().size(len(text) + (text.count("\n") + 1) * max(per_line, 0), "the indented text")
+
+
+def _pre_replace(s: Any, old: Any, new: Any, count: Any = None) -> None:
+    if isinstance(s, str) and isinstance(old, str) and isinstance(new, str):
+        budget.check_replace(s, old, new, count)
+
+
+def _pre_wordwrap(s: Any, width: Any = 79, break_long_words: Any = True, wrapstring: Any = None, *_: Any) -> None:
+    if isinstance(s, str) and isinstance(width, int):
+        lines = len(s) // max(width, 1) + s.count("\n") + 1
+        budget.current().size(len(s) + lines * len(str(wrapstring or "\n")), "the wrapped text")
+
+
+def _pre_batch(value: Any, linecount: Any, fill_with: Any = None) -> None:
+    budget.current().size(linecount if isinstance(linecount, int) else 0, "a batch")
+
+
+def _pre_tojson(value: Any, indent: Any = None) -> None:
+    ev = budget.current()
+    if isinstance(indent, int):
+        ev.size(indent * 100, "the indentation")
+    sized(value, ev)
+
+
+def _pre_text(value: Any, *_: Any, **__: Any) -> None:
+    sized(value, budget.current())
+
+
+_PRE_CHECKS: dict[str, Callable[..., None]] = {
+    "center": _pre_center, "indent": _pre_indent, "replace": _pre_replace,
+    "wordwrap": _pre_wordwrap, "batch": _pre_batch, "tojson": _pre_tojson, "string": _pre_text,
+    "pprint": _pre_text, "urlencode": _pre_text, "e": _pre_text, "escape": _pre_text, "forceescape": _pre_text,
+}
+
+
+def _format(value: Any, *args: Any, **kwargs: Any) -> str:
+    """The `format` filter (printf-style) under the same checks as the `%` operator."""
+    if args and kwargs:
+        raise ExpressionError("the format filter takes positional or keyword arguments, not both")
+    result: str = budget.modulo(str(value), kwargs or args)
+    return result
+
+
+def _join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+    """The `join` filter, with what it joins sized first (its items may be a generator)."""
+    items = value if isinstance(value, list) else list(value)
+    ev = budget.current()
+    ev.size(len(str(d)) * len(items), "the separators")
+    sized(items, ev)
+    return do_join(eval_ctx, items, d, attribute)
+
+
+_join.jinja_pass_arg = do_join.jinja_pass_arg  # type: ignore[attr-defined] # Jinja passes the eval context first
+
+
+def _bounded_filter(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
+    pre = _PRE_CHECKS.get(name)
+    passes = 1 if getattr(f, "jinja_pass_arg", None) is not None else 0  # eval context or environment first
+
+    @functools.wraps(f)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        ev = budget.current()
+        ev.tick(budget.cost(*args[passes:passes + 1]))
+        if pre is not None:
+            pre(*args[passes:], **kwargs)
+        return _checked(f(*args, **kwargs), ev)
+
+    return bounded
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002 - Jinja's names
+    ev = budget.current()
+    ev.size(n * max * 12 if isinstance(n, int) and isinstance(max, int) else 0, "the generated text")
+    from jinja2.utils import generate_lorem_ipsum
+
+    return _checked(generate_lorem_ipsum(n, html, min, max), ev)  # type: ignore[no-any-return]
+
+
+def _bounded_global(f: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(f)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        budget.current().tick()
+        return f(*args, **kwargs)
+
+    return bounded
+
+
+def _finalize(value: Any) -> Any:
+    """Every `{{ }}` inside a longer template: sized before Jinja turns it into text."""
+    if not isinstance(value, (str, int, float, bool)) and value is not None:
+        sized(value, budget.current())
+    return value
 
 
 def _bound_method(env: _Environment) -> Callable[[Any, str], Any]:
@@ -61,8 +218,14 @@ def _bound_method(env: _Environment) -> Callable[[Any, str], Any]:
 
 
 def _make_env() -> _Environment:
-    env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.globals.update(null=None, secret=secret_token, __method__=_bound_method(env))
+    env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, optimized=False,
+                       finalize=_finalize)
+    env.filters = {name: _bounded_filter(name, f) for name, f in env.filters.items()}
+    env.filters["format"] = _bounded_filter("format", _format)
+    env.filters["join"] = _bounded_filter("join", _join)
+    env.globals.update({name: _bounded_global(f) for name, f in env.globals.items() if callable(f)})
+    env.globals.update(null=None, secret=secret_token, __method__=_bound_method(env), lipsum=_lipsum,
+                       __loop__=budget.ticking, __concat__=budget.concat)
     env.tests["None"] = lambda value: value is None
     return env
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from legion.dsl.durations import MAX_DURATION
 from legion.dsl.model import (
     FUNCTION_REF,
     RESERVED_STEPS,
@@ -125,7 +126,8 @@ DESCRIPTIONS: dict[type[BaseModel], dict[str, str]] = {
 
 _DURATION = {
     "anyOf": [
-        {"type": "number", "minimum": 0},
+        # The string form's bound (also MAX_DURATION) is the validator's to check.
+        {"type": "number", "minimum": 0, "maximum": MAX_DURATION},
         {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
     ]
 }

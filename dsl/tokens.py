@@ -2,11 +2,13 @@
 
 `secret()` renders to a reference token, not the value: the worker that runs the step swaps
 tokens for values just before the call, so messages, task records and run contexts only ever
-hold the reference. A token carries a MAC made with a key the engine keeps: only `secret()`
-can make one, so text that merely looks like a token (in a run's input, in a step's result)
-is never resolved — a run cannot be made to read any secret it likes. Processes that render
-and resolve in different places share the key through LEGION_SECRET_TOKEN_KEY; otherwise each
-process makes its own.
+hold the reference. A token carries a MAC made with a key the engine keeps, over the
+reference and the step run it was made for (its *binding*: run id and step run number, when
+`secret()` is called in a step's `with`). Only that step run's call resolves it: a token
+copied out of a record — into another run's input, a `legion task run` argument, a step's
+result, a context — never resolves, nor does one made outside a step's `with`, nor one
+signed with another key. Processes that render and resolve in different places share the
+key through LEGION_SECRET_TOKEN_KEY; otherwise each process makes its own.
 
 Apart from the templates (`legion.dsl.expressions`), only the engine's secret stores and
 masking read these, and they load in every command: so no Jinja2 here.
@@ -23,17 +25,22 @@ from legion.dsl.errors import ExpressionError
 SECRET_OPEN = "«secret:"
 SECRET_CLOSE = "»"
 _MAC_SEP = "|"
-_TOKEN_KEY = os.environ.get("LEGION_SECRET_TOKEN_KEY", "").encode() or os.urandom(32)
+# The variable's bytes as the environment holds them (surrogateescape): any key works, UTF-8 or not.
+_TOKEN_KEY = os.environ.get("LEGION_SECRET_TOKEN_KEY", "").encode("utf-8", "surrogateescape") or os.urandom(32)
 
 
-def _mac(reference: str) -> str:
-    return hmac.new(_TOKEN_KEY, reference.encode(), hashlib.sha256).hexdigest()[:24]
+def _mac(reference: str, binding: str) -> str:
+    # The binding first, with a separator no reference holds: ("a", "b#c") and ("a\nb", "#c")
+    # cannot sign the same text.
+    return hmac.new(_TOKEN_KEY, f"{binding}\n{reference}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
-def token_reference(inner: str) -> str | None:
-    """The `path#key` of a token's inner text when its MAC is right, else None (not a token)."""
+def token_reference(inner: str, binding: str) -> str | None:
+    """The `path#key` of a token's inner text when its MAC is right for `binding` (the step
+    run about to be called), else None: not a token, or not one for this call. An empty
+    binding never resolves anything."""
     reference, sep, mac = inner.rpartition(_MAC_SEP)
-    if sep and hmac.compare_digest(mac, _mac(reference)):
+    if sep and binding and hmac.compare_digest(mac, _mac(reference, binding)):
         return reference
     return None
 
@@ -49,7 +56,7 @@ def split_reference(reference: object) -> tuple[str, str]:
                           f"non-empty, one '#' and no '|', such as secret('db#password')")
 
 
-def make_token(reference: object) -> str:
-    """The token for a reference: `«secret:path#key|mac»`."""
+def make_token(reference: object, binding: str) -> str:
+    """The token for a reference, bound to a step run: `«secret:path#key|mac»`."""
     path, key = split_reference(reference)
-    return f"{SECRET_OPEN}{path}#{key}{_MAC_SEP}{_mac(f'{path}#{key}')}{SECRET_CLOSE}"
+    return f"{SECRET_OPEN}{path}#{key}{_MAC_SEP}{_mac(f'{path}#{key}', binding)}{SECRET_CLOSE}"

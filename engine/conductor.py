@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 
+from legion.dsl.budget import ValueProblem, check_value, evaluating, step_binding
 from legion.dsl.catalog import Catalog, FunctionSpec
 from legion.dsl.errors import ExpressionError, LegionError
 from legion.dsl.expressions import Condition, Renderer, compile_value
@@ -142,6 +143,17 @@ class Begin:
     args: dict[str, Any] | None
     commands: list[Command]
 
+@dataclass(slots=True)
+class Decided:
+    """What a finished step run's conditions and templates gave, evaluated by `decide`
+    before `finish` (so outside the driver's lock): whether `retry.when` holds (None when no
+    retry is due), and the edges that fire with their contexts, or the error of the edge
+    that could not be evaluated."""
+
+    retry: bool | ExpressionError | None
+    fired: list[tuple[dict[str, Any], list[str]]] | tuple[int, ExpressionError]
+
+
 NO_PRIOR: Prior = (None, None, None, None)
 
 
@@ -179,8 +191,28 @@ class Conductor:
         self._maybe_end()
         return self._flush()
 
-    def begin(self, number: int) -> Begin:
-        """A queued step run is due to start.
+    def render_with(self, number: int) -> dict[str, Any] | ExpressionError | None:
+        """A queued step run's arguments, rendered from its `with` (None when there is no such
+        step run). Reads only what does not change once the step run is queued, so a driver
+        may call it without holding the run's lock and pass the result to `begin`: a slow
+        template then never blocks the run's other events (a cancel among them)."""
+        sr = self.state.active.get(number)
+        if sr is None:
+            return None
+        try:
+            # `secret()` tokens made here are bound to this step run (spec section 7).
+            with evaluating(step_binding(self.state.run["id"], number)):
+                args = self.program.steps[sr.step].with_(self.scope_for_start(sr))
+            check_value(args)
+        except ExpressionError as exc:
+            return exc
+        except ValueProblem as exc:
+            return ExpressionError(f"the rendered arguments cannot be stored: {exc.message}")
+        return args if isinstance(args, dict) else {}
+
+    def begin(self, number: int, rendered: dict[str, Any] | ExpressionError | None = None) -> Begin:
+        """A queued step run is due to start, with its arguments as `render_with` gave them
+        (rendered here when not given).
 
         It does not start when the run has halted (it is dropped and ends no branch) or when
         it is the step run past `max_steps` (the run fails with `StepLimitExceeded`). It starts
@@ -203,17 +235,37 @@ class Conductor:
             return Begin(False, None, self._flush())
         sr.status = "running"
         st.began = True
-        try:
-            args = self.program.steps[sr.step].with_(self.scope_for_start(sr))
-        except ExpressionError as exc:
+        args = rendered if rendered is not None else self.render_with(number)
+        if isinstance(args, ExpressionError):
             del st.active[number]
             self._end_branch(sr.ctx)
-            self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {sr.step!r}, with: {exc.message}", sr.step))
+            self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {sr.step!r}, with: {args.message}", sr.step))
             return Begin(True, None, self._flush())
         return Begin(True, args if isinstance(args, dict) else {}, [])
 
-    def finish(self, number: int, status: str, result: Any = None, error: Any = None, now: float = 0.0) -> list[Command]:
-        """A step run ended (`succeeded` or `failed`): retry, collect for_each items, follow edges."""
+    def decide(self, number: int, status: str, result: Any = None, error: Any = None) -> Decided | None:
+        """Evaluate a finished step run's `retry.when` and edges, changing nothing: a driver
+        may call it without holding the run's lock and pass the result to `finish`. None for
+        a step run that is not active, or is a `for_each` item (whose step's edges are
+        evaluated once all items are done, in `finish`)."""
+        sr = self.state.active.get(number)
+        if sr is None or sr.group is not None:
+            return None
+        prog = self.program.steps[sr.step]
+        err = normalize_error(error, sr.step) if status != "succeeded" else None
+        retry: bool | ExpressionError | None = None
+        if status != "succeeded" and self._retry_due(sr, prog, err):
+            assert prog.retry_when is not None
+            try:
+                retry = prog.retry_when(self._scope(sr.ctx, result, "failed", err, sr.attempt))
+            except ExpressionError as exc:
+                retry = exc
+        return Decided(retry, self._fire(prog, self._scope(sr.ctx, result, status, err, sr.attempt)))
+
+    def finish(self, number: int, status: str, result: Any = None, error: Any = None, now: float = 0.0,
+               decided: Decided | None = None) -> list[Command]:
+        """A step run ended (`succeeded` or `failed`): retry, collect for_each items, follow
+        edges (as `decided` evaluated them, when given)."""
         st = self.state
         sr = st.active.pop(number, None)
         if sr is None:
@@ -223,12 +275,12 @@ class Conductor:
             return []  # recorded by the driver; it changes neither status nor output
         prog = self.program.steps[sr.step]
         err = normalize_error(error, sr.step) if status != "succeeded" else None
-        if status != "succeeded" and self._retry(sr, prog, result, err, now):
+        if status != "succeeded" and self._retry(sr, prog, result, err, now, decided.retry if decided else None):
             return self._flush()
         if sr.group is not None:
             self._item_done(sr, status, result, err, now)
         else:
-            self._step_done(prog, sr.ctx, result, status, err, sr.attempt, now, sr.number)
+            self._step_done(prog, sr.ctx, result, status, err, sr.attempt, now, sr.number, decided.fired if decided else None)
         self._maybe_end()
         return self._flush()
 
@@ -260,6 +312,12 @@ class Conductor:
         st.status = "canceled"
         st.error = st.error or make_error("Canceled", reason)
         self._out.append(Ended("canceled"))
+        return self._flush()
+
+    def abort(self, error: dict[str, Any]) -> list[Command]:
+        """Fail the run at once with `error` (the driver could not keep its record, say): as
+        fail-fast, nothing starts any more; a run already ended is left as it is."""
+        self._fail_run(error, render_output=False)
         return self._flush()
 
     # -- scopes -----------------------------------------------------------------------------
@@ -309,22 +367,34 @@ class Conductor:
         self.state.waits[w.id] = w
         self._out.append(Schedule(w.id, w.due))
 
-    def _retry(self, sr: StepRun, prog: StepProgram, result: Any, err: dict[str, Any] | None, now: float) -> bool:
+    def _retry_due(self, sr: StepRun, prog: StepProgram, err: dict[str, Any] | None) -> bool:
+        """Whether another attempt may be made, before `retry.when` is asked."""
         retry = prog.retry
         if retry is None or sr.attempt > retry.count:
             return False
-        if err is not None and err["type"] in NOT_RETRIED and err["type"] not in prog.retry_names:
+        return not (err is not None and err["type"] in NOT_RETRIED and err["type"] not in prog.retry_names)
+
+    def _retry(self, sr: StepRun, prog: StepProgram, result: Any, err: dict[str, Any] | None, now: float,
+               holds: bool | ExpressionError | None = None) -> bool:
+        if not self._retry_due(sr, prog, err):
             return False
-        assert prog.retry_when is not None
+        retry, when = prog.retry, prog.retry_when
+        assert retry is not None and when is not None
         try:
-            holds = prog.retry_when(self._scope(sr.ctx, result, "failed", err, sr.attempt))
+            if holds is None:
+                holds = when(self._scope(sr.ctx, result, "failed", err, sr.attempt))
+            if isinstance(holds, ExpressionError):
+                raise holds
         except ExpressionError as exc:
             self._end_branch(sr.ctx)
             self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {sr.step!r}, retry.when: {exc.message}", sr.step))
             return True
         if not holds:
             return False
-        wait = min(retry.delay * retry.backoff ** (sr.attempt - 1), retry.max_delay)
+        try:
+            wait = min(retry.delay * retry.backoff ** (sr.attempt - 1), retry.max_delay)
+        except OverflowError:  # the backoff grew past any float: it is long since capped
+            wait = retry.max_delay
         if retry.jitter and self.jitter:
             wait = self.rng.uniform(0, wait)
         self._wait("retry", wait, now, sr.step, sr.ctx, sr.prior, sr.attempt + 1, sr.item, sr.index, sr.group)
@@ -358,8 +428,10 @@ class Conductor:
         self._queue(g.step, g.ctx, g.prior, 1, g.items[i], i, gid)
 
     def _step_done(self, prog: StepProgram, ctx: dict[str, Any], result: Any, status: str,
-                   err: dict[str, Any] | None, attempt: int, now: float, number: int | None = None) -> None:
-        """The step finished (after retries, or all items): evaluate every edge, then start targets."""
+                   err: dict[str, Any] | None, attempt: int, now: float, number: int | None = None,
+                   fired: list[tuple[dict[str, Any], list[str]]] | tuple[int, ExpressionError] | None = None) -> None:
+        """The step finished (after retries, or all items): evaluate every edge (unless `fired`
+        says what they gave), then start targets."""
         st = self.state
         st.last_result = result
         if not prog.edges:
@@ -369,23 +441,13 @@ class Conductor:
             else:
                 self._end_branch(ctx)
             return
-        scope = self._scope(ctx, result, status, err, attempt)
-        fired: list[tuple[dict[str, Any], list[str]]] = []
-        for cond, publish, targets, index in prog.edges:
-            try:
-                if not cond(scope):
-                    continue
-                published = publish(scope) if publish is not None else None
-            except ExpressionError as exc:
-                self._end_branch(ctx)
-                self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {prog.name!r}, edge {index}: {exc.message}", prog.name))
-                return
-            if published:
-                new_ctx = dict(ctx)
-                new_ctx.update(published)
-            else:
-                new_ctx = dict(ctx)
-            fired.append((new_ctx, targets))
+        if fired is None:
+            fired = self._fire(prog, self._scope(ctx, result, status, err, attempt))
+        if isinstance(fired, tuple):
+            index, exc = fired
+            self._end_branch(ctx)
+            self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {prog.name!r}, edge {index}: {exc.message}", prog.name))
+            return
         if not fired:
             self._end_branch(ctx)
             if status != "succeeded":
@@ -407,6 +469,24 @@ class Conductor:
                 self._arrive(target, new_ctx if len(targets) == 1 else dict(new_ctx), prog.name, prior, now)
                 if st.halted:
                     return
+
+    def _fire(self, prog: StepProgram, scope: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]] | tuple[int, ExpressionError]:
+        """Every edge of a finished step, in order: the context and targets of each that fires,
+        or (edge index, error) for the first that cannot be evaluated. Changes nothing."""
+        ctx = scope["ctx"]
+        fired: list[tuple[dict[str, Any], list[str]]] = []
+        for cond, publish, targets, index in prog.edges:
+            try:
+                if not cond(scope):
+                    continue
+                published = publish(scope) if publish is not None else None
+            except ExpressionError as exc:
+                return index, exc
+            new_ctx = dict(ctx)
+            if published:
+                new_ctx.update(published)
+            fired.append((new_ctx, targets))
+        return fired
 
     def _arrive(self, target: str, ctx: dict[str, Any], pred: str, prior: Prior, now: float) -> None:
         prog = self.program.steps[target]
@@ -517,10 +597,17 @@ class Conductor:
             "succeeded": status == "succeeded", "failed": status == "failed", "error": st.error, "run": st.run,
         }
         try:
-            return self.program.output(scope)
+            output = self.program.output(scope)
+            check_value(output)
+            return output
         except ExpressionError as exc:
             if st.error is None:
                 st.error = make_error("ExpressionError", f"chain {self.program.name!r}, output: {exc.message}")
+                st.status = "failed"
+            return None
+        except ValueProblem as exc:  # a run whose output cannot be stored fails, saying why
+            if st.error is None:
+                st.error = make_error(exc.kind, f"chain {self.program.name!r}, output: {exc.message}")
                 st.status = "failed"
             return None
 

@@ -24,6 +24,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from legion.dsl.budget import ValueProblem, check_value
 from legion.dsl.expressions import NotJsonValue, json_value
 from legion.engine.errors import ExtensionError, StepError
 from legion.engine.registry import Function
@@ -81,10 +82,17 @@ def _carrier(filename: str) -> bool:
 
 
 def result_outcome(function: str, value: Any) -> Outcome:
+    """A function's return value as the step's result, when it can be stored: a value that is
+    not JSON fails the step with `ResultInvalid`, one over the storage cap with
+    `ResultTooLarge` (rather than be lost when its record cannot be written)."""
     try:
-        return Outcome("succeeded", json_value(_structured(value)))
+        result = json_value(_structured(value))
+        check_value(result)
     except NotJsonValue as exc:
         return Outcome("failed", None, {"type": "ResultInvalid", "message": f"{function} returned a value that is not JSON: {exc}"})
+    except ValueProblem as exc:
+        return Outcome("failed", None, {"type": exc.kind, "message": f"{function} returned a value that cannot be stored: {exc.message}"})
+    return Outcome("succeeded", result)
 
 
 def _structured(value: Any) -> Any:

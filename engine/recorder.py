@@ -12,6 +12,10 @@ still fails is tried once more scrubbed (see `scrub`), and only if that fails to
 dropped, with an error log naming its run and step run number. A batch that fails because
 the database is unavailable is retried whole first; if the database stays unavailable, what
 is left of the batch is dropped, logged the same way, rather than tried row by row.
+
+A run that lost a task or run row is never recorded as `succeeded`: the recorder tells the
+engine (`on_lost`), which stops the run as failed with `RecordLost`, and any later row
+saying it succeeded is written as failed, with that error, instead.
 """
 
 from __future__ import annotations
@@ -68,8 +72,10 @@ def scrub(value: Any) -> Any:
 
 class Recorder:
     def __init__(self, store: RecordStore, *, interval: float = 0.01, max_rows: int = 2000,
-                 retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
+                 retry_delays: Sequence[float] = RETRY_DELAYS, on_lost: Callable[[str, str], None] | None = None) -> None:
         self.store = store
+        self.on_lost = on_lost
+        self._lost: dict[str, str] = {}  # run id -> why a row of it was dropped (only touched by the writer)
         self.interval = interval
         self.max_rows = max_rows
         self.retry_delays = tuple(retry_delays)
@@ -155,16 +161,25 @@ class Recorder:
                     continue
                 self._taken += 1
             dropped = 0
+            lost_before = len(self._lost)
             try:
                 if MASKER.active:  # here in the writer thread, off the workers' path
                     tasks = [MASKER.mask_fields(t, TASK_MASKED) for t in tasks]
                     runs = [MASKER.mask_fields(r, RUN_MASKED) for r in runs]
                     logs = [MASKER.mask_fields(e, LOG_MASKED) for e in logs]
                 dropped = self._write(runs, tasks, logs)
-            except Exception:  # a bug here must not kill the writer (or hang flush)
+            except Exception as exc:  # a bug here must not kill the writer (or hang flush)
                 dropped = len(tasks) + len(runs) + len(logs)
+                for kind, item in [("task", t) for t in tasks] + [("run", r) for r in runs]:
+                    self._mark_lost(kind, item, exc)
                 log.exception("writing %d task, %d run and %d log rows failed; they were dropped",
                               len(tasks), len(runs), len(logs))
+            if len(self._lost) > lost_before and self.on_lost is not None:
+                for run_id, reason in list(self._lost.items())[lost_before:]:
+                    try:
+                        self.on_lost(run_id, reason)
+                    except Exception:
+                        log.exception("stopping run %s after a lost record failed", run_id)
             with self._lock:
                 self._written += 1
                 if dropped:
@@ -178,6 +193,7 @@ class Recorder:
         """Write a batch; the number of rows dropped."""
         # One transaction for the batch; runs beyond the first get one each (a run row is
         # keyed by its id, so each needs its own UPDATE anyway).
+        runs = [self._honest(run) for run in runs]
         first, rest = (runs[0], runs[1:]) if runs else (None, [])
         error = self._attempt(lambda: self.store.record(first, tasks, logs))
         items = [("run", run) for run in rest]
@@ -214,15 +230,27 @@ class Recorder:
                 down = 0
                 continue
             dropped += 1
+            self._mark_lost(kind, item, error)
             log.error("dropped the %s: %s", _name(kind, item), _describe(error))
             down = down + 1 if isinstance(error, ServiceUnavailable) else 0
             if down >= DOWN_AFTER and i + 1 < len(items):
                 left = items[i + 1:]
                 dropped += len(left)
+                for k, it in left:
+                    self._mark_lost(k, it, error)
                 log.error("the database is unavailable (%s); dropped %d more row(s) of run(s) %s", _describe(error),
                           len(left), ", ".join(sorted({_run_id(k, it) for k, it in left})))
                 break
         return dropped
+
+    def _honest(self, run: dict[str, Any]) -> dict[str, Any]:
+        """A run row as it may be written: one that lost a row never says it succeeded."""
+        reason = self._lost.get(str(run.get("id")))
+        return run if reason is None or run.get("status") != "succeeded" else _never_succeeded(run, reason)
+
+    def _mark_lost(self, kind: str, item: dict[str, Any], error: Exception) -> None:
+        if kind != "log":  # a lost log line is logged; a lost task or run row stops the run
+            self._lost.setdefault(_run_id(kind, item), f"{_name(kind, item)} could not be written: {_describe(error)}")
 
     def _write_item(self, kind: str, item: dict[str, Any]) -> Exception | None:
         """Write one item on its own, then scrubbed; None when either worked, else the error
@@ -245,12 +273,19 @@ class Recorder:
         return None
 
     def _record(self, kind: str, item: dict[str, Any]) -> None:
+        if kind == "run":
+            item = self._honest(item)
         if kind == "task":
             self.store.record(None, [item])
         elif kind == "run":
             self.store.record(item, [])
         else:
             self.store.record(None, [], [item])
+
+
+def _never_succeeded(row: dict[str, Any], reason: str) -> dict[str, Any]:
+    return dict(row, status="failed", error={"type": "RecordLost", "step": None,
+                                             "message": f"part of this run's record was lost ({reason})"})
 
 
 def _run_id(kind: str, item: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from legion.dsl.budget import step_binding
 from legion.dsl.errors import Issue, LegionError, ValidationFailed
 from legion.dsl.loader import Document
 from legion.dsl.model import Chain, MockEntry, Rehearsal
@@ -141,7 +142,7 @@ class VirtualRun:
             except LegionError as exc:
                 return Outcome("failed", None, {"type": "StepFailed", "message": exc.message}), 0.0
             try:
-                args = self.secrets.resolve(args)  # only real calls see values; mocks never do
+                args = self.secrets.resolve(args, step_binding(self.run_id, number))  # only real calls see values; mocks never do
             except SecretError as exc:
                 return outcome_of_exception(exc), 0.0
             context = Context(run_id=self.run_id, chain=self.program.name, step=step, number=number, attempt=attempt,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from legion.dsl.budget import ValueProblem, check_value, step_binding
 from legion.dsl.catalog import Catalog
 from legion.dsl.compile import runner_topology
 from legion.dsl.model import Chain, Step
@@ -117,7 +118,7 @@ class Engine:
         self.node = node
         self.clock = clock
         self.transport = MemoryTransport()
-        self.recorder = Recorder(store)
+        self.recorder = Recorder(store, on_lost=self._record_lost)
         self.runs: dict[str, ActiveRun] = {}
         self._runs_lock = threading.Lock()
         self._programs: dict[tuple[str, int], ChainProgram] = {}
@@ -222,6 +223,10 @@ class Engine:
     def start_program(self, program: ChainProgram, input: dict[str, Any], *, trigger: str = "manual",
                       parent: tuple[ActiveRun, int] | None = None, depth: int = 0,
                       listener: Callable[[Event], None] | None = None, run_id: str | None = None) -> str:
+        try:
+            check_value(input)
+        except ValueProblem as exc:
+            raise BadInput(f"the run input of chain {program.name!r} cannot be stored: {exc.message}") from None
         run_id = run_id or str(uuid.uuid4())
         now = self.clock()
         state = RunState.new(run_id, program.name, program.version, now, input)
@@ -303,9 +308,12 @@ class Engine:
 
     def _start_step(self, active: ActiveRun, number: int) -> None:
         conductor = active.conductor
+        # The arguments are rendered outside the run's lock: a template that runs to the end
+        # of its budget holds up this worker only, never a cancel or the run's other events.
+        rendered = conductor.render_with(number)
         with active.lock:
             sr = conductor.state.active.get(number)
-            begin = conductor.begin(number)
+            begin = conductor.begin(number, rendered)
             if sr is not None:
                 self._record_begin(active, sr, begin)
             self._carry_out(active, begin.commands)
@@ -333,7 +341,7 @@ class Engine:
         self._executing[key] = ({"run_id": active.id, "number": number, "step": sr.step, "function": prog.run}, context)
         token = self.capture.begin()
         try:
-            outcome = self._call(prog, begin.args, timeout, context, active.state.run["chain"])
+            outcome = self._call(prog, begin.args, timeout, context, active.state.run["chain"], step_binding(active.id, number))
         finally:
             entries = self.capture.end(token)
             self._executing.pop(key, None)
@@ -368,19 +376,22 @@ class Engine:
         self.recorder.task(dict(base, status="running", started_at=now, node=self.node, args=begin.args))
         self._emit(active, {"event": "step.started", "step": sr.step, "number": sr.number, "attempt": sr.attempt, "index": sr.index})
 
-    def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None, context: Context | None, chain: str) -> Outcome:
+    def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None, context: Context | None, chain: str,
+              binding: str) -> Outcome:
         function = self.registry.functions.get(prog.run)
         if function is None:
             return Outcome("failed", None, {"type": "StepFailed", "message": f"function {prog.run!r} is not installed on node {self.node}"})
         try:
             # Secrets go in here, on the worker, just before the call: what was queued and
             # recorded (begin.args) keeps the references.
-            args = self.secrets.resolve(args)
+            args = self.secrets.resolve(args, binding)
         except SecretError as exc:
             return outcome_of_exception(exc)
         return call(function, args, timeout, context, chain=chain, step=prog.name)
 
     def _finish(self, active: ActiveRun, number: int, outcome: Outcome, status: str | None = None) -> None:
+        # Its edges and retry.when are evaluated before the lock is taken, as its `with` was.
+        decided = active.conductor.decide(number, outcome.status, outcome.result, outcome.error)
         with active.lock:
             if number not in active.conductor.state.active:
                 return  # already finished (a late result after a timeout is discarded)
@@ -394,7 +405,7 @@ class Engine:
                                 "result": outcome.result, "error": outcome.error})
             if outcome.error:
                 self._task_log(active, number, "error", f"attempt {sr.attempt} failed: {outcome.error['type']}: {outcome.error['message']}")
-            commands = active.conductor.finish(number, outcome.status, outcome.result, outcome.error, self.clock())
+            commands = active.conductor.finish(number, outcome.status, outcome.result, outcome.error, self.clock(), decided)
             for command in commands:
                 wait = active.state.waits.get(command.wait_id) if isinstance(command, Schedule) else None
                 if wait is not None and wait.kind == "retry":
@@ -403,20 +414,38 @@ class Engine:
         if outcome.status == "succeeded" and self.event_chains:
             self.fire_event(_fn(active, sr.step), outcome.result, source_chain=active.state.run["chain"])
 
+    def _record_lost(self, run_id: str, reason: str) -> None:
+        """The recorder could not write some of a run's rows: the run stops, failed with the
+        reason (rather than end `succeeded` with a hole in its trace)."""
+        active = self.runs.get(run_id)
+        if active is None:
+            return
+        error = {"type": "RecordLost", "step": None,
+                 "message": f"the engine could not record part of this run ({reason}); it was stopped"}
+        with active.lock:
+            self._carry_out(active, active.conductor.abort(error))
+
     def reap_interrupted(self) -> list[str]:
-        """Runs of this host whose process is gone can never end: mark them failed with
-        `Interrupted` (their unfinished tasks canceled). Runs of other hosts are left to
-        those hosts."""
+        """Runs of this host whose process is gone can never end, nor can their tasks: a run
+        still pending or running fails with `Interrupted`; a run that ended (canceled from
+        another process, say, while its process died before stopping its tasks) keeps its
+        status. Either way its tasks still queued, delayed or running are canceled with an
+        `Interrupted` error. Runs of other hosts are left to those hosts."""
         host = socket.gethostname()
         reaped = []
         for run in self.store.unfinished_runs(f"{host}:"):
             pid = run["node"].rsplit(":", 1)[1]
             if pid.isdigit() and not _alive(int(pid)):
-                error = {"type": "Interrupted", "step": None,
-                         "message": f"the process running it ({run['node']}) stopped before the run ended; run the chain again"}
-                if self.store.interrupt_run(run["id"], error):
+                stopped = f"the process running it ({run['node']}) stopped before the"
+                error = {"type": "Interrupted", "step": None, "message": f"{stopped} run ended; run the chain again"}
+                task_error = {"type": "Interrupted", "step": None, "message": f"{stopped} step ended"}
+                if self.store.interrupt_run(run["id"], error, task_error):
                     reaped.append(run["id"])
-                    log.warning("run %s of chain %s was interrupted (process %s is gone)", run["id"], run["chain_name"], run["node"])
+                    if run["status"] in ("pending", "running"):
+                        log.warning("run %s of chain %s was interrupted (process %s is gone)", run["id"], run["chain_name"], run["node"])
+                    else:
+                        log.warning("run %s of chain %s (%s) had tasks left unfinished by process %s, which is gone; "
+                                    "they are canceled", run["id"], run["chain_name"], run["status"], run["node"])
         return reaped
 
     def _watch_cancels(self) -> None:
@@ -552,7 +581,7 @@ def _alive(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: a number no process id can be
         return False
     except PermissionError:
         return True

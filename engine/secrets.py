@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from legion.dsl.errors import ExpressionError
 from legion.dsl.tokens import SECRET_CLOSE, SECRET_OPEN, split_reference, token_reference
@@ -41,58 +42,167 @@ class SecretError(StepError):
 
 
 # ---------------------------------------------------------------- masking
+#
+# A known secret is masked in every form it can take where something is recorded or printed:
+# the value itself; a number whose text is the value (or that a numeric string becomes, as
+# `"4821" | int`); its JSON escapes (ensure_ascii both ways, and Jinja's `tojson`, which also
+# escapes `<>&'`); its Python repr body in either quote style; its URL encodings (`quote`,
+# `quote_plus`, `quote(safe='')`); and base64 of the whole value (standard and URL-safe, with
+# and without padding). A value shorter than MIN_MASKED is not masked, nor are its forms;
+# a derived form shorter than MIN_MASKED is not masked either (`"0042" | int` is 42).
+#
+# Structured values (results, arguments, contexts, what `--json` prints) are masked on the
+# structure, before they are serialized, never by a regex over JSON text, where a match could
+# cut a string, an escape or a number and leave text that is not JSON: a string has its
+# matches replaced, a number whose text holds a secret becomes a string (`4821` -> `"***"`),
+# a mapping key is renamed. `Masker.text` is for plain text only: messages, log lines,
+# tracebacks, the CLI's text rendering.
+
+
+def masked_forms(text: str) -> set[str]:
+    """The texts under which the secret `text` may show up, each at least MIN_MASKED long
+    (`text` itself included); empty when `text` is shorter than MIN_MASKED."""
+    if len(text) < MIN_MASKED:
+        return set()
+    import base64  # here, not at the top: only a process that learns a secret needs them
+    from urllib.parse import quote, quote_plus
+
+    found = {text}
+    for ascii_only in (False, True):
+        escaped = json.dumps(text, ensure_ascii=ascii_only)[1:-1]
+        found.add(escaped)
+        # What Jinja's `tojson` filter makes of it.
+        found.add(escaped.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("'", "\\u0027"))
+    # repr() chooses its quotes by the string's content, so both bodies: with the two quote
+    # characters in front, repr uses single quotes and escapes only those.
+    single = repr("'\"" + text)[4:-1]
+    found.add(single)
+    found.add(_REPR_QUOTES.sub(lambda m: _DOUBLE_QUOTED[m.group(0)], single))
+    with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate: no URL can hold it
+        found |= {quote(text), quote_plus(text), quote(text, safe="")}
+    raw = text.encode("utf-8", "surrogatepass")
+    for encoded in (base64.b64encode(raw).decode("ascii"), base64.urlsafe_b64encode(raw).decode("ascii")):
+        found |= {encoded, encoded.rstrip("=")}
+    found |= _number_texts(text)
+    return {form for form in found if len(form) >= MIN_MASKED}
+
+
+# From a single-quoted repr body to a double-quoted one: `\'` -> `'`, `"` -> `\"`, and a
+# backslash escape (`\\`) matched whole so that the quote after it is not taken for escaped.
+_REPR_QUOTES = re.compile(r"""\\\\|\\'|\"""")
+_DOUBLE_QUOTED = {"\\\\": "\\\\", "\\'": "'", '"': '\\"'}
+
+
+def _number_texts(text: str) -> set[str]:
+    """The texts of the numbers a numeric secret becomes through `| int` or `| float`."""
+    found: set[str] = set()
+    with contextlib.suppress(ValueError):
+        found.add(str(int(text)))
+    with contextlib.suppress(ValueError, OverflowError):
+        number = float(text)
+        if math.isfinite(number):
+            found.add(repr(number))
+            if number.is_integer():
+                found.add(str(int(number)))
+    return found
 
 
 class Masker:
-    """The secret values known to this process, and their replacement by `***`."""
+    """The secret values known to this process, and their replacement by `***` (see above)."""
 
     def __init__(self) -> None:
-        self._values: set[str] = set()
+        self._secrets: set[str] = set()  # the values remembered, as text
+        self._forms: set[str] = set()  # every form of them that is masked
         self._lock = threading.Lock()
         # Rebuilt on every new value (rare); read without the lock. None while nothing is
         # known, which is the fast check that keeps masking off the hot path.
-        self._pattern: re.Pattern[str] | None = None
+        self._patterns: _Patterns | None = None
 
     @property
     def active(self) -> bool:
-        return self._pattern is not None
+        return self._patterns is not None
 
     def remember(self, value: Any) -> None:
-        """Mask `value` from now on: a string, a number's text, or every such leaf of a list or mapping."""
+        """Mask `value` from now on: a string, a number's text, or every such leaf of a list or
+        mapping (not its keys: those are the secret's field names)."""
         found = {s for s in _texts(value) if len(s) >= MIN_MASKED}
-        # The JSON-escaped form too, so that a value with quotes or backslashes is also caught
-        # inside JSON text (what `--json` prints).
-        found |= {e for e in (json.dumps(s, ensure_ascii=False)[1:-1] for s in found) if len(e) >= MIN_MASKED}
         with self._lock:
-            if found <= self._values:
+            if found <= self._secrets:
                 return
-            self._values |= found
-            # Longest first, so a value that contains another is masked whole.
-            ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        forms = set().union(*(masked_forms(s) for s in found))
+        with self._lock:
+            self._secrets |= found
+            if forms <= self._forms:
+                return
+            self._forms |= forms
+            numeric = {form for form in self._forms if set(form) <= _NUMBER_CHARS}
+            self._patterns = _Patterns(_alternation(self._forms), _alternation(numeric) if numeric else None)
 
     def forget(self) -> None:
         """Forget every value (for tests)."""
         with self._lock:
-            self._values.clear()
-            self._pattern = None
+            self._secrets.clear()
+            self._forms.clear()
+            self._patterns = None
 
     def text(self, text: str) -> str:
-        pattern = self._pattern
-        return text if pattern is None else pattern.sub(MASK, text)
+        """Plain text (a message, a log line) with every form of a known secret replaced. Not
+        for JSON text: mask the value with `mask` before it is serialized."""
+        patterns = self._patterns
+        return text if patterns is None else patterns.text.sub(MASK, text)
 
     def mask(self, value: Any) -> Any:
-        """`value` with every known secret in its strings replaced; the input is not changed. Mapping
-        keys are kept as they are: they are names (and masking two to `***` would merge them)."""
-        pattern = self._pattern
-        return value if pattern is None else _mask(value, pattern)
+        """`value` (JSON data) masked on its structure; the input is not changed. A string has
+        every known secret in it replaced; an int or float whose text holds one becomes that
+        text masked, a string (`4821` -> `"***"`); a mapping key holding one is renamed."""
+        patterns = self._patterns
+        return value if patterns is None else _mask(value, patterns)
 
     def mask_fields(self, row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-        """A copy of `row` with the named fields masked (the row itself when nothing is known)."""
-        pattern = self._pattern
-        if pattern is None or not any(f in row for f in fields):
+        """A copy of `row` with the named fields masked (the row itself when nothing is known).
+        The row's own keys are kept: they are its columns."""
+        patterns = self._patterns
+        if patterns is None or not any(f in row for f in fields):
             return row
-        return {k: _mask(v, pattern) if k in fields else v for k, v in row.items()}
+        return {k: _mask(v, patterns) if k in fields else v for k, v in row.items()}
+
+
+def _alternation(forms: set[str]) -> re.Pattern[str]:
+    """One compiled alternation of `forms` that matches the longest one where several start at
+    the same place, so that a value that contains another is masked whole.
+
+    It is shaped as a trie: `ab(?:c|d(?:ef)?)` rather than `abdef|abc|abd`. At each place in
+    the text a flat alternation tries its forms one after another (and every secret brings
+    several forms), where a trie follows one path, one step per character that matches. A form
+    that is a prefix of another ends in an optional tail, tried first (greedy), so the longest
+    form wins as in a flat alternation sorted longest first. Nesting is one group per branching
+    point along a path; forms that nest past what `re` can parse fall back to the flat one."""
+    trie: dict[str, Any] = {}
+    for form in forms:
+        node = trie
+        for char in form:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a form ends here
+    try:
+        return re.compile(_branches(trie))
+    except RecursionError:
+        return re.compile("|".join(re.escape(form) for form in sorted(forms, key=lambda form: (-len(form), form))))
+
+
+def _branches(node: dict[str, Any]) -> str:
+    tails = []
+    for char, child in sorted(node.items()):
+        if not char:
+            continue
+        run = [char]
+        while len(child) == 1 and "" not in child:  # a run without branches is one literal
+            ((char, child),) = child.items()
+            run.append(char)
+        tails.append(re.escape("".join(run)) + _branches(child))
+    if not tails:
+        return ""
+    body = tails[0] if len(tails) == 1 else "(?:" + "|".join(tails) + ")"
+    return f"(?:{body})?" if "" in node else body
 
 
 def _texts(value: Any) -> Iterator[str]:
@@ -100,18 +210,81 @@ def _texts(value: Any) -> Iterator[str]:
     for _, leaf in leaves(value):
         if isinstance(leaf, str):
             yield leaf
-        elif isinstance(leaf, (int, float)) and not isinstance(leaf, bool):
-            yield str(leaf)
+        else:
+            number = _number_text(leaf)
+            if number is not None:
+                yield number
 
 
-def _mask(value: Any, pattern: re.Pattern[str]) -> Any:
+def _number_text(value: Any) -> str | None:
+    """An int's or float's text as JSON writes it; None for anything else (a bool included)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, int):
+            return int.__repr__(value)
+        if isinstance(value, float):
+            return float.__repr__(value)
+    except ValueError:  # an int too long to turn into text
+        return None
+    return None
+
+
+class _Patterns(NamedTuple):
+    text: re.Pattern[str]  # every form
+    numbers: re.Pattern[str] | None  # the forms that a number's text can hold; None: numbers need no look
+
+
+# What the text of an int or a finite float is made of.
+_NUMBER_CHARS = frozenset("0123456789-+.e")
+
+
+def _mask(value: Any, patterns: _Patterns) -> Any:
     if isinstance(value, str):
-        return pattern.sub(MASK, value)
+        return patterns.text.sub(MASK, value)
     if isinstance(value, dict):
-        return {k: _mask(v, pattern) for k, v in value.items()}
+        return _mask_mapping(value, patterns)
     if isinstance(value, (list, tuple)):
-        return [_mask(v, pattern) for v in value]
+        return [_mask(v, patterns) for v in value]
+    if patterns.numbers is not None:
+        number = _number_text(value)
+        if number is not None and patterns.numbers.search(number):
+            return patterns.numbers.sub(MASK, number)
     return value
+
+
+def _mask_key(key: Any, patterns: _Patterns) -> Any:
+    """The key masked, or the key itself (the same object) when it holds no known secret."""
+    text = key if isinstance(key, str) else _number_text(key)
+    if text is None or not patterns.text.search(text):
+        return key
+    return patterns.text.sub(MASK, text)
+
+
+def _mask_mapping(value: dict[Any, Any], patterns: _Patterns) -> dict[Any, Any]:
+    try:  # one search over all the keys (a match across two only means a closer look)
+        renamed = patterns.text.search("\0".join(value)) is not None
+    except TypeError:  # a key that is not a string
+        renamed = True
+    names = [_mask_key(key, patterns) for key in value] if renamed else None
+    if names is None or all(name is key for name, key in zip(names, value, strict=True)):
+        return {key: _mask(item, patterns) for key, item in value.items()}
+    # Renamed keys could collide with each other (two secrets, or a secret and its escaped
+    # form, are both `***`) or with a kept key (`{SECRET: 1, "***": 2}`), and one would
+    # overwrite the other. Kept keys keep their names; a renamed key whose name is taken gets
+    # `#2`, `#3`, ... in the mapping's order, so nothing is lost and the same mapping is
+    # always masked the same way.
+    taken = {key for name, key in zip(names, value, strict=True) if name is key}
+    masked: dict[Any, Any] = {}
+    for name, (key, item) in zip(names, value.items(), strict=True):
+        if name is not key:
+            base, n = name, 1
+            while name in taken:
+                n += 1
+                name = f"{base}#{n}"
+            taken.add(name)
+        masked[name] = _mask(item, patterns)
+    return masked
 
 
 MASKER = Masker()
@@ -393,36 +566,37 @@ def store_from_env(env: Mapping[str, str] | None = None) -> SecretStore:
 # ---------------------------------------------------------------- resolving
 
 
-def resolve_tokens(value: Any, lookup: Callable[[str], Any]) -> Any:
-    """`value` with every token in its strings replaced by `lookup(reference)`: a string that
-    is one token becomes the value itself (any JSON value), a token inside a longer string
-    its text (as Jinja would print it). Text that looks like a token without a valid MAC is
-    left as it is. Unchanged parts are the same objects, so arguments without tokens cost one
-    walk and no copies."""
+def resolve_tokens(value: Any, lookup: Callable[[str], Any], binding: str) -> Any:
+    """`value` with every token made for `binding` (the step run about to be called) replaced
+    by `lookup(reference)`: a string that is one token becomes the value itself (any JSON
+    value), a token inside a longer string its text (as Jinja would print it). Text that looks
+    like a token but was not made for this step run (or not by `secret()` at all) is left as
+    it is. Unchanged parts are the same objects, so arguments without tokens cost one walk
+    and no copies."""
     if isinstance(value, str):
         if SECRET_OPEN not in value:
             return value
         whole = TOKEN.fullmatch(value)
         if whole is not None:
-            reference = token_reference(whole.group(1))
+            reference = token_reference(whole.group(1), binding)
             return value if reference is None else lookup(reference)
 
         def swap(match: re.Match[str]) -> str:
-            reference = token_reference(match.group(1))
+            reference = token_reference(match.group(1), binding)
             return match.group(0) if reference is None else str(lookup(reference))  # unsigned: plain text
 
         return TOKEN.sub(swap, value)
     if isinstance(value, dict):
         changed: dict[str, Any] | None = None
         for key, item in value.items():
-            new = resolve_tokens(item, lookup)
+            new = resolve_tokens(item, lookup, binding)
             if new is not item:
                 if changed is None:
                     changed = dict(value)
                 changed[key] = new
         return value if changed is None else changed
     if isinstance(value, list):
-        items = [resolve_tokens(item, lookup) for item in value]
+        items = [resolve_tokens(item, lookup, binding) for item in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
@@ -446,8 +620,9 @@ class Resolver:
                     self._store = self._factory()
         return self._store
 
-    def resolve(self, args: dict[str, Any]) -> dict[str, Any]:
-        """The arguments with their secrets in; SecretError naming the first that cannot be read."""
+    def resolve(self, args: dict[str, Any], binding: str) -> dict[str, Any]:
+        """The arguments of the step run `binding` (`legion.dsl.budget.step_binding`) with their
+        secrets in; SecretError naming the first that cannot be read."""
         cache: dict[str, Any] = {}
 
         def lookup(reference: str) -> Any:
@@ -455,7 +630,7 @@ class Resolver:
                 cache[reference] = self.get(reference)
             return cache[reference]
 
-        resolved: dict[str, Any] = resolve_tokens(args, lookup)
+        resolved: dict[str, Any] = resolve_tokens(args, lookup, binding)
         return resolved
 
     def get(self, reference: str) -> Any:

@@ -15,6 +15,19 @@ from pathlib import Path
 from legion.engine.errors import ConfigError
 from legion.engine.secrets import SecretStore, default_home, resolve_setting, store_from_env
 
+# Worker threads of one process (LEGION_WORKERS, `legion start --workers`). Each is a thread
+# with its own stack; past a thousand a process spends its time switching between them, and a
+# count like 10**14 starts threads until the process (and Ctrl-C) stops answering. More work
+# wants more processes, not more threads.
+MAX_WORKERS = 1024
+WORKERS_HINT = f"give a whole number of worker threads from 1 to {MAX_WORKERS}"
+
+# Settings that drivers and clients take as text. On POSIX the environment is bytes; Python
+# turns bytes that are not UTF-8 into lone surrogates, which no driver can send. (LEGION_HOME
+# is a path, and a path may be any bytes.)
+TEXT_SETTINGS = ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL", "VAULT_ADDR", "VAULT_TOKEN",
+                 "LEGION_VAULT_MOUNT")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -35,14 +48,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, *,
                  secrets: Callable[[], SecretStore] | None = None) -> Settings:
         env = os.environ if env is None else env
+        check_environment(env)
         home = default_home(env)
-        raw_workers = env.get("LEGION_WORKERS", "4")
-        try:
-            workers = int(raw_workers)
-            if workers < 1:
-                raise ValueError
-        except ValueError:
-            raise ConfigError(f"LEGION_WORKERS={raw_workers!r}: give a whole number of worker threads, at least 1") from None
+        workers = parse_workers(env.get("LEGION_WORKERS", "4"))
         store: SecretStore | None = None
 
         def secret_store() -> SecretStore:  # opened once, and only when a setting is a vault:// reference
@@ -63,3 +71,31 @@ class Settings:
             vault_mount=env.get("LEGION_VAULT_MOUNT") or "secret",
             workers=workers,
         )
+
+
+def parse_workers(raw: str) -> int:
+    """LEGION_WORKERS as a number of worker threads, 1 to MAX_WORKERS: digits only (not
+    `1_000`, `+4` or `4.0`), or ConfigError naming the variable."""
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 6 or not 1 <= int(text) <= MAX_WORKERS:
+        shown = raw if len(raw) <= 20 else raw[:17] + "..."
+        raise ConfigError(f"LEGION_WORKERS={shown!r}: {WORKERS_HINT}")
+    return int(text)
+
+
+def check_environment(env: Mapping[str, str] | None = None) -> None:
+    """ConfigError, naming the variable, for a setting no client could use: one that is not
+    UTF-8 text, or a VAULT_TOKEN that is not printable ASCII (an HTTP header cannot carry
+    it). The value is never shown: it may be a password."""
+    env = os.environ if env is None else env
+    for name in TEXT_SETTINGS:
+        value = env.get(name)
+        if not value:
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{name} holds bytes that are not UTF-8 text; set it to UTF-8 text") from None
+    token = env.get("VAULT_TOKEN")
+    if token and not (token.isascii() and token.isprintable()):
+        raise ConfigError("VAULT_TOKEN holds characters no Vault token has (tokens are printable ASCII); check its value")

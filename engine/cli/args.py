@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from legion.dsl.durations import MAX_DURATION, MAX_DURATION_DAYS
 from legion.engine.errors import BadInput
 
 Item = dict[str, Any] | tuple[str, str]  # a JSON object given whole, or one key and its text
@@ -43,9 +44,9 @@ def input_items(pairs: Sequence[str], documents: Sequence[str] = (), input_json:
         if item.startswith("@"):
             path = Path(item[1:])
             try:
-                text = path.read_text(encoding="utf-8")
+                text = read_input_file(path, f"--input {item}")
             except OSError as exc:
-                raise BadInput(f"--input {item}: cannot read {path}: {exc.strerror}") from None
+                raise BadInput(f"--input {item}: cannot read {path}: {exc.strerror or exc}") from None
         elif item.lstrip().startswith("{"):
             text = item
         else:
@@ -59,15 +60,51 @@ def input_items(pairs: Sequence[str], documents: Sequence[str] = (), input_json:
 def read_input_json(source: str) -> dict[str, Any]:
     """The JSON object in the file `source`, or on stdin when it is `-`."""
     if source == "-":
-        text = sys.stdin.read() if sys.stdin is not None else ""
         where = "--input-json - (stdin)"
+        text = read_stdin(where)
     else:
+        where = f"--input-json {source}"
         try:
-            text = Path(source).read_text(encoding="utf-8")
+            text = read_input_file(Path(source), where)
         except OSError as exc:
             raise BadInput(f"--input-json {source}: cannot read it: {exc.strerror or exc}") from None
-        where = f"--input-json {source}"
     return _json_object(text, where)
+
+
+# The most an input file (or stdin) may hold. Inputs are stored with the run, and MariaDB's
+# default max_allowed_packet is 16 MiB; a larger input is a mistake (`@/dev/zero`, the wrong
+# file) that should fail at once rather than after reading it all.
+MAX_INPUT_BYTES = 8 * 1024 * 1024
+
+
+def read_input_file(path: Path, where: str) -> str:
+    """The text of an input file; BadInput, naming `where`, when it is larger than
+    MAX_INPUT_BYTES or not UTF-8. OSError (missing, a folder, no permission) is left to the
+    caller, which words it for its option."""
+    with path.open("rb") as file:
+        return decode_input(file.read(MAX_INPUT_BYTES + 1), where)
+
+
+def read_stdin(where: str) -> str:
+    """stdin's text, checked like an input file's. Read as bytes when it has them: decoding is
+    then ours (strict UTF-8), not the locale's, which may turn bad bytes into lone surrogates."""
+    if sys.stdin is None:
+        return ""
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:  # a text stream put in place of stdin (an embedding program, a test)
+        return decode_input(sys.stdin.read(MAX_INPUT_BYTES + 1).encode("utf-8", "surrogateescape"), where)
+    return decode_input(binary.read(MAX_INPUT_BYTES + 1), where)
+
+
+def decode_input(data: bytes, where: str) -> str:
+    if len(data) > MAX_INPUT_BYTES:
+        raise BadInput(f"{where}: more than {MAX_INPUT_BYTES // (1024 * 1024)} MiB; give a smaller input "
+                       "(a run's input is stored with it)")
+    try:
+        return data.decode("utf-8-sig")  # a leading byte order mark is not part of the JSON
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{where}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                       "give the input as UTF-8") from None
 
 
 def _json_object(text: str, where: str) -> dict[str, Any]:
@@ -219,11 +256,15 @@ def task_ref(text: str) -> int | tuple[str, int]:
 
 
 def seconds(text: str) -> float:
-    """An argparse type: a positive, finite number of seconds."""
+    """An argparse type: a positive, finite number of seconds, at most MAX_DURATION (ten years,
+    the bound of every duration in Legion)."""
     try:
         value = float(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (e.g. 30 or 2.5)") from None
-    if not math.isfinite(value) or value <= 0:
+    if math.isnan(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds (e.g. 30 or 2.5)")
+    if value > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"{text} is too long; give at most {MAX_DURATION:.0f} seconds "
+                                         f"({MAX_DURATION_DAYS} days)")
     return value

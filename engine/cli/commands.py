@@ -345,3 +345,21 @@ def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
         raise BadInput(f"run {run_id} already ended ({ctx.store.get_run(run_id)['status']}); nothing to cancel")
     ctx.out.data({"canceled": run_id}, f"canceled {run_id}")
     return 0
+
+
+# -- db ----------------------------------------------------------------------------------
+
+
+def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
+    from legion.engine.data.store import upgrade_database
+
+    ctx.make_home()  # where the embedded SQLite file goes
+    result = upgrade_database(ctx.settings.database_url)
+
+    def text() -> str:
+        if not result["migrated"]:
+            return f"the schema of {result['database']} is current (revision {result['to']})"
+        return f"migrated {result['database']} from revision {result['from'] or 'none'} to {result['to']}"
+
+    ctx.out.data(result, text)
+    return 0

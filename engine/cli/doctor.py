@@ -121,17 +121,20 @@ def database(url: str) -> Check:
     except DBAPIError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else type(exc).__name__
         return fail("database", f"{shown}: cannot connect: {reason}", hint)
+    except (ValueError, TypeError) as exc:  # the driver cannot send the login (a character it cannot encode)
+        return fail("database", f"{shown}: cannot connect: its driver cannot use the URL's user, password, database "
+                    f"name or options ({type(exc).__name__})", "check them in LEGION_DATABASE_URL")
     finally:
         engine.dispose()
     if revision == SCHEMA_HEAD:
         return ok("database", f"{shown}: reachable, schema current (revision {revision})")
     if revision is None:
-        return warn("database", f"{shown}: reachable, no Legion schema yet", "the first command that needs it creates it (e.g. `legion chain apply`)")
+        return warn("database", f"{shown}: reachable, no Legion schema yet", "the first command that needs it creates it (e.g. `legion chain apply`), or `legion db upgrade`")
     if not _known_revision(revision):
         return fail("database", f"{shown}: schema at revision {revision!r}, newer than this Legion knows ({SCHEMA_HEAD})",
                     "upgrade Legion: a newer one migrated this database")
     return warn("database", f"{shown}: schema at revision {revision}, this Legion's is {SCHEMA_HEAD}",
-                "the next command that opens the database migrates it")
+                "the next command that opens the database migrates it, or `legion db upgrade`")
 
 
 def _known_revision(revision: str) -> bool:

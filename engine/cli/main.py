@@ -17,8 +17,14 @@ from typing import Any
 from legion.dsl.errors import BadInput, LegionError
 from legion.engine.cli.args import MAX_ID, int_range, seconds, task_ref
 from legion.engine.cli.output import MaskingFormatter, Output
+from legion.engine.settings import MAX_WORKERS
 
 Handler = Callable[[argparse.Namespace, "Context"], int]
+
+# What `--status` takes: the conductor's statuses (a test keeps them equal), written out so
+# that parsing the command line does not import the conductor.
+RUN_STATUSES = ("pending", "running", "paused", "succeeded", "failed", "canceled")
+TASK_STATUSES = ("queued", "delayed", "running", "succeeded", "failed", "skipped", "canceled", "timed_out")
 
 
 class Context:
@@ -45,9 +51,22 @@ class Context:
         if self._store is None:
             from legion.engine.data.store import Store
 
-            self.settings.home.mkdir(parents=True, exist_ok=True)
+            self.make_home()
             self._store = Store(self.settings.database_url)
         return self._store
+
+    def make_home(self) -> Path:
+        """LEGION_HOME, created when missing (the embedded database and secrets live there)."""
+        home: Path = self.settings.home
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from legion.engine.errors import ConfigError
+
+            why = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
+            raise ConfigError(f"LEGION_HOME={home}: cannot create that folder ({why}); "
+                              "set LEGION_HOME to a folder Legion may write to") from None
+        return home
 
     def existing_store(self) -> Any:
         """The store if its database already exists and can be reached, else None. Unlike
@@ -114,7 +133,8 @@ def build_parser() -> Parser:
 
     start = command(groups, "start", "commands:start", "apply the chains and run workers, schedules and triggers until Ctrl-C")
     start.add_argument("--chains", action="append", help="chain folder or file to apply first (default: ./chains, else the shipped chains)")
-    start.add_argument("--workers", type=int_range(1), help="worker threads (default: LEGION_WORKERS or 4)")
+    start.add_argument("--workers", type=int_range(1, MAX_WORKERS, "a number of worker threads"),
+                       help=f"worker threads, 1 to {MAX_WORKERS} (default: LEGION_WORKERS or 4)")
     start.add_argument("--no-apply", action="store_true", help="do not apply chain files; run what is applied")
 
     lex = groups.add_parser("lex", help="extensions", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
@@ -130,7 +150,7 @@ def build_parser() -> Parser:
     p.add_argument("--input-json", metavar="FILE", help=input_json_help)
     p = command(task, "list", "commands:task_list", "recent tasks")
     p.add_argument("--run", dest="run_id", help="tasks of this run (its id, or a unique prefix of it)")
-    p.add_argument("--status")
+    p.add_argument("--status", choices=TASK_STATUSES, help="tasks in this status")
     p.add_argument("--limit", type=limit, default=50, help="at most this many (1 to 10000; default 50)")
     task_id_help = "a task id, or RUN_ID/NUMBER: the step run NUMBER of a run (whose id may be a unique prefix)"
     p = command(task, "show", "commands:task_show", "one task: status, arguments, result, error and traceback")
@@ -172,7 +192,7 @@ def build_parser() -> Parser:
     run = groups.add_parser("run", help="runs", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
     p = command(run, "list", "commands:run_list", "recent runs")
     p.add_argument("--chain")
-    p.add_argument("--status")
+    p.add_argument("--status", choices=RUN_STATUSES, help="runs in this status")
     p.add_argument("--limit", type=limit, default=50, help="at most this many (1 to 10000; default 50)")
     p = command(run, "show", "commands:run_show", "a run with its step trace")
     p.add_argument("id", help="a run id, or a unique prefix of it (4 characters or more)")
@@ -190,6 +210,9 @@ def build_parser() -> Parser:
     p = command(secret, "delete", "secrets:delete", "delete a key, or a whole path")
     p.add_argument("path")
     p.add_argument("key", nargs="?")
+
+    db = groups.add_parser("db", help="the database", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    command(db, "upgrade", "commands:db_upgrade", "create or migrate the database schema to this Legion's (every command also does it on first use)")
 
     command(groups, "doctor", "doctor:doctor", "check the settings, the database, the services and the extensions (-v: tracebacks)")
     return root
@@ -269,8 +292,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
         if not getattr(args, "handler", None):
-            raise BadInput("give a command: start, lex, task, chain, run, secret or doctor (see `legion --help`)")
+            raise BadInput("give a command: start, lex, task, chain, run, secret, db or doctor (see `legion --help`)")
         handler_fn = _handler(args.handler)
+        from legion.dsl.budget import configure
+        from legion.engine.limits import limits_from_env
+
+        configure(limits_from_env(os.environ))
         if out.json_mode:
             # Chains run in this process: whatever a step function prints must not land in
             # the one JSON document. It goes to stderr; the envelope to the real stdout.

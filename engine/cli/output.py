@@ -1,6 +1,8 @@
 """Printing: text for people, or exactly one JSON document (`--json`) in the API's envelope.
 
-Every secret value known to this process is masked as `***` in all of it (spec section 7).
+Every secret value known to this process is masked as `***` in all of it (spec section 7):
+values on their structure before they become JSON (`dumps`, the envelope), so that what is
+printed stays JSON; the text for people once more as a whole, for what it says in words.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any, *, indent: int | None = None) -> str:
-    """JSON text; a NaN or infinite float (which JSON cannot hold) becomes null."""
+    """JSON text of `value` with every known secret masked (on the value, so the text is JSON);
+    a NaN or infinite float (which JSON cannot hold) becomes null."""
+    return _encode(_masked(value), indent=indent)
+
+
+def _encode(value: Any, *, indent: int | None = None) -> str:
+    """JSON text of `value` as it is."""
     try:
         return json.dumps(value, default=_default, ensure_ascii=False, indent=indent, allow_nan=False)
     except ValueError as exc:
@@ -50,12 +58,11 @@ def _finite(value: Any) -> Any:
 
 
 def _masked(value: Any) -> Any:
-    """A value for the JSON envelope with known secrets masked in its strings. Masking works on
-    the JSON form (dates and objects already turned into strings), and never on the
-    envelope's own keys, so the document keeps its shape."""
+    """`value` with known secrets masked (see `Masker.mask`), on its JSON form: dates and
+    objects already turned into strings, tuples into lists."""
     if not MASKER.active:
         return value
-    return MASKER.mask(json.loads(dumps(value)))
+    return MASKER.mask(json.loads(_encode(value)))
 
 
 class Output:
@@ -73,13 +80,16 @@ class Output:
     def data(self, data: Any, text: Callable[[], str] | str | None = None) -> None:
         """Print the result: the JSON envelope, or the text rendering."""
         if self.json_mode:
-            self.stdout.write(dumps({"data": _masked(data)}) + "\n")
+            # The envelope's own keys are never masked, so the document keeps its shape.
+            self.stdout.write(_encode({"data": _masked(data)}) + "\n")
             self.stdout.flush()
             return
         rendered = text() if callable(text) else text
         if rendered is None:
-            rendered = dumps(MASKER.mask(data), indent=2)
+            rendered = dumps(data, indent=2)
         if rendered:
+            # The JSON in the text came from `dumps`, masked already; this catches what the
+            # text says in words (a message, a table cell), which is not JSON.
             self.stdout.write(MASKER.text(rendered.rstrip("\n")) + "\n")
 
     def progress(self, line: str) -> None:
@@ -90,7 +100,8 @@ class Output:
 
     def error(self, exc: LegionError) -> int:
         if self.json_mode:
-            self.stdout.write(dumps({"error": _masked(exc.to_dict())}) + "\n")
+            error = {key: _masked(value) for key, value in exc.to_dict().items()}  # its fields are its shape
+            self.stdout.write(_encode({"error": error}) + "\n")
             self.stdout.flush()
         else:
             sys.stderr.write(MASKER.text(f"error: {exc.message}") + "\n")
@@ -113,7 +124,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, (dict, list)):
-        text = MASKER.text(dumps(MASKER.mask(value)))  # masked before it is cut short
+        text = dumps(value)  # masked (by `dumps`) before it is cut short
         return text if len(text) <= 60 else text[:57] + "..."
     return str(value)
 

@@ -15,7 +15,9 @@ from legion.engine.cli.main import Context
 
 def _store() -> Any:
     from legion.engine.secrets import store_from_env
+    from legion.engine.settings import check_environment
 
+    check_environment()  # the secret commands do not build Settings, which checks it too
     return store_from_env()
 
 
@@ -40,17 +42,31 @@ def _value(args: argparse.Namespace) -> str:
     elif sys.stdin.isatty():
         value = getpass.getpass(f"value for {args.path}#{args.key} (not echoed): ")
     else:
-        value = sys.stdin.read()
+        from legion.engine.cli.args import read_stdin
+
+        value = read_stdin("the value on stdin")
         # What `echo` or a here-string adds is not part of the secret.
         value = value[:-2] if value.endswith("\r\n") else value[:-1] if value.endswith("\n") else value
     if value == "":
         raise BadInput("no value: give VALUE, --from-env VAR, or the value on stdin (`legion secret set PATH KEY < file`)")
+    _text(value, "the value" + (f" of {args.from_env}" if args.from_env else ""))
     return value
+
+
+def _text(value: str, what: str) -> None:
+    """BadInput when `value` came from bytes that are not UTF-8 (an argument or a variable,
+    which Python hands over with lone surrogates in their place): no store can hold it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"{what} holds bytes that are not UTF-8 text; give UTF-8 text") from None
 
 
 def set_(args: argparse.Namespace, ctx: Context) -> int:
     from legion.engine.secrets import MASKER, check_path
 
+    _text(args.path, "PATH")
+    _text(args.key, "KEY")
     path = check_path(args.path, args.key)
     value = _value(args)
     MASKER.remember(value)  # nothing printed from here on can show it
@@ -76,6 +92,9 @@ def list_(args: argparse.Namespace, ctx: Context) -> int:
 def delete(args: argparse.Namespace, ctx: Context) -> int:
     from legion.engine.secrets import check_path
 
+    _text(args.path, "PATH")
+    if args.key is not None:
+        _text(args.key, "KEY")
     path = check_path(args.path, args.key)
     store = _store()
     store.delete(path, args.key)

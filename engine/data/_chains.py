@@ -22,6 +22,8 @@ from legion.engine.data.types import utcnow
 from legion.engine.errors import BadInput, Conflict, NotFound
 
 APPLY_KEYS = ("name", "source", "content_hash", "definition", "relationships")
+# An apply that lost a race to create a chain is redone this many times in all.
+APPLY_ATTEMPTS = 3
 # Keys a compiled relationship may carry that the store fills in itself.
 _OWN_KEYS = frozenset({"chain", "chain_name", "version", "chain_version_id", "id"})
 _REL_COLUMNS = frozenset(relationships.c.keys()) - _OWN_KEYS
@@ -37,16 +39,22 @@ class ChainStore(StoreBase):
         `set_schedules`); they are replaced in the same transaction. Returns [{name, action, version}] with action
         'created', 'updated', 'unchanged' or 'pruned' (with prune=True, active chains missing
         from `items` are deactivated)."""
-        try:
-            with self._write() as conn:
-                return _apply(conn, items, prune=prune, write=True)
-        except ConstraintViolation as exc:
-            if exc.kind not in ("unique", "foreign_key"):
-                raise
-            raise Conflict(
-                "Another apply changed the same chains at the same time; nothing was written. "
-                "Run the apply again."
-            ) from exc
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
+            try:
+                with self._write() as conn:
+                    return _apply(conn, items, prune=prune, write=True)
+            except ConstraintViolation as exc:
+                if exc.kind not in ("unique", "foreign_key"):
+                    raise
+                # Another apply created one of these chains since this one looked (applies
+                # started together on a fresh database). It has committed, so applying again
+                # sees its version: the same content is then 'unchanged'.
+                if attempt == APPLY_ATTEMPTS:
+                    raise Conflict(
+                        "Another apply changed the same chains at the same time; nothing was written. "
+                        "Run the apply again."
+                    ) from exc
+        raise AssertionError("unreachable")
 
     def plan_diff(self, items: Sequence[Mapping[str, Any]], *, prune: bool = False) -> list[dict[str, Any]]:
         """What `apply_chains(items, prune=prune)` would do, without writing anything."""

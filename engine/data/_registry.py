@@ -14,10 +14,15 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from legion.engine.data._base import StoreBase, new_id
+from legion.engine.data.connect import ConstraintViolation
 from legion.engine.data.models import extensions as extension_table
 from legion.engine.data.models import functions, runners
 from legion.engine.data.types import utcnow
 from legion.engine.errors import BadInput
+
+# A sync that lost a race on a unique name is retried; more losses in a row than this mean a
+# real conflict (two extensions declaring one function ref), which is then reported.
+SYNC_ATTEMPTS = 5
 
 
 class RegistryStore(StoreBase):
@@ -25,6 +30,18 @@ class RegistryStore(StoreBase):
         """Upsert the given extensions (each {name, description, version, runners: [{name,
         module, queue, description, functions: [{name, ref, args_schema, description,
         actor}]}]}) and mark the extensions not given inactive."""
+        for attempt in range(1, SYNC_ATTEMPTS + 1):
+            try:
+                self._sync_registry(extensions)
+                return
+            except ConstraintViolation as exc:
+                # Processes started at once on a fresh database each find an extension
+                # missing and insert it; all but the first fail on its unique name. That
+                # first one has committed by then, so the next attempt updates its rows.
+                if exc.kind != "unique" or attempt == SYNC_ATTEMPTS:
+                    raise
+
+    def _sync_registry(self, extensions: Sequence[Mapping[str, Any]]) -> None:
         now = utcnow()
         with self._write() as conn:
             existing = {r.name: r.id for r in conn.execute(select(extension_table.c.name, extension_table.c.id))}

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, or_, select, tuple_, update
 
 from legion.engine.data._base import StoreBase, check_columns, check_limit, new_id, row_dict, rows
 from legion.engine.data._upsert import upsert
@@ -20,6 +20,7 @@ from legion.engine.errors import BadInput, Conflict, NotFound
 
 FINISHED_RUN = ("succeeded", "failed", "canceled")
 CANCELABLE_RUN = ("pending", "running")
+UNFINISHED_TASK = ("queued", "delayed", "running")
 TASK_KEY = ("run_id", "number")
 _TASK_COLUMNS = frozenset(task_table.c.keys())
 _RUN_COLUMNS = frozenset(runs.c.keys())
@@ -75,25 +76,32 @@ class RunStore(StoreBase):
             return rows(conn.execute(query))
 
     def unfinished_runs(self, node_prefix: str) -> list[dict[str, Any]]:
-        """Runs still pending or running whose `node` starts with `node_prefix` (a host)."""
-        query = select(runs.c.id, runs.c.node, runs.c.chain_name).where(
-            runs.c.status.in_(("pending", "running")), runs.c.node.like(node_prefix.replace("%", r"\%") + "%", escape="\\"))
+        """Runs whose `node` starts with `node_prefix` (a host) that are not over: still pending
+        or running, or ended (succeeded, failed, canceled) with a task still queued, delayed
+        or running. (A run canceled from another process ends at once; its process then stops
+        its tasks, unless it dies first.) Each is {id, node, chain_name, status}."""
+        leftover = select(task_table.c.run_id).where(task_table.c.status.in_(UNFINISHED_TASK))
+        query = select(runs.c.id, runs.c.node, runs.c.chain_name, runs.c.status).where(
+            runs.c.node.like(node_prefix.replace("%", r"\%") + "%", escape="\\"),
+            or_(runs.c.status.in_(CANCELABLE_RUN), runs.c.status.in_(FINISHED_RUN) & runs.c.id.in_(leftover)))
         with self._read() as conn:
             return rows(conn.execute(query))
 
-    def interrupt_run(self, run_id: str, error: Mapping[str, Any]) -> bool:
-        """Fail a run whose process is gone, and cancel its unfinished tasks, in one
-        transaction; False when the run had ended meanwhile."""
+    def interrupt_run(self, run_id: str, error: Mapping[str, Any], task_error: Mapping[str, Any] | None = None) -> bool:
+        """Finish a run whose process is gone, in one transaction: a run still pending or
+        running fails with `error`; one that ended keeps its status. Either way its tasks
+        still queued, delayed or running are canceled with `task_error` (default `error`),
+        each with its own step. False when there was nothing left to finish."""
         now = utcnow()
+        task_error = error if task_error is None else task_error
         with self._write() as conn:
-            done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status.in_(CANCELABLE_RUN))
-                                .values(status="failed", error=dict(error), ended_at=now))
-            if not done.rowcount:
-                return False
-            conn.execute(update(task_table).where(
-                task_table.c.run_id == run_id, task_table.c.status.in_(("queued", "delayed", "running")))
-                .values(status="canceled", finished_at=now))
-            return True
+            failed = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status.in_(CANCELABLE_RUN))
+                                  .values(status="failed", error=dict(error), ended_at=now)).rowcount
+            left = conn.execute(select(task_table.c.id, task_table.c.step).where(
+                task_table.c.run_id == run_id, task_table.c.status.in_(UNFINISHED_TASK))).all()
+            if left:
+                conn.execute(_cancel_task, [{"t_id": t.id, "t_now": now, "t_error": dict(task_error, step=t.step)} for t in left])
+            return bool(failed or left)
 
     def cancel_run(self, run_id: str, error: Mapping[str, Any] | None) -> bool:
         """Mark a run that is still pending or running 'canceled', with `error` and ended_at
@@ -265,6 +273,15 @@ class RunStore(StoreBase):
                  .where(matches).order_by(runs.c.created_at, runs.c.id).limit(limit))
         with self._read() as conn:
             return rows(conn.execute(query))
+
+
+# One leftover task of an interrupted run; conditional, so a task that ended meanwhile keeps its
+# outcome. (Spelled with OR: executemany cannot expand an IN list.)
+_cancel_task = (
+    update(task_table)
+    .where(task_table.c.id == bindparam("t_id"), or_(*(task_table.c.status == s for s in UNFINISHED_TASK)))
+    .values(status="canceled", finished_at=bindparam("t_now"), error=bindparam("t_error"))
+)
 
 
 @lru_cache(maxsize=128)

@@ -117,6 +117,9 @@ def make_engine(url: str) -> Engine:
     except (NoSuchModuleError, ImportError) as exc:
         hint = DRIVERS.get(backend, "its driver")
         raise ConfigError(f"Cannot use the database at {redact(parsed)}: install {hint}. ({exc})") from exc
+    except (ValueError, TypeError) as exc:  # an option in the URL's query the dialect cannot read
+        raise ConfigError(f"Cannot use the database at {redact(parsed)}: an option in the URL is not valid "
+                          f"({_option_error(exc)}); check the part after `?`.") from exc
     if backend == "sqlite":
         _tune_sqlite(engine)
     return engine
@@ -186,6 +189,13 @@ def connect(engine: Engine, url: str | URL, **options: Any) -> Connection:
             f"Cannot connect to the database at {redact(url)}: {_reason(exc)}. "
             "Check that it is running and that the URL is right."
         ) from exc
+    except (ValueError, TypeError) as exc:
+        # The driver could not even send the login: a user, password, database name or option
+        # it cannot encode (PyMySQL sends the login as latin-1) or read.
+        raise ConfigError(
+            f"Cannot connect to the database at {redact(url)}: its driver cannot use the URL's user, password, "
+            f"database name or options ({_option_error(exc)}); check them."
+        ) from exc
     return conn.execution_options(**options) if options else conn
 
 
@@ -253,6 +263,13 @@ def constraint_kind(exc: DBAPIError) -> str:
         return _PG_CONSTRAINTS.get(sqlstate, "other")
     text = str(exc.orig).upper()
     return next((kind for marker, kind in _SQLITE_CONSTRAINTS if marker in text), "other")
+
+
+def _option_error(exc: Exception) -> str:
+    """What was wrong with a URL's part, without the part itself when it may be a password."""
+    if isinstance(exc, UnicodeError):
+        return f"{type(exc).__name__}: a character it cannot encode"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _mysql_code(exc: DBAPIError) -> int | None:

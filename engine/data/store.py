@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from legion.engine.data._chains import ChainStore
 from legion.engine.data._ops import OpsStore
 from legion.engine.data._registry import RegistryStore
 from legion.engine.data._runs import RunStore
-from legion.engine.data.connect import default_url, make_engine, redact, translate_errors
-from legion.engine.data.schema import ensure_schema
+from legion.engine.data.connect import connect, default_url, make_engine, redact, translate_errors
+from legion.engine.data.schema import SCHEMA_HEAD, ensure_schema, upgrade_schema
 
-__all__ = ["Store", "default_url"]
+__all__ = ["Store", "default_url", "upgrade_database"]
 
 
 class Store(RegistryStore, ChainStore, RunStore, OpsStore):
@@ -64,3 +64,19 @@ class Store(RegistryStore, ChainStore, RunStore, OpsStore):
 
     def __repr__(self) -> str:
         return f"Store({redact(self.url)!r})"
+
+
+def upgrade_database(url: str) -> dict[str, Any]:
+    """`legion db upgrade`: migrate the database at `url` to this Legion's schema, under the
+    migration lock (as every command does on first use, made explicit, e.g. for a deploy
+    step before the workers start). Returns {database, from, to, migrated}: `from` is the
+    revision found (None for a database never set up)."""
+    engine = make_engine(url)
+    try:
+        with connect(engine, url):  # an unreachable database fails here, clearly
+            pass
+        with translate_errors(url):
+            before = upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    return {"database": redact(url), "from": before, "to": SCHEMA_HEAD, "migrated": before != SCHEMA_HEAD}

@@ -166,14 +166,14 @@ def test_dunder_inside_a_comprehension_is_rejected() -> None:
 
 
 def test_power_is_bounded() -> None:
-    with pytest.raises(ExpressionError, match="NumberTooHigh"):
+    with pytest.raises(ExpressionError, match="too large"):
         cond("10 ** 10000000 > 0")
-    with pytest.raises(ExpressionError, match="NumberTooHigh"):
+    with pytest.raises(ExpressionError, match="too large"):
         cond("9 ** 9 ** 9 > 0")
 
 
 def test_string_size_is_bounded() -> None:
-    with pytest.raises(ExpressionError, match="IterableTooLong"):
+    with pytest.raises(ExpressionError, match="over the size budget of 1,000,000"):
         cond("len('a' * 10000000) > 0")
 
 

@@ -392,7 +392,10 @@ def test_a_row_no_database_takes_is_dropped_and_the_rest_is_written(store: Store
     recorder.run({"id": "r1", "status": "succeeded"})
     with caplog.at_level(logging.WARNING, logger="legion.recorder"):
         assert recorder.flush() is False
-    assert store.get_run("r1")["status"] == "succeeded"
+    # A run that lost a row is never recorded as succeeded: it failed, saying which row.
+    r1 = store.get_run("r1")
+    assert r1["status"] == "failed" and r1["error"]["type"] == "RecordLost"
+    assert "step run 2 of run r1" in r1["error"]["message"]
     assert store.get_task_by_number("r1", 1)["status"] == "succeeded"
     with pytest.raises(NotFound):
         store.get_task_by_number("r1", 2)

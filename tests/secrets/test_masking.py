@@ -9,7 +9,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from legion.dsl.expressions import secret_token
+from legion.dsl.budget import step_binding
+from legion.dsl.tokens import make_token
 from legion.engine.chains import apply_items, load_chains
 from legion.engine.cli.output import MaskingFormatter, Output, table
 from legion.engine.data.store import Store
@@ -34,11 +35,11 @@ def test_an_empty_masker_returns_values_untouched() -> None:
     assert masker.mask_fields(row, ("result",)) is row
 
 
-def test_known_values_are_masked_at_any_depth_keys_kept() -> None:
+def test_known_values_are_masked_at_any_depth_keys_too() -> None:
     masker = Masker()
     masker.remember(SECRET)
     value = {SECRET: [f"Bearer {SECRET}", {"b": SECRET}], "n": 1, "t": True, "z": None}
-    assert masker.mask(value) == {SECRET: ["Bearer ***", {"b": "***"}], "n": 1, "t": True, "z": None}
+    assert masker.mask(value) == {"***": ["Bearer ***", {"b": "***"}], "n": 1, "t": True, "z": None}
     assert value["n"] == 1 and value[SECRET][1] == {"b": SECRET}  # the input is not changed
 
 
@@ -148,8 +149,10 @@ output: {got: "{{ result }}"}
     assert run["status"] == "failed" and run["output"] == {"token": "***"}
     assert run["error"]["message"] == "refused ***"
     by_step = {t["step"]: t for t in tasks}
-    assert by_step["echo"]["args"] == {"message": f"{secret_token('api#token')}"} and by_step["echo"]["result"] == "***"
-    assert by_step["log"]["args"] == {"message": f"the token is {secret_token('api#token')}", "level": "warning"}
+    # Each step run's arguments hold a token bound to that step run (spec section 7).
+    bound = {name: make_token("api#token", step_binding(run["id"], by_step[name]["number"])) for name in ("echo", "log")}
+    assert by_step["echo"]["args"] == {"message": bound["echo"]} and by_step["echo"]["result"] == "***"
+    assert by_step["log"]["args"] == {"message": f"the token is {bound['log']}", "level": "warning"}
     logs = store.task_logs(by_step["log"]["id"])
     assert [e["message"] for e in logs] == ["the token is ***"]
     assert by_step["sub"]["args"] == {"token": "***"}  # a value from a result, masked all the same

@@ -8,6 +8,7 @@ import pytest
 
 from legion.dsl.errors import ExpressionError
 from legion.dsl.expressions import Template, compile_value, secret_token, split_reference, token_reference
+from legion.dsl.tokens import make_token
 
 
 def test_a_single_expression_renders_to_the_token() -> None:
@@ -41,9 +42,14 @@ def test_split_and_token() -> None:
     assert split_reference("a/b#c") == ("a/b", "c")
     token = secret_token("a/b#c")
     assert token.startswith("«secret:a/b#c|") and token.endswith("»")
-    assert token_reference(token[len("«secret:"):-1]) == "a/b#c"
-    assert token_reference("a/b#c|" + "0" * 24) is None  # a forged MAC is not a token
-    assert token_reference("a/b#c") is None
+    # Made outside a step's `with`: bound to nothing, so it resolves for no step run.
+    assert token_reference(token[len("«secret:"):-1], "r/1") is None
+    bound = make_token("a/b#c", "r/1")
+    assert token_reference(bound[len("«secret:"):-1], "r/1") == "a/b#c"
+    assert token_reference(bound[len("«secret:"):-1], "r/2") is None  # another step run's
+    assert token_reference(bound[len("«secret:"):-1], "") is None
+    assert token_reference("a/b#c|" + "0" * 24, "r/1") is None  # a forged MAC is not a token
+    assert token_reference("a/b#c", "r/1") is None
 
 
 def test_a_chain_with_a_bad_reference_fails_the_run_with_expression_error(rehearse: Any, embedded: Any) -> None:

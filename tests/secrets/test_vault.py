@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from legion.dsl.expressions import secret_token
+from legion.dsl.budget import step_binding
+from legion.dsl.tokens import make_token
 from legion.engine.errors import ConfigError, NotFound
 from legion.engine.registry import Registry
 from legion.engine.secrets import MASKER, Resolver, SecretError, VaultSecrets, store_from_env
@@ -100,11 +101,16 @@ def test_a_secret_written_with_hvac_resolves_through_vault_secrets(vault: str, c
     assert store.read(path) == {"token": SECRET, "port": 5432}
     assert store.get(f"{path}#token") == SECRET
     resolver = Resolver(store)
-    assert resolver.resolve({"auth": f"Bearer {secret_token(f'{path}#token')}", "port": f"{secret_token(f'{path}#port')}"}) == \
-        {"auth": f"Bearer {SECRET}", "port": 5432}
+    binding = step_binding("r", 1)
+
+    def secret_token(reference: str) -> str:
+        return make_token(reference, binding)
+
+    assert resolver.resolve({"auth": f"Bearer {secret_token(f'{path}#token')}", "port": f"{secret_token(f'{path}#port')}"},
+                            binding) == {"auth": f"Bearer {SECRET}", "port": 5432}
     assert MASKER.text(f"x {SECRET}") == "x ***"
     with pytest.raises(SecretError, match=rf"'{path}#nope'.*no key 'nope'"):
-        resolver.resolve({"a": f"{secret_token(f'{path}#nope')}"})
+        resolver.resolve({"a": f"{secret_token(f'{path}#nope')}"}, binding)
 
 
 def test_write_list_delete(vault: str, client: Any, path: str) -> None:
