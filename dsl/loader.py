@@ -26,8 +26,8 @@ from legion.dsl.errors import Issue, ValidationFailed
 #
 # Each is far above what a real chain or rehearsal file holds, and each refusal names the file
 # (and the place, when there is one) and what to do. A chain of 50,000 steps, each with a
-# `with` of three templates and two or three edges with conditions, is 17 MB, about 1.7
-# million values, ten levels deep, and loads.
+# `with` of three templates and two or three edges with conditions, is 17 MB, about 1.6
+# million values, seven levels deep, and loads (bench/validate.py).
 
 # Bytes in one file. Twice the 50,000-step chain above; ruamel.yaml reads about 170 KB/s and
 # holds about 100 bytes of memory per byte of YAML, so this bounds one file to a few minutes
