@@ -65,6 +65,7 @@ test: setup
 bench: setup
 	$(BIN)/python bench/conductor.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/validate.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

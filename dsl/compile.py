@@ -96,10 +96,12 @@ def routing_key(function: str) -> str:
     return f"lex.{function}"
 
 
-def content_hash(chain: Chain) -> str:
+def content_hash(chain: Chain | dict[str, Any]) -> str:
     """Hash of the chain's meaning (not its comments or formatting): applying the same chain
-    twice changes nothing, reformatting it changes nothing either."""
-    canonical = json.dumps(chain.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    twice changes nothing, reformatting it changes nothing either. A dict is the chain's
+    definition (its JSON dump), when the caller has it already."""
+    definition = chain if isinstance(chain, dict) else chain.model_dump(mode="json", by_alias=True)
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -155,8 +157,8 @@ def compile_chain(chain: Chain, version: int | None = None) -> Plan:
                 "action_function": None, "join": None, "delay": 0.0, "priority": 0,
             })
     topology = delay_topology()
-    for step in chain.steps.values():
-        if not step.run.startswith("chain:"):
-            ext, runner, _ = step.run.split(".")
-            topology = topology.merge(runner_topology(ext, runner))
-    return Plan(chain.chain, content_hash(chain), tuple(records), topology, chain.model_dump(mode="json", by_alias=True))
+    runners = {tuple(step.run.split(".")[:2]): None for step in chain.steps.values() if not step.run.startswith("chain:")}
+    for ext, runner in runners:  # each runner once: a merge costs the size of the topology
+        topology = topology.merge(runner_topology(ext, runner))
+    definition = chain.model_dump(mode="json", by_alias=True)  # once: a large chain's dump is not free
+    return Plan(chain.chain, content_hash(definition), tuple(records), topology, definition)

@@ -138,13 +138,14 @@ class Chain(_Strict):
         return [name for name in self.steps if name not in targets]
 
     def predecessors(self) -> dict[str, list[str]]:
-        preds: dict[str, list[str]] = {name: [] for name in self.steps}
+        # dicts as ordered sets: a step that many steps lead to must not cost a scan per edge
+        preds: dict[str, dict[str, None]] = {name: {} for name in self.steps}
         for name, step in self.steps.items():
             for edge in step.next:
                 for target in edge.do:
-                    if target in preds and name not in preds[target]:
-                        preds[target].append(name)
-        return preds
+                    if target in preds:
+                        preds[target][name] = None
+        return {name: list(sources) for name, sources in preds.items()}
 
 
 class MockEntry(_Strict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,7 +24,6 @@ from legion.dsl.expressions import (
     Condition,
     Template,
     _is_template,
-    leaves,
     template_sources,
 )
 from legion.dsl.loader import Document, load_file, load_text
@@ -41,6 +40,14 @@ from legion.dsl.model import (
 )
 
 OUTPUT_NAMES = frozenset({"input", "ctx", "result", "status", "succeeded", "failed", "error", "run"})
+# A message that names an unknown step lists the chain's steps only when they are this few; a
+# chain of thousands would repeat thousands of names in every such message.
+LISTED_STEPS = 20
+# Close-match hints ("did you mean ...?") compare a name with every candidate (difflib, about
+# 10 µs a candidate): at most this many comparisons per file, about a second, so that a chain
+# of 50,000 steps whose targets are all misspelt is judged in seconds, not hours. Every problem
+# is still reported; past the budget, without the hint.
+HINT_COMPARISONS = 200_000
 
 
 def _model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -153,6 +160,11 @@ class _Checker:
         self.functions = functions
         self.chains = set(chains) if chains is not None else None
         self.issues: list[Issue] = []
+        # Compiled once per source: large chains repeat their templates and conditions, and
+        # compiling (Jinja2, ast) is most of what checking a step costs.
+        self._templates: dict[str, Template | ExpressionError] = {}
+        self._conditions: dict[str, Condition | ExpressionError] = {}
+        self._comparisons = HINT_COMPARISONS
 
     def error(self, path: tuple[Any, ...], message: str, *, value: bool = False) -> None:
         self.issues.append(self.doc.issue(path, message, value=value))
@@ -160,23 +172,43 @@ class _Checker:
     def warn(self, path: tuple[Any, ...], message: str) -> None:
         self.issues.append(self.doc.issue(path, message, severity="warning"))
 
+    def close_match(self, word: str, candidates: Collection[str]) -> str | None:
+        """The candidate closest to `word` (None when none is close, or when the file has
+        used up its budget of comparisons)."""
+        if len(candidates) > self._comparisons:
+            return None
+        self._comparisons -= len(candidates)
+        close = difflib.get_close_matches(word, list(candidates), n=1)
+        return close[0] if close else None
+
     def condition(self, path: tuple[Any, ...], source: Any, allowed: frozenset[str]) -> None:
         if not isinstance(source, (str, bool)):
             return
-        try:
-            cond = Condition(source)
-        except ExpressionError as exc:
-            self.error(path, exc.message, value=True)
+        cond = self._conditions.get(source) if isinstance(source, str) else None
+        if cond is None:
+            try:
+                cond = Condition(source)
+            except ExpressionError as exc:
+                cond = exc
+            if isinstance(source, str):
+                self._conditions[source] = cond
+        if isinstance(cond, ExpressionError):
+            self.error(path, cond.message, value=True)
             return
         for name in sorted(cond.names - allowed):
             self.error(path, f"condition {source!r} uses unknown name {name!r}; names here: {', '.join(sorted(allowed))}", value=True)
 
     def templates(self, path: tuple[Any, ...], value: Any, allowed: frozenset[str]) -> None:
         for sub, source in template_sources(value):
-            try:
-                template = Template(source)
-            except ExpressionError as exc:
-                self.error(path + sub, exc.message, value=True)
+            template = self._templates.get(source)
+            if template is None:
+                try:
+                    template = Template(source)
+                except ExpressionError as exc:
+                    template = exc
+                self._templates[source] = template
+            if isinstance(template, ExpressionError):
+                self.error(path + sub, template.message, value=True)
                 continue
             for name in sorted(template.names - allowed):
                 self.error(path + sub, f"template {source!r} uses unknown name {name!r}; names here: {', '.join(sorted(allowed))}", value=True)
@@ -188,7 +220,9 @@ class _Checker:
         steps = data.get("steps")
         steps = steps if isinstance(steps, Mapping) else {}
         names = set(steps)
-        preds: dict[str, list[str]] = {name: [] for name in steps}
+        # Each step's predecessors, in order, each once (a dict as an ordered set: a step that
+        # many steps lead to, such as a shared failure handler, must not cost a scan per edge).
+        preds: dict[str, dict[str, None]] = {name: {} for name in steps}
 
         schema = data.get("input")
         if isinstance(schema, Mapping):
@@ -247,11 +281,12 @@ class _Checker:
                         continue
                     tpath = epath + ("do",) + ((j,) if isinstance(edge.get("do"), list) else ())
                     if target not in names:
-                        close = difflib.get_close_matches(target, sorted(names), n=1)
-                        hint = f"; did you mean {close[0]!r}?" if close else f"; steps: {', '.join(sorted(names))}"
+                        close = self.close_match(target, names)
+                        hint = (f"; did you mean {close!r}?" if close else f"; steps: {', '.join(sorted(names))}"
+                                if len(names) <= LISTED_STEPS else "")
                         self.error(tpath, f"`do` names {target!r}, which is not a step{hint}", value=True)
-                    elif name not in preds[target]:
-                        preds[target].append(name)
+                    else:
+                        preds[target][name] = None
 
         self._graph(data, steps, preds)
         return self.issues
@@ -277,8 +312,8 @@ class _Checker:
             if broken is not None:
                 self.error(here + ("run",), broken, value=True)
                 return
-            close = difflib.get_close_matches(ref, list(self.functions), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else "; `legion lex list` shows the installed functions"
+            close = self.close_match(ref, self.functions)
+            hint = f"; did you mean {close!r}?" if close else "; `legion lex list` shows the installed functions"
             self.error(here + ("run",), f"unknown function {ref!r}{hint}", value=True)
             return
         args = step.get("with")
@@ -312,7 +347,7 @@ class _Checker:
                 if isinstance(ref, str) and ref.count(".") == 2 and ref not in self.functions:
                     self.error(("on", "events", i), f"unknown function {ref!r} in on.events; `legion lex list` shows the installed functions", value=True)
 
-    def _graph(self, data: Mapping[str, Any], steps: Mapping[str, Any], preds: dict[str, list[str]]) -> None:
+    def _graph(self, data: Mapping[str, Any], steps: Mapping[str, Any], preds: dict[str, dict[str, None]]) -> None:
         if not steps:
             return
         start = data.get("start")
@@ -331,7 +366,7 @@ class _Checker:
             if not isinstance(step, Mapping):
                 continue
             join = step.get("join")
-            count = len(preds.get(name, []))
+            count = len(preds.get(name, {}))
             if isinstance(join, int) and not isinstance(join, bool) and join > count:
                 self.error(("steps", name, "join"), f"join: {join} waits for more predecessors than step {name!r} has ({count})", value=True)
             if join is None and count >= 2:
@@ -366,10 +401,18 @@ contentEncoding contentMediaType contentSchema definitions dependencies
 """.split())
 
 
-def _non_finite(value: Any) -> Iterable[tuple[Any, ...]]:
-    for path, leaf in leaves(value):
-        if isinstance(leaf, float) and (math.isnan(leaf) or math.isinf(leaf)):
-            yield path
+def _non_finite(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The paths of NaN and infinities in a tree. Every value of the file passes here, so
+    it does not go through `leaves` (a generator per level, and a path per leaf): only
+    containers and floats cost more than a type check. The loader bounds the depth."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    found: list[tuple[Any, ...]] = []
+    for key, item in items:
+        if isinstance(item, (dict, list, float)):
+            found += _non_finite(item, path + (key,))
+    return found
 
 
 def validate_chain_document(

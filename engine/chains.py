@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from legion.dsl.compile import Plan, compile_chain
 from legion.dsl.errors import Issue, ValidationFailed
-from legion.dsl.loader import load_file
 from legion.dsl.model import Chain
 from legion.dsl.validate import validate_chain_document
 from legion.engine.schedules import next_fire
-from legion.engine.yamlfiles import classify, find_yaml
+from legion.engine.yamlfiles import YamlFiles, find_yaml
 
 if TYPE_CHECKING:
     from legion.engine.registry import Registry
@@ -29,32 +28,38 @@ class ChainFile:
     plan: Plan
 
 
-def chain_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Chain files named, or found under named folders (rehearsals and other YAML skipped)."""
+def chain_paths(paths: Iterable[str | Path], files: YamlFiles | None = None) -> list[Path]:
+    """Chain files named, or found under named folders (rehearsals and other YAML skipped).
+    Telling them apart loads them: pass the command's `files` so that they load only once."""
+    files = files if files is not None else YamlFiles()
+    paths = list(paths)
+    named = {Path(p) for p in paths}
     found = []
     for path in find_yaml(paths):
         if Path(path).is_dir():
             continue
         if not Path(path).exists():
             raise ValidationFailed([Issue(f"no such file or folder: {path}", file=str(path))])
-        kind = classify(path)
-        if kind in ("chain", "broken") or (kind == "other" and path in [Path(p) for p in paths]):
+        kind = files.get(path).kind
+        if kind in ("chain", "broken") or (kind == "other" and path in named):
             found.append(path)
     return found
 
 
-def load_chains(paths: Iterable[str | Path], registry: Registry, known_chains: Iterable[str] = ()) -> tuple[list[ChainFile], list[Issue]]:
-    """Validate every chain file; raise ValidationFailed with every error of every file."""
-    files = chain_paths(list(paths))
+def load_chains(paths: Iterable[str | Path], registry: Registry, known_chains: Iterable[str] = (),
+                files: YamlFiles | None = None) -> tuple[list[ChainFile], list[Issue]]:
+    """Validate every chain file; raise ValidationFailed with every error of every file.
+    `files`: the command's loaded files, when it has already read some of them."""
+    files = files if files is not None else YamlFiles()
     docs = []
     issues: list[Issue] = []
     names: dict[str, Path] = {}
-    for path in files:
-        try:
-            doc = load_file(path)
-        except ValidationFailed as exc:
-            issues += exc.issues
+    for path in chain_paths(list(paths), files):
+        loaded = files.get(path)
+        if loaded.doc is None:
+            issues += loaded.issues
             continue
+        doc = loaded.doc
         docs.append(doc)
         if isinstance(doc.data, dict) and isinstance(doc.data.get("chain"), str):
             name = doc.data["chain"]
@@ -69,7 +74,7 @@ def load_chains(paths: Iterable[str | Path], registry: Registry, known_chains: I
         chain, found = validate_chain_document(doc, functions=catalog, chains=every_chain)
         issues += found
         if chain is not None:
-            source = Path(doc.file).read_text(encoding="utf-8")
+            source = doc.text if doc.text is not None else Path(doc.file).read_text(encoding="utf-8")
             loaded.append(ChainFile(Path(doc.file), chain, source, found, compile_chain(chain)))
     if any(i.severity == "error" for i in issues):
         raise ValidationFailed(issues)

@@ -17,7 +17,7 @@ from typing import Any
 
 from legion.dsl.budget import step_binding
 from legion.dsl.errors import Issue, LegionError, ValidationFailed
-from legion.dsl.loader import Document, load_file
+from legion.dsl.loader import Document
 from legion.dsl.model import Chain, MockEntry, Rehearsal
 from legion.dsl.validate import validate_chain_document, validate_rehearsal_document
 from legion.engine.conductor import ChainProgram, Conductor, Ended, Queue, Schedule
@@ -26,6 +26,7 @@ from legion.engine.registry import Registry
 from legion.engine.runstate import RunState, StepRun
 from legion.engine.sdk import Context
 from legion.engine.secrets import Resolver, SecretError
+from legion.engine.yamlfiles import YamlFiles
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC).timestamp()  # the virtual clock's start
 MAX_DEPTH = 8
@@ -224,9 +225,10 @@ def subset_match(expected: Mapping[str, Any], actual: Mapping[str, Any] | None) 
 class ChainFolder:
     """Chains found by name among the chain files of one folder (for `chain:<name>`)."""
 
-    def __init__(self, folder: Path, registry: Registry) -> None:
+    def __init__(self, folder: Path, registry: Registry, files: YamlFiles | None = None) -> None:
         self.folder = folder
         self.registry = registry
+        self.files = files if files is not None else YamlFiles()
         self._paths: dict[str, Path] | None = None
         self._programs: dict[str, ChainProgram] = {}
 
@@ -234,10 +236,10 @@ class ChainFolder:
         if self._paths is None:
             self._paths = {}
             for path in sorted(self.folder.glob("*.y*ml")):
-                try:
-                    data = load_file(path).data
-                except ValidationFailed:
+                doc = self.files.get(path).doc
+                if doc is None:
                     continue
+                data = doc.data
                 if isinstance(data, dict) and "steps" in data and isinstance(data.get("chain"), str):
                     self._paths.setdefault(data["chain"], path)
         return self._paths
@@ -247,7 +249,7 @@ class ChainFolder:
             path = self.paths().get(name)
             if path is None:
                 raise LegionError(f"no chain named {name!r} among the chain files in {self.folder}")
-            chain, _ = validate_or_raise(load_file(path), self.registry, self.paths().keys())
+            chain, _ = validate_or_raise(self.files.load(path), self.registry, self.paths().keys())
             self._programs[name] = ChainProgram(chain, functions=self.registry.catalog())
         return self._programs[name]
 
@@ -259,11 +261,13 @@ def validate_or_raise(doc: Document, registry: Registry, chains: Iterable[str] |
     return chain, issues
 
 
-def run_rehearsal(path: Path, registry: Registry) -> RehearsalReport:
-    """Load, validate, run and check one rehearsal file; problems become a failed report."""
+def run_rehearsal(path: Path, registry: Registry, files: YamlFiles | None = None) -> RehearsalReport:
+    """Load, validate, run and check one rehearsal file; problems become a failed report.
+    `files`: the command's loaded files, so that a file several rehearsals use loads once."""
     name = path.stem
+    files = files if files is not None else YamlFiles()
     try:
-        doc = load_file(path)
+        doc = files.load(path)
         rehearsal, issues = validate_rehearsal_document(doc)
         if rehearsal is None:
             return RehearsalReport(str(path), name, False, ["the rehearsal file has errors"], issues)
@@ -271,10 +275,10 @@ def run_rehearsal(path: Path, registry: Registry) -> RehearsalReport:
         name = rehearsal.rehearsal or name
         if isinstance(rehearsal.chain, str):
             chain_path = (path.parent / rehearsal.chain).resolve()
-            folder = ChainFolder(chain_path.parent, registry)
-            chain_doc = load_file(chain_path)
+            folder = ChainFolder(chain_path.parent, registry, files)
+            chain_doc = files.load(chain_path)
         else:
-            folder = ChainFolder(path.parent, registry)
+            folder = ChainFolder(path.parent, registry, files)
             chain_doc = Document(str(path), doc.root["chain"])
         known = set(folder.paths())
         if isinstance(chain_doc.data, dict) and isinstance(chain_doc.data.get("chain"), str):

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legion.dsl.errors import BadInput, Issue, LegionError, ValidationFailed
 from legion.engine.cli.main import Context
 from legion.engine.cli.output import dumps, table
+
+if TYPE_CHECKING:
+    from legion.engine.yamlfiles import YamlFiles
 
 
 def _issue_lines(issues: list[Issue]) -> str:
     return "\n".join(str(i) for i in issues)
 
 
-def chain_files(paths: list[str]) -> list[Path]:
+def chain_files(paths: list[str], loaded: YamlFiles | None = None) -> list[Path]:
     """The chain files the paths name or hold, each once (a file named and also found under a
     named folder is one file); BadInput when there is none, so that an empty folder is never
-    taken for "no chains" (which `apply --prune` would act on)."""
+    taken for "no chains" (which `apply --prune` would act on). `loaded`: the command's files,
+    which keep what this reads for what comes next."""
     from legion.engine.chains import chain_paths
 
     files: list[Path] = []
     seen: set[Path] = set()
-    for path in chain_paths(paths):
+    for path in chain_paths(paths, loaded):
         key = path.resolve()
         if key not in seen:
             seen.add(key)
@@ -35,8 +39,10 @@ def chain_files(paths: list[str]) -> list[Path]:
 
 def load(paths: list[str], ctx: Context, known_chains: list[str]) -> tuple[list[Any], list[Issue]]:
     from legion.engine.chains import load_chains
+    from legion.engine.yamlfiles import YamlFiles
 
-    return load_chains(chain_files(paths), ctx.registry, known_chains)
+    loaded = YamlFiles()  # each file is read and parsed once for the whole command
+    return load_chains(chain_files(paths, loaded), ctx.registry, known_chains, loaded)
 
 
 def validate(args: argparse.Namespace, ctx: Context) -> int:
@@ -178,16 +184,17 @@ def _progress(ctx: Context) -> Any:
 
 def test(args: argparse.Namespace, ctx: Context) -> int:
     from legion.engine.rehearsal import run_rehearsal
-    from legion.engine.yamlfiles import classify, find_yaml
+    from legion.engine.yamlfiles import YamlFiles, find_yaml
 
     paths = [Path(p) for p in args.paths]
     for p in paths:
         if not p.exists():
             raise BadInput(f"no such file or folder: {p}")
-    rehearsals = [p for p in find_yaml(paths) if classify(p) in ("rehearsal", "broken")]
+    loaded = YamlFiles()  # each file is read and parsed once, however many rehearsals use it
+    rehearsals = [p for p in find_yaml(paths) if loaded.get(p).kind in ("rehearsal", "broken")]
     if not rehearsals:
         raise BadInput(f"no rehearsal files (YAML with a top-level `expect`) under {', '.join(args.paths)}")
-    reports = [run_rehearsal(p, ctx.registry) for p in rehearsals]
+    reports = [run_rehearsal(p, ctx.registry, loaded) for p in rehearsals]
     passed = sum(r.passed for r in reports)
     failed = len(reports) - passed
 
