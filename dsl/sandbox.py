@@ -17,6 +17,7 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2 import meta as jinja_meta
+from jinja2.compiler import CodeGenerator
 from jinja2.filters import do_join
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -24,7 +25,7 @@ from jinja2.visitor import NodeTransformer
 
 from legion.dsl import budget
 from legion.dsl.errors import ExpressionError
-from legion.dsl.expressions import MAPPING_METHODS, _mapping_method, secret_token, sized
+from legion.dsl.expressions import MAPPING_METHODS, _mapping_method, secret_token, shown, sized
 
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {"**": budget.power, "*": budget.mul, "+": budget.add, "%": budget.modulo}
 
@@ -238,7 +239,7 @@ def compile_template(source: str) -> tuple[frozenset[str], Callable[..., Any] | 
     `{{ expression }}`, else the compiled template); ExpressionError when it cannot compile."""
     try:
         tree = ENV.parse(source)
-        names = frozenset(jinja_meta.find_undeclared_variables(tree)) - {"null", "secret"}
+        names = _names(tree)
         inner = _single_expression(source, tree)
         if inner is not None:
             return names, ENV.compile_expression(inner, undefined_to_none=False), None
@@ -247,6 +248,33 @@ def compile_template(source: str) -> tuple[frozenset[str], Callable[..., Any] | 
         raise ExpressionError(f"template {source!r}: syntax error: {exc.message}") from None
     except Exception as exc:  # unknown filters and tests, and errors while folding constants
         raise ExpressionError(f"template {source!r}: {type(exc).__name__}: {exc}") from None
+
+
+class _Names(jinja_meta.TrackingCodeGenerator):
+    """Jinja's introspection (the names a template reads), without constant folding: Jinja's
+    own folds constants as it goes, which would evaluate parts of the template."""
+
+    def __init__(self, environment: Any) -> None:
+        CodeGenerator.__init__(self, environment, "<introspection>", "<introspection>", optimized=False)
+        self.undeclared_identifiers: set[str] = set()
+
+
+def _names(tree: nodes.Template) -> frozenset[str]:
+    generator = _Names(ENV)
+    generator.visit(tree)
+    return frozenset(generator.undeclared_identifiers) - {"null", "secret"}
+
+
+def template_names(source: str) -> frozenset[str]:
+    """What validation needs of a template, without compiling it to Python (which costs twice
+    as much): the names it reads. ExpressionError when it does not parse, nests too deeply,
+    or uses a filter or test that does not exist."""
+    try:
+        return _names(ENV.parse(source))
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"template {shown(source)}: syntax error: {exc.message}") from None
+    except RecursionError:
+        raise ExpressionError(f"template {shown(source)} nests too deeply: split it up") from None
 
 
 def _single_expression(source: str, tree: nodes.Template) -> str | None:

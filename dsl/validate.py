@@ -22,7 +22,6 @@ from legion.dsl.expressions import (
     RUN_NAMES,
     STEP_NAMES,
     Condition,
-    Template,
     _is_template,
     template_sources,
 )
@@ -160,9 +159,9 @@ class _Checker:
         self.functions = functions
         self.chains = set(chains) if chains is not None else None
         self.issues: list[Issue] = []
-        # Compiled once per source: large chains repeat their templates and conditions, and
-        # compiling (Jinja2, ast) is most of what checking a step costs.
-        self._templates: dict[str, Template | ExpressionError] = {}
+        # Checked once per source: large chains repeat their templates and conditions, and
+        # parsing them (Jinja2, ast) is most of what checking a step costs.
+        self._templates: dict[str, frozenset[str] | ExpressionError] = {}
         self._conditions: dict[str, Condition | ExpressionError] = {}
         self._comparisons = HINT_COMPARISONS
 
@@ -200,17 +199,21 @@ class _Checker:
 
     def templates(self, path: tuple[Any, ...], value: Any, allowed: frozenset[str]) -> None:
         for sub, source in template_sources(value):
-            template = self._templates.get(source)
-            if template is None:
+            # Parsed, not compiled: validation never runs a template, and compiling costs
+            # twice what parsing does (the conductor compiles when a run needs it).
+            names = self._templates.get(source)
+            if names is None:
+                from legion.dsl.sandbox import template_names  # Jinja2 loads with the first template
+
                 try:
-                    template = Template(source)
+                    names = template_names(source)
                 except ExpressionError as exc:
-                    template = exc
-                self._templates[source] = template
-            if isinstance(template, ExpressionError):
-                self.error(path + sub, template.message, value=True)
+                    names = exc
+                self._templates[source] = names
+            if isinstance(names, ExpressionError):
+                self.error(path + sub, names.message, value=True)
                 continue
-            for name in sorted(template.names - allowed):
+            for name in sorted(names - allowed):
                 self.error(path + sub, f"template {source!r} uses unknown name {name!r}; names here: {', '.join(sorted(allowed))}", value=True)
 
     def run(self) -> list[Issue]:

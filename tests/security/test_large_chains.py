@@ -113,15 +113,21 @@ def test_a_file_reached_by_two_paths_keeps_the_name_it_is_asked_by(tmp_path: Pat
 # ---------------------------------------------------------------- what validation does per step
 
 
-def test_each_distinct_template_is_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_distinct_template_is_checked_once_and_none_is_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    from legion.dsl import expressions, sandbox
+
     compiled: Counter[str] = Counter()
+    checked = sandbox.template_names
 
-    class CountingTemplate(validate.Template):
-        def __init__(self, source: str) -> None:
-            compiled[source] += 1
-            super().__init__(source)
+    def counting(source: str) -> frozenset[str]:
+        compiled[source] += 1
+        return checked(source)
 
-    monkeypatch.setattr(validate, "Template", CountingTemplate)
+    def never(source: str) -> Any:
+        raise AssertionError(f"validation compiled {source!r}")
+
+    monkeypatch.setattr(sandbox, "template_names", counting)
+    monkeypatch.setattr(expressions.Template, "__init__", never)
     text = sequence(300, with_="message: '{{{{ input.x }}}}', n: '{{{{ input.n + {i} }}}}'")
     chain, issues = load_chain("big.yaml", text=text, functions=CATALOG)
     assert issues == []
