@@ -328,7 +328,7 @@ def check_value(value: Any, cap: int | None = None) -> None:
         elif isinstance(item, int):
             if _int_bits(item) > MAX_INT_BITS:
                 raise ValueProblem("ResultInvalid", f"it holds an integer of more than {MAX_INT_DIGITS:,} digits, "
-                                                    f"which cannot be stored; return it as a string")
+                                                    f"which cannot be stored; write it as a string")
             size += 20
         elif isinstance(item, float):
             if math.isnan(item) or math.isinf(item):
