@@ -318,3 +318,19 @@ steps:
     assert task["result"] == f"x {token}"
     # The database holds no trace of the value.
     assert secret.encode() not in (home / "legion.db").read_bytes()
+
+
+def test_a_token_signed_with_another_key_never_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
+    from legion.dsl import tokens
+    from legion.dsl.budget import step_binding
+    from legion.engine.secrets import resolve_tokens
+
+    binding = step_binding("run-1", 1)
+    monkeypatch.setattr(tokens, "_TOKEN_KEY", b"another deployment's key")
+    foreign = tokens.make_token("api#token", binding)
+    monkeypatch.undo()
+    ours = tokens.make_token("api#token", binding)
+    seen: list[str] = []
+    assert resolve_tokens({"a": foreign}, seen.append, binding) == {"a": foreign} and seen == []
+    resolve_tokens({"a": ours}, seen.append, binding)
+    assert seen == ["api#token"]
