@@ -279,7 +279,7 @@ def run_rehearsal(path: Path, registry: Registry, files: YamlFiles | None = None
             chain_doc = files.load(chain_path)
         else:
             folder = ChainFolder(path.parent, registry, files)
-            chain_doc = Document(str(path), doc.root["chain"])
+            chain_doc = doc.sub("chain")
         known = set(folder.paths())
         if isinstance(chain_doc.data, dict) and isinstance(chain_doc.data.get("chain"), str):
             known.add(chain_doc.data["chain"])  # an inline chain may call itself

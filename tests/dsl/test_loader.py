@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import math
 from pathlib import Path
 
 import pytest
 
+from legion.dsl import loader
 from legion.dsl.errors import BadInput, Issue, LegionError, ValidationFailed
 from legion.dsl.loader import Document, load_file, load_text
 
@@ -289,3 +291,180 @@ def test_issue_uses_key_or_value_position(doc: Document) -> None:
     assert (at_key.line, at_key.col, at_key.file) == (4, 5, "p.yaml")
     assert (at_value.line, at_value.col, at_value.severity) == (4, 10, "warning")
     assert at_key.path == ("steps", "first", "run")
+
+
+# ---------------------------------------------------------------- libyaml and ruamel.yaml agree
+#
+# Files are read by libyaml (`loader._fast`); ruamel.yaml (`loader._load_ruamel`), which read
+# every file before, still judges errors and rare constructs. Both must give the same data and
+# the same places.
+
+
+def _ruamel(text: str) -> Document:
+    """The document as ruamel.yaml reads it (as it read every file before)."""
+    saved = loader._CParser
+    loader._CParser = None  # type: ignore[misc,assignment]
+    try:
+        data, positions = loader._parse(text, "f.yaml")
+    finally:
+        loader._CParser = saved  # type: ignore[misc]
+    return Document("f.yaml", data, text, positions)
+
+
+def _fast(text: str) -> Document:
+    data, positions = loader._fast(text)
+    return Document("f.yaml", data, text, positions)
+
+
+def _same(value: object, other: object) -> bool:
+    if isinstance(value, float) and isinstance(other, float) and math.isnan(value):
+        return math.isnan(other)
+    return type(value) is type(other) and value == other
+
+
+SCALARS = [
+    ("yes", "yes"), ("no", "no"), ("on", "on"), ("off", "off"), ("y", "y"), ("Yes", "Yes"),
+    ("true", True), ("True", True), ("TRUE", True), ("false", False), ("False", False), ("FALSE", False), ("tRUE", "tRUE"),
+    ("null", None), ("Null", None), ("NULL", None), ("~", None), ("", None), ("nUll", "nUll"), ("none", "none"),
+    ("0", 0), ("-0", 0), ("+12", 12), ("42", 42), ("010", 10), ("-012", -12), ("00012", 12), ("1_000", 1000),
+    ("0o17", 15), ("+0o7", 7), ("0O17", "0O17"), ("0o8", "0o8"), ("0o", "0o"), ("0x1F", 31), ("-0x1F", -31), ("0xABCDEF", 0xABCDEF),
+    ("0x", "0x"), ("0b101", 5),
+    ("1.5", 1.5), (".5", 0.5), ("+.5", 0.5), ("-.5e-3", -0.0005), ("5.", 5.0), ("0.", 0.0), ("1e3", 1000.0), ("12e03", 12000.0),
+    ("1.5e+3", 1500.0), ("1.0E5", 100000.0), ("6.8523015e+5", 685230.15), ("685.230_15e+03", 685230.15), ("1e", "1e"),
+    (".inf", math.inf), ("+.inf", math.inf), ("-.Inf", -math.inf), (".INF", math.inf), (".nan", math.nan), (".NaN", math.nan),
+    (".NAN", math.nan), ("-.nan", "-.nan"), (".", "."),
+    ("1:20", "1:20"), ("190:20:30", "190:20:30"), ("2024-01-01", "2024-01-01"), ("=", "="), ("<<x", "<<x"),
+    ("core.util.noop", "core.util.noop"), ("'42'", "42"), ('"true"', "true"), ("'null'", "null"), ("'~'", "~"),
+]
+
+
+@pytest.mark.parametrize(("written", "expected"), SCALARS, ids=[w or "empty" for w, _ in SCALARS])
+def test_scalars_follow_the_yaml_1_2_core_schema_as_ruamel_yaml_reads_it(written: str, expected: object) -> None:
+    text = f"v: {written}\nl: [{written}]\n" if written else "v:\n"
+    fast, slow = _fast(text).data, _ruamel(text).data
+    for data in (fast, slow):
+        assert _same(data["v"], expected), data
+        assert not written or _same(data["l"][0], expected), data
+
+
+def test_non_string_keys_become_strings_and_ruamel_yaml_duplicates_still_count() -> None:
+    text = "1: a\n1.5: b\nfalse: c\nnull: d\n"
+    assert _fast(text).data == _ruamel(text).data == {"1": "a", "1.5": "b", "False": "c", "None": "d"}
+    assert load_text("1: a\n'1': b\n").data == {"1": "b"}
+    issue = _load_issue("1: a\ntrue: b\n")
+    assert (issue.line, issue.col) == (2, 1) and 'duplicate key "True"' in issue.message
+
+
+PLACES = """\
+chain: places
+defaults: &defaults
+  retry: &retry {count: 2, delay: 1s}
+  with: {message: hi}
+steps:
+  first:
+    <<: *defaults
+    run: core.util.echo
+    next:
+      - do: second
+      -
+      - when:
+  second:
+    run: core.util.echo
+    retry: *retry
+    timeout:
+    with: {message: , level: info}   # a comment
+  third:
+    <<: [*defaults, {run: core.util.noop}]
+    when: # empty, with a comment
+    after: x
+empty:
+"""
+
+
+def _paths(value: object, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    found = [path, (*path, "missing"), (*path, 99)]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += _paths(item, (*path, i))
+    return found
+
+
+def test_places_are_those_ruamel_yaml_gives_for_aliases_merges_and_empty_values() -> None:
+    fast, slow = _fast(PLACES), _ruamel(PLACES)
+    assert fast.data == slow.data
+    assert fast.data["steps"]["first"] == {"retry": {"count": 2, "delay": "1s"}, "with": {"message": "hi"}, "run": "core.util.echo",
+                                           "next": [{"do": "second"}, None, {"when": None}]}
+    assert list(fast.data["steps"]["third"]) == ["when", "after", "retry", "with", "run"]
+    paths = _paths(fast.data)
+    assert len(paths) > 60
+    for path in paths:
+        assert fast.position(path) == slow.position(path), path
+        assert fast.value_position(path) == slow.value_position(path), path
+    assert fast.value_position(("steps", "second", "retry")) == (3, 10)  # an alias is placed where its value was written
+    assert fast.position(("steps", "first", "run")) == (8, 5)
+
+
+def test_an_alias_is_a_copy() -> None:
+    doc = load_text("a: &a {x: [1]}\nb: *a\n")
+    doc.data["b"]["x"].append(2)
+    assert doc.data["a"] == {"x": [1]}
+
+
+def test_duplicate_key_messages_show_both_values() -> None:
+    issue = _load_issue("a: {x: [1, 2]}\na: {y: 3}\n")
+    assert issue.message.startswith("""duplicate key "a" with value "{'y': 3}" (original value: "{'x': [1, 2]}"): """)
+    assert (issue.line, issue.col) == (2, 1)
+    # The first duplicate whose value is complete, as ruamel.yaml reported it: the inner one.
+    issue = _load_issue("a: 1\na: {x: 1, x: 2}\n")
+    assert (issue.line, issue.col) == (2, 11)
+
+
+@pytest.mark.parametrize("text", [
+    "a: !!str 5\n", "a: !custom x\n", "a: !!value x\n", "a: !!int '7'\n", "a: ! x\n", "a: !!binary aGk=\n",
+    "%YAML 1.1\n---\na: yes\n", "? [a, b]\n: 1\n", "a: 2001-12-14t21:59:43.10-05:00\n", "a: 2024-13-45\n",
+    "a:\tb\n", "a: x\t# c\n", "m: {<<: 5}\n", "a: &a {x: 1}\nm: {<<: *a, <<: {y: 1}}\n", "a: ._\n", "{&nd: a}\n",
+], ids=["str-tag", "custom-tag", "value-tag", "int-tag", "bang", "binary", "yaml-1.1", "complex-key", "timestamp", "bad-date",
+        "tab", "tab-comment", "merge-scalar", "two-merges", "underscore-float", "anchor-colon"])
+def test_what_libyaml_leaves_to_ruamel_yaml_loads_as_before(text: str) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - the fast path hands these on
+        loader._fast(text)
+    try:
+        expected: object = ("data", _ruamel(text).data)
+    except ValidationFailed as exc:
+        expected = ("issues", [str(i) for i in exc.issues])
+    try:
+        got: object = ("data", load_text(text, "f.yaml").data)
+    except ValidationFailed as exc:
+        got = ("issues", [str(i) for i in exc.issues])
+    assert got == expected
+
+
+def test_the_tag_refusal_and_the_1_1_directive() -> None:
+    assert "YAML tag !custom on 'x' is not supported" in _load_issue("a: !custom x\n").message
+    assert load_text("%YAML 1.1\n---\na: yes\n").data == {"a": True}
+    assert load_text("a: !!value x\n").data == {"a": "x"}
+
+
+def test_without_libyaml_ruamel_yaml_reads_every_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "_CParser", None)
+    doc = load_text(POSITIONS, "p.yaml")
+    assert doc.position(("steps", "first", "next", 1, "do", 1)) == (8, 22)
+    assert load_text("a: 0o17\nb: on\n").data == {"a": 15, "b": "on"}
+
+
+def test_a_sub_document_keeps_the_places_of_its_part(doc: Document) -> None:
+    sub = doc.sub("steps")
+    assert sub.file == "p.yaml" and sub.text is None
+    assert sub.data == doc.data["steps"] and sub.data is not doc.data["steps"]
+    assert sub.position(("first", "run")) == (4, 5)
+    assert sub.value_position(("second", "with", "message")) == (9, 49)
+    assert doc.sub("chain").position(("x",)) == (1, 1)
+
+
+def test_many_lookups_in_a_large_mapping() -> None:
+    text = "steps:\n" + "".join(f"  s{i}: {{run: core.util.noop}}\n" for i in range(2000))
+    doc = load_text(text)
+    assert [doc.position(("steps", f"s{i}", "run")) for i in (0, 1999)] == [(2, 8), (2001, 11)]

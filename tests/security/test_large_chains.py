@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml.main import YAML
 
-from legion.dsl import validate
+from legion.dsl import loader, validate
 from legion.dsl.errors import ValidationFailed
 from legion.dsl.validate import HINT_COMPARISONS, LISTED_STEPS, load_chain
 from legion.engine.cli.main import main
@@ -39,15 +38,15 @@ def sequence(n: int, *, with_: str = "", edges: str = "", extra: str = "") -> st
 
 @pytest.fixture
 def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
-    """How many times the YAML parser was given each text."""
+    """How many times the loader parsed each text (libyaml, and ruamel.yaml when it judges an error)."""
     counts: Counter[str] = Counter()
-    parse = YAML.load
+    parse = loader._parse
 
-    def counting(self: YAML, stream: Any) -> Any:
-        counts[stream if isinstance(stream, str) else repr(stream)] += 1
-        return parse(self, stream)
+    def counting(text: str, file: str) -> Any:
+        counts[text] += 1
+        return parse(text, file)
 
-    monkeypatch.setattr(YAML, "load", counting)
+    monkeypatch.setattr(loader, "_parse", counting)
     yield counts
 
 
