@@ -13,6 +13,11 @@ Files, generated into a temporary folder:
   the two meet), and a `failed` edge to a shared `notify` step that ends the run with `fail`.
   Validate must accept it (exit 0).
 
+Two baselines run on the same files in the same invocation, each a subprocess: **libyaml** —
+PyYAML's `CSafeLoader` (libyaml's parser, PyYAML's constructor) reading the file into Python
+data and nothing else (no positions, no checks, no validation) — and **ruamel rt** — ruamel.yaml's round-trip load, what validation parsed with
+before it read files through libyaml (skipped above 10,000 steps: it takes minutes).
+
 Each `legion chain validate` runs in its own subprocess, as users run it, with a fresh
 LEGION_HOME (no database: nothing but the files is read). Figures: wall time
 (`time.perf_counter` around the subprocess), CPU time (user + system: what the command cost,
@@ -145,6 +150,12 @@ def measured(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) ->
             "stderr": stderr.strip().splitlines()[:2]}
 
 
+LIBYAML = "import sys, yaml; yaml.load(open(sys.argv[1], encoding='utf-8'), Loader=yaml.CSafeLoader)"
+RUAMEL = ("import sys; from ruamel.yaml import YAML; y = YAML(typ='rt'); y.version = (1, 2); "
+          "y.load(open(sys.argv[1], encoding='utf-8').read())")
+RUAMEL_MAX_STEPS = 10_000
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,50000", help="step counts of the large chains (default 10000,50000)")
@@ -168,17 +179,29 @@ def main(argv: list[str] | None = None) -> int:
             (tmp / name).write_text(text, encoding="utf-8")
             figures = measured([*legion_argv(), "chain", "validate", name], env, tmp, timeout)
             figures.update(file=label, bytes=len(text.encode()), expected_exit=expected)
+            if label != "bomb":  # the baselines would expand the bomb's aliases
+                figures["libyaml_s"] = measured([sys.executable, "-c", LIBYAML, name], env, tmp, timeout)["cpu_s"]
+                steps = int(label.split()[0])
+                if steps <= RUAMEL_MAX_STEPS:
+                    figures["ruamel_s"] = measured([sys.executable, "-c", RUAMEL, name], env, tmp, timeout)["cpu_s"]
             results.append(figures)
             shutil.rmtree(tmp / "home", ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print()
-    print(f"  {'file':<14}{'size':>12}{'wall':>12}{'CPU':>12}{'peak memory':>14}  exit")
+    print(f"  {'file':<14}{'size':>12}{'wall':>12}{'CPU':>12}{'peak memory':>14}  exit"
+          f"{'libyaml CPU':>14}{'CPU / libyaml':>15}{'ruamel rt CPU':>15}{'ruamel / CPU':>14}")
     for r in results:
         exit_text = "timed out" if r["exit"] is None else str(r["exit"])
         mark = "" if r["exit"] == r["expected_exit"] else f"  (expected {r['expected_exit']})"
-        print(f"  {r['file']:<14}{r['bytes'] / 1024:>9,.0f} KB{r['wall_s']:>10,.2f} s{r['cpu_s']:>10,.2f} s{r['peak_bytes'] / 2**20:>11,.0f} MB  {exit_text}{mark}")
+        line = f"  {r['file']:<14}{r['bytes'] / 1024:>9,.0f} KB{r['wall_s']:>10,.2f} s{r['cpu_s']:>10,.2f} s{r['peak_bytes'] / 2**20:>11,.0f} MB  {exit_text:<4}"
+        if "libyaml_s" in r:
+            line += f"{r['libyaml_s']:>12,.2f} s{r['cpu_s'] / r['libyaml_s']:>14,.1f}x"
+            line += f"{r['ruamel_s']:>13,.2f} s{r['ruamel_s'] / r['cpu_s']:>13,.1f}x" if "ruamel_s" in r else f"{'skipped':>15}"
+        print(line + mark)
+    print("  CPU / libyaml: validate's CPU time (load, positions, every check) over PyYAML's CSafeLoader load of the same file.")
+    print("  ruamel / CPU: the ruamel round-trip load alone over validate's CPU time (above 1: validate is faster).")
     bad = [r for r in results if r["exit"] != r["expected_exit"]]
     for r in bad:
         print(f"  ! {r['file']}: " + " | ".join(r["stderr"]))
