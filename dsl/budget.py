@@ -316,6 +316,8 @@ def check_value(value: Any, cap: int | None = None) -> None:
     None, list, dict with string keys), finite numbers, integers of at most MAX_INT_DIGITS
     digits, and its JSON text (counted approximately, in characters) within `cap` (the
     storage cap by default)."""
+    if value is None or (type(value) is dict and not value):  # most results and arguments: nothing to walk
+        return
     limit = _limits.value if cap is None else cap
     size = 0
     stack: list[Any] = [value]

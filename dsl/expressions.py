@@ -471,6 +471,11 @@ def _constant(value: Any) -> Renderer:
     return lambda scope: value
 
 
+def has_templates(value: Any) -> bool:
+    """Whether any string in the tree is a template (a tree without any renders to itself)."""
+    return _has_template(value)
+
+
 def _has_template(value: Any) -> bool:
     if isinstance(value, str):
         return _is_template(value)

@@ -20,7 +20,7 @@ import jsonschema
 from legion.dsl.budget import ValueProblem, check_value, evaluating, step_binding
 from legion.dsl.catalog import Catalog, FunctionSpec
 from legion.dsl.errors import ExpressionError, LegionError
-from legion.dsl.expressions import Condition, Renderer, compile_value
+from legion.dsl.expressions import Condition, Renderer, compile_value, has_templates
 from legion.dsl.model import Chain, Retry, Step
 from legion.engine.runstate import Group, Join, Prior, RunState, StepRun, Wait
 
@@ -55,7 +55,7 @@ class StepProgram:
     """One step with its conditions and templates compiled once. `timeout` and `retry` are
     the step's own, else the defaults its function declares (`@function(timeout=, retry=)`)."""
 
-    __slots__ = ("name", "step", "run", "with_", "for_each", "edges", "retry", "retry_when", "retry_names", "timeout",
+    __slots__ = ("name", "step", "run", "with_", "static_with", "for_each", "edges", "retry", "retry_when", "retry_names", "timeout",
                  "join_need", "preds", "is_sub_chain")
 
     def __init__(self, name: str, step: Step, preds: list[str], function: FunctionSpec | None = None) -> None:
@@ -67,6 +67,7 @@ class StepProgram:
         self.retry = step.retry if step.retry is not None else (
             Retry.model_validate(function.retry) if function is not None and function.retry else None)
         self.with_: Renderer = compile_value(step.with_)
+        self.static_with = not has_templates(step.with_)  # renders to itself: no scope, no budget
         self.for_each: Renderer | None = compile_value(step.for_each) if step.for_each is not None else None
         self.edges: list[tuple[Condition, Renderer | None, list[str], int]] = [
             (Condition(e.when), compile_value(e.publish) if e.publish else None, list(e.do), i)
@@ -155,6 +156,7 @@ class Decided:
 
 
 NO_PRIOR: Prior = (None, None, None, None)
+NO_SCOPE: dict[str, Any] = {}
 
 
 class Conductor:
@@ -199,10 +201,14 @@ class Conductor:
         sr = self.state.active.get(number)
         if sr is None:
             return None
+        prog = self.program.steps[sr.step]
         try:
-            # `secret()` tokens made here are bound to this step run (spec section 7).
-            with evaluating(step_binding(self.state.run["id"], number)):
-                args = self.program.steps[sr.step].with_(self.scope_for_start(sr))
+            if prog.static_with:
+                args = prog.with_(NO_SCOPE)
+            else:
+                # `secret()` tokens made here are bound to this step run (spec section 7).
+                with evaluating(step_binding(self.state.run["id"], number)):
+                    args = prog.with_(self.scope_for_start(sr))
             check_value(args)
         except ExpressionError as exc:
             return exc
