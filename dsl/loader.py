@@ -649,7 +649,8 @@ def _fast(text: str) -> tuple[Any, _Map | _Seq | None]:
         while True:
             event = get()
             kind = type(event)
-            if kind is _Scalar:
+            if kind is _Scalar or kind is _MappingStart or kind is _SequenceStart:
+                # A new value: within the depth and value limits, and untagged (tags go to ruamel.yaml).
                 mark = event.start_mark
                 if len(stack) >= max_depth:
                     raise _Refused(_too_deep(), mark)
@@ -658,6 +659,7 @@ def _fast(text: str) -> tuple[Any, _Map | _Seq | None]:
                     raise _Refused(_too_many_values(), mark)
                 if event.tag is not None:
                     raise _Unusual("tag")
+            if kind is _Scalar:
                 if event.style == "|" or event.style == ">":
                     if starts is None:
                         starts = _line_starts(text)
@@ -688,14 +690,6 @@ def _fast(text: str) -> tuple[Any, _Map | _Seq | None]:
                     _check_name(text, starts, mark, event.anchor)
                     anchors[event.anchor] = (value, None, line, col, 1, 1)
             elif kind is _MappingStart or kind is _SequenceStart:
-                mark = event.start_mark
-                if len(stack) >= max_depth:
-                    raise _Refused(_too_deep(), mark)
-                values += 1
-                if values > max_values:
-                    raise _Refused(_too_many_values(), mark)
-                if event.tag is not None:
-                    raise _Unusual("tag")
                 if event.anchor is not None:
                     if starts is None:
                         starts = _line_starts(text)

@@ -5,15 +5,13 @@ on each server, dropped at the end; each test starts from empty tables."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from services import BACKENDS, SERVER_URLS, unreachable
-from sqlalchemy import create_engine, delete, text
-from sqlalchemy.engine import URL, make_url
+from services import BACKENDS, SERVER_URLS, create_database, drop_database, unreachable
+from sqlalchemy import delete
 from sqlalchemy.exc import DBAPIError
 
 from legion.engine.data import Store
@@ -26,7 +24,7 @@ class Servers:
     def __init__(self) -> None:
         self._urls: dict[str, str] = {}
         self._errors: dict[str, str] = {}
-        self._drops: list[tuple[URL, str]] = []
+        self._drops: list[tuple[str, str]] = []
 
     def url(self, backend: str) -> str:
         if backend in self._errors:
@@ -40,29 +38,13 @@ class Servers:
         return self._urls[backend]
 
     def _create(self, backend: str) -> str:
-        base = make_url(SERVER_URLS[backend])
-        name = f"legion_test_{secrets.token_hex(4)}"
-        engine = create_engine(base, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect() as conn:
-                if backend == "mariadb":
-                    conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
-                else:
-                    conn.execute(text(f"CREATE DATABASE {name}"))
-        finally:
-            engine.dispose()
-        self._drops.append((base, name))
-        return base.set(database=name).render_as_string(hide_password=False)
+        url = create_database(backend)
+        self._drops.append((backend, url))
+        return url
 
     def drop_all(self) -> None:
-        for base, name in self._drops:
-            engine = create_engine(base, isolation_level="AUTOCOMMIT")
-            try:
-                with engine.connect() as conn:
-                    force = " WITH (FORCE)" if engine.dialect.name == "postgresql" else ""
-                    conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
-            finally:
-                engine.dispose()
+        for backend, url in self._drops:
+            drop_database(backend, url)
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,13 @@ by the whole session, hence the specific names."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import BACKENDS, SERVER_URLS, unreachable
-from sqlalchemy import create_engine, delete, text
-from sqlalchemy.engine import make_url
+import services
+from services import BACKENDS, SERVER_URLS, drop_database, unreachable
+from sqlalchemy import delete
 from sqlalchemy.exc import DBAPIError
 
 from legion.engine.data.models import metadata
@@ -30,31 +29,12 @@ def db_backend(request: pytest.FixtureRequest) -> str:
 
 
 def create_database(backend: str) -> str:
-    """A new, empty database on the backend's server; its URL."""
-    base = make_url(SERVER_URLS[backend])
-    name = f"legion_sec_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    """A new, empty database on the backend's server; its URL (skip or fail when unreachable)."""
     try:
-        with admin.connect() as conn:
-            if backend == "mariadb":
-                conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
-            else:
-                conn.execute(text(f"CREATE DATABASE {name}"))
+        return services.create_database(backend, "legion_sec")
     except DBAPIError as exc:
         unreachable(f"{backend} at {SERVER_URLS[backend]} is unreachable: {exc.orig}")
-    finally:
-        admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(backend: str, url: str) -> None:
-    admin = create_engine(SERVER_URLS[backend], isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            force = " WITH (FORCE)" if backend == "postgresql" else ""
-            conn.execute(text(f"DROP DATABASE IF EXISTS {make_url(url).database}{force}"))
-    finally:
-        admin.dispose()
+        raise
 
 
 @pytest.fixture
