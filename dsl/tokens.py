@@ -7,8 +7,10 @@ reference and the step run it was made for (its *binding*: run id and step run n
 `secret()` is called in a step's `with`). Only that step run's call resolves it: a token
 copied out of a record — into another run's input, a `legion task run` argument, a step's
 result, a context — never resolves, nor does one made outside a step's `with`, nor one
-signed with another key. Processes that render and resolve in different places share the
-key through LEGION_SECRET_TOKEN_KEY; otherwise each process makes its own.
+signed with another key. The key is the deployment's, given by `use_key` (the CLI reads
+LEGION_SECRET_TOKEN_KEY, or a key generated into LEGION_HOME): every process that renders
+or resolves uses the same one. A program that sets none gets LEGION_SECRET_TOKEN_KEY as it
+is, else a key of its own.
 
 Apart from the templates (`legion.dsl.expressions`), only the engine's secret stores and
 masking read these, and they load in every command: so no Jinja2 here.
@@ -19,20 +21,49 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
+from collections.abc import Callable
 
 from legion.dsl.errors import ExpressionError
 
 SECRET_OPEN = "«secret:"
 SECRET_CLOSE = "»"
 _MAC_SEP = "|"
-# The variable's bytes as the environment holds them (surrogateescape): any key works, UTF-8 or not.
-_TOKEN_KEY = os.environ.get("LEGION_SECRET_TOKEN_KEY", "").encode("utf-8", "surrogateescape") or os.urandom(32)
+
+
+def _process_key() -> bytes:
+    # The variable's bytes as the environment holds them (surrogateescape): any key works, UTF-8 or not.
+    return os.environ.get("LEGION_SECRET_TOKEN_KEY", "").encode("utf-8", "surrogateescape") or os.urandom(32)
+
+
+_key: bytes | None = None
+_key_source: Callable[[], bytes] = _process_key
+_key_lock = threading.Lock()
+
+
+def use_key(source: Callable[[], bytes]) -> None:
+    """Where the signing key comes from; read on first need (a command that renders no
+    `secret()` and resolves none never reads it)."""
+    global _key, _key_source
+    with _key_lock:
+        _key, _key_source = None, source
+
+
+def _signing_key() -> bytes:
+    global _key
+    key = _key
+    if key is None:
+        with _key_lock:
+            if _key is None:
+                _key = _key_source()
+            key = _key
+    return key
 
 
 def _mac(reference: str, binding: str) -> str:
     # The binding first, with a separator no reference holds: ("a", "b#c") and ("a\nb", "#c")
     # cannot sign the same text.
-    return hmac.new(_TOKEN_KEY, f"{binding}\n{reference}".encode(), hashlib.sha256).hexdigest()[:24]
+    return hmac.new(_signing_key(), f"{binding}\n{reference}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def token_reference(inner: str, binding: str) -> str | None:

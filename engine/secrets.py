@@ -630,7 +630,12 @@ class Resolver:
                 cache[reference] = self.get(reference)
             return cache[reference]
 
-        resolved: dict[str, Any] = resolve_tokens(args, lookup, binding)
+        try:
+            resolved: dict[str, Any] = resolve_tokens(args, lookup, binding)
+        except SecretError:
+            raise
+        except LegionError as exc:  # the token key cannot be read: this step run fails, saying why
+            raise SecretError(f"the secret references cannot be checked: {exc.message}") from None
         return resolved
 
     def get(self, reference: str) -> Any:
@@ -678,3 +683,63 @@ def resolve_setting(name: str, value: str | None, env: Mapping[str, str],
         raise ConfigError(f"{name}={value}: the secret is a {type(secret).__name__}, not a string")
     MASKER.remember(secret)
     return secret
+
+
+# ---------------------------------------------------------------- the token key
+
+KEY_FILE = "token.key"
+
+
+def deployment_token_key(env: Mapping[str, str] | None = None) -> bytes:
+    """The key that signs `secret()` references, the same in every process of a deployment:
+    LEGION_SECRET_TOKEN_KEY (a value, `env://NAME` or `vault://path#key`), else the key in
+    `$LEGION_HOME/token.key`, generated there by the first process that needs it."""
+    env = os.environ if env is None else env
+    value = env.get("LEGION_SECRET_TOKEN_KEY")
+    if value:
+        resolved = resolve_setting("LEGION_SECRET_TOKEN_KEY", value, env) or ""
+        # The variable's bytes as the environment holds them (surrogateescape): any key works.
+        return resolved.encode("utf-8", "surrogateescape")
+    return _home_key(default_home(env))
+
+
+def _home_key(home: Path) -> bytes:
+    path = home / KEY_FILE
+    key = _read_key(path)
+    if key is not None:
+        return key
+    import secrets as random  # here, not at the top: only the first process of a home makes one
+    import tempfile
+
+    try:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written whole to a file of mode 0600, then linked into place: two processes making
+        # the first key at once both end up reading the one that was linked first.
+        fd, temp = tempfile.mkstemp(dir=home, prefix=".token.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(random.token_hex(32) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, path)
+        finally:
+            os.unlink(temp)
+    except OSError as exc:
+        raise ConfigError(f"the secret token key {path} cannot be made: {exc.strerror or exc}; check that "
+                          f"LEGION_HOME can be written, or set LEGION_SECRET_TOKEN_KEY") from None
+    key = _read_key(path)
+    assert key is not None
+    return key
+
+
+def _read_key(path: Path) -> bytes | None:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"the secret token key {path} cannot be read ({exc}): fix or remove it") from None
+    if not text:
+        raise ConfigError(f"the secret token key {path} is empty: remove it (a new one is made) or set LEGION_SECRET_TOKEN_KEY")
+    return text.encode("ascii")

@@ -298,6 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from legion.engine.limits import limits_from_env
 
         configure(limits_from_env(os.environ))
+        from legion.dsl.tokens import use_key
+        from legion.engine.secrets import deployment_token_key
+
+        use_key(lambda: deployment_token_key(os.environ))  # read when a `secret()` is first rendered or resolved
         if out.json_mode:
             # Chains run in this process: whatever a step function prints must not land in
             # the one JSON document. It goes to stderr; the envelope to the real stdout.

@@ -320,17 +320,20 @@ steps:
     assert secret.encode() not in (home / "legion.db").read_bytes()
 
 
-def test_a_token_signed_with_another_key_never_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_token_signed_with_another_key_never_resolves() -> None:
     from legion.dsl import tokens
     from legion.dsl.budget import step_binding
     from legion.engine.secrets import resolve_tokens
 
     binding = step_binding("run-1", 1)
-    monkeypatch.setattr(tokens, "_TOKEN_KEY", b"another deployment's key")
+    tokens.use_key(lambda: b"another deployment's key")
     foreign = tokens.make_token("api#token", binding)
-    monkeypatch.undo()
-    ours = tokens.make_token("api#token", binding)
-    seen: list[str] = []
-    assert resolve_tokens({"a": foreign}, seen.append, binding) == {"a": foreign} and seen == []
-    resolve_tokens({"a": ours}, seen.append, binding)
-    assert seen == ["api#token"]
+    tokens.use_key(lambda: b"this deployment's key")
+    try:
+        ours = tokens.make_token("api#token", binding)
+        seen: list[str] = []
+        assert resolve_tokens({"a": foreign}, seen.append, binding) == {"a": foreign} and seen == []
+        resolve_tokens({"a": ours}, seen.append, binding)
+        assert seen == ["api#token"]
+    finally:
+        tokens.use_key(tokens._process_key)
