@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from legion.dsl.errors import LegionError
+from legion.engine.runstate import FINAL_RUN_STATUSES
 from legion.engine.schedules import next_fire
 
 log = logging.getLogger("legion.scheduler")
@@ -39,13 +40,26 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler tick failed")
 
+    def _still_going(self, run_id: str | None) -> bool:
+        """Whether a schedule's previous run has not ended. The store says so for runs of any
+        process (several schedulers may share a deployment); this engine's memory for its own
+        runs whose final row is still being written."""
+        if not run_id:
+            return False
+        if run_id in self.engine.runs:
+            return True
+        try:
+            return self.store.get_run(run_id)["status"] not in FINAL_RUN_STATUSES
+        except LegionError:  # purged, or never written: nothing to overlap
+            return False
+
     def run_due(self, now: datetime) -> list[str]:
         """Start a run for every due schedule entry; returns the run ids started."""
         started = []
         for entry in self.store.due_schedules(now):
             following = next_fire(entry["kind"], entry["expression"], entry.get("tz"), now)
             previous = entry.get("last_run_id")
-            overlapping = bool(previous) and previous in self.engine.runs
+            overlapping = self._still_going(previous)
             # Claim the slot first: of several schedulers, exactly one starts the run.
             if not self.store.mark_fired(entry["id"], now, following, previous if overlapping else None,
                                          expected_next_fire_at=entry["next_fire_at"]):

@@ -1,6 +1,6 @@
 """When schedule entries fire (spec section 10).
 
-Decisions, recorded in docs/scheduling.md:
+Decisions, recorded in docs/decisions.md (Triggers):
 - `cron` is evaluated in `tz` (UTC when omitted); `every` is anchored to the moment the
   chain was applied (first fire one interval later), then to each fire.
 - Overlap: a schedule whose previous run is still going skips that slot (the slot is logged

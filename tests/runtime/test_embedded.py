@@ -227,7 +227,15 @@ steps:
     assert len(first) == 1
     entry = store.list_schedules()[0]
     assert entry["next_fire_at"] == much_later + timedelta(hours=1)
-    assert scheduler.run_due(much_later + timedelta(hours=1)) == []  # the first run still sleeps: skipped
+    # Another scheduler of the deployment (its engine holds no run) skips the slot as well:
+    # the first run still sleeps, and the store says so.
+    class Elsewhere:
+        runs: dict[str, Any] = {}
+
+        def submit(self, *args: Any, **kwargs: Any) -> str:
+            raise AssertionError("the slot overlaps a running run: nothing may start")
+
+    assert Scheduler(Elsewhere(), store).run_due(much_later + timedelta(hours=1)) == []
     engine.wait(first[0], 10)
     assert store.get_run(first[0])["input"] == {"n": 1}
     wait_until(lambda: first[0] not in engine.active_runs(), what="the first run to leave the engine")
