@@ -138,11 +138,13 @@ Command = Queue | Schedule | Ended
 @dataclass(slots=True)
 class Begin:
     """What `Conductor.begin` decided: `started` puts the step run in the trace; `args` (when
-    not None) are its rendered arguments, to be passed to its function."""
+    not None) are its rendered arguments, to be passed to its function. `duplicate`: the step
+    run had already begun (a message delivered twice): nothing to do, nothing to record."""
 
     started: bool
     args: dict[str, Any] | None
     commands: list[Command]
+    duplicate: bool = False
 
 @dataclass(slots=True)
 class Decided:
@@ -231,6 +233,8 @@ class Conductor:
                 sr.status = "canceled"
                 del st.active[number]
             return Begin(False, None, [])
+        if sr.status != "queued":  # it begins once, whatever delivers it again
+            return Begin(False, None, [], duplicate=True)
         if number > self.program.max_steps:
             del st.active[number]
             self._fail_run(make_error(

@@ -314,6 +314,8 @@ class Engine:
         with active.lock:
             sr = conductor.state.active.get(number)
             begin = conductor.begin(number, rendered)
+            if begin.duplicate:
+                return
             if sr is not None:
                 self._record_begin(active, sr, begin)
             self._carry_out(active, begin.commands)

@@ -1779,3 +1779,15 @@ def test_run_state_round_trip_in_the_middle_keeps_groups_joins_and_waits(compile
     restored = RunState.from_dict(data)
     assert restored.to_dict() == c.state.to_dict()
     assert restored.groups and restored.waits and restored.active
+
+
+def test_a_step_run_begins_once_however_often_it_is_delivered(compile_chain):
+    c = _conductor(compile_chain(JOIN_CHAIN))
+    assert _queued(c.start()) == [(1, "start")]
+    first = c.begin(1)
+    assert first.started and not first.duplicate
+    again = c.begin(1)  # the same message, delivered a second time while the first runs
+    assert again == Begin(False, None, [], duplicate=True)
+    assert c.state.active[1].status == "running"  # untouched: its one execution goes on
+    assert _queued(c.finish(1, "succeeded")) == [(2, "a"), (3, "b")]
+    assert c.begin(1) == Begin(False, None, [])  # and once finished, it is gone
