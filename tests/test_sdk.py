@@ -136,3 +136,50 @@ def test_actor_host_runs_every_once_and_poll(tmp_path: Any) -> None:
     # A poll fires when the reading changes: 1, 2, 3, then nothing while it stays 3.
     assert fired == [("timers.timers.level", 1), ("timers.timers.level", 2), ("timers.timers.level", 3)]
     assert {r["chain_name"] for r in store.list_runs()} == {"task.timers.timers.beat", "task.timers.timers.hello"}
+
+
+def test_actors_run_once_per_deployment_not_once_per_host(tmp_path: Any) -> None:
+    """Two hosts (two `legion start` processes, as far as leases go) on one database: each
+    `every` tick and the `once` run happen in one of them, not in both."""
+    from waiting import wait_until
+
+    from legion.engine.data.store import Store
+    from legion.engine.runtime import Engine
+
+    calls: list[str] = []
+
+    @every(0.2)
+    def beat() -> str:
+        calls.append("beat")
+        return "ok"
+
+    @once(0.1)
+    def hello() -> str:
+        calls.append("once")
+        return "hi"
+
+    runner = _runner_module("shared_timers", beat=beat, hello=hello)
+    registry = Registry([Extension("shared", runners=[runner])])
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    engines = [Engine(registry, store, workers=2).start() for _ in range(2)]
+    hosts = [ActorHost(engine) for engine in engines]
+    started = time.monotonic()
+    for host in hosts:
+        host.start()
+    try:
+        wait_until(lambda: calls.count("beat") >= 6 and "once" in calls, what="six beats and the once")
+        # Stopping the leader gives its leases up: the other host takes the beat over.
+        leader = next(h for h in hosts if "actor:shared.shared_timers.beat" in h._held)
+        leader.stop()
+        before = calls.count("beat")
+        wait_until(lambda: calls.count("beat") >= before + 3, what="the other host to take the beat over")
+    finally:
+        for host in hosts:
+            host.stop()
+        for engine in engines:
+            engine.stop()
+    elapsed = time.monotonic() - started
+    assert calls.count("once") == 1
+    # Each host ticks every 0.2 s; only the lease holder runs the beat. Two hosts each running
+    # it would make about twice as many.
+    assert calls.count("beat") <= elapsed / 0.2 + 1, (calls.count("beat"), elapsed)

@@ -125,7 +125,9 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     scheduler = Scheduler(engine, ctx.store)
-    actors = ActorHost(engine)
+    from legion.engine.leases import leases_for
+
+    actors = ActorHost(engine, leases_for(ctx.settings.redis_url, ctx.store))
     with engine:
         scheduler.start()
         actors.start()

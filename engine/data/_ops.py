@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 
 from legion.engine.data._base import StoreBase, rows
 from legion.engine.data._upsert import upsert
-from legion.engine.data.models import nodes, schedules
-from legion.engine.data.types import utcnow
+from legion.engine.data.models import leases, nodes, schedules
+from legion.engine.data.types import UTCDateTime, utcnow
 from legion.engine.errors import BadInput, NotFound
 
 # Changing any of these makes a schedule a new one (its next fire time is recomputed);
@@ -45,6 +46,26 @@ class OpsStore(StoreBase):
     def list_nodes(self) -> list[dict[str, Any]]:
         with self._read() as conn:
             return rows(conn.execute(select(nodes).order_by(nodes.c.name)))
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Take the lease `name` for `holder` for `ttl` seconds, or renew it if `holder` has it;
+        False while another holder's lease has not expired. One statement takes or renews it
+        (an insert whose conflict updates the row only for its holder or once it expired), so
+        the database's row lock decides between racers, without a deadlock; a read in the
+        same transaction says who holds it."""
+        now = utcnow()
+        values = {"name": name, "holder": holder, "until": now + timedelta(seconds=ttl), "now": now}
+        with self._write() as conn:
+            conn.execute(_take_lease(self._engine.dialect.name), values)
+            held = conn.execute(select(leases.c.holder).where(leases.c.name == name)).scalar_one()
+        return bool(held == holder)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (if `holder` has it), so another process may take it at once."""
+        with self._write() as conn:
+            conn.execute(delete(leases).where(leases.c.name == name, leases.c.holder == holder))
 
     # -- schedules --------------------------------------------------------------------------
 
@@ -126,3 +147,20 @@ def set_schedules(conn: Connection, chain_name: str, entries: Sequence[Mapping[s
             )
     query = select(schedules).where(schedules.c.chain_name == chain_name).order_by(schedules.c.entry_index)
     return rows(conn.execute(query))
+
+
+@lru_cache(maxsize=4)
+def _take_lease(dialect: str) -> Any:
+    """The statement that takes or renews a lease (see `OpsStore.acquire_lease`)."""
+    if dialect in ("mysql", "mariadb"):
+        # MySQL assigns left to right, each seeing the one before: `expires_at` changes only
+        # when the lease may be taken, and then so does `holder`.
+        sql = ("INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :until) "
+               "ON DUPLICATE KEY UPDATE "
+               "expires_at = IF(holder = VALUES(holder) OR expires_at < :now, VALUES(expires_at), expires_at), "
+               "holder = IF(expires_at = VALUES(expires_at), VALUES(holder), holder)")
+    else:  # PostgreSQL and SQLite
+        sql = ("INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :until) "
+               "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at "
+               "WHERE leases.holder = excluded.holder OR leases.expires_at < :now")
+    return text(sql).bindparams(bindparam("until", type_=UTCDateTime()), bindparam("now", type_=UTCDateTime()))

@@ -227,6 +227,13 @@ nodes = table(
     required("heartbeat_at", UTCDateTime, default=utcnow),
 )
 
+leases = table(
+    "leases",
+    Column("name", String(NAME), primary_key=True),
+    required("holder", String(NAME)),
+    required("expires_at", UTCDateTime),
+)
+
 schedules = table(
     "schedules",
     primary_key(),
