@@ -65,12 +65,30 @@ class Settings:
         return cls(
             home=home,
             database_url=setting("LEGION_DATABASE_URL") or f"sqlite:///{home / 'legion.db'}",
-            amqp_url=setting("LEGION_AMQP_URL"),
-            redis_url=setting("LEGION_REDIS_URL"),
+            amqp_url=checked_scheme("LEGION_AMQP_URL", setting("LEGION_AMQP_URL"), AMQP_SCHEMES),
+            redis_url=checked_scheme("LEGION_REDIS_URL", setting("LEGION_REDIS_URL"), REDIS_SCHEMES),
             vault_addr=env.get("VAULT_ADDR") or None,
             vault_mount=env.get("LEGION_VAULT_MOUNT") or "secret",
             workers=workers,
         )
+
+
+# What each service URL may start with: anything else is refused (exit 2), never ignored.
+AMQP_SCHEMES = ("amqp", "amqps")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def checked_scheme(name: str, url: str | None, schemes: tuple[str, ...]) -> str | None:
+    """`url` when its scheme is one of `schemes`; ConfigError naming the setting otherwise (the
+    value is not shown: it may hold a password)."""
+    if url is None:
+        return None
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in schemes:
+        shown = f"{scheme}://" if sep else "a value without a scheme"
+        raise ConfigError(f"{name} starts with {shown!r}, which Legion does not speak: give a URL starting with "
+                          + " or ".join(f"{s}://" for s in schemes))
+    return url
 
 
 def parse_workers(raw: str) -> int:

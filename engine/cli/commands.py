@@ -131,7 +131,11 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
     with engine:
         scheduler.start()
         actors.start()
-        ctx.out.progress(f"legion started on {ctx.settings.node}: {engine.workers} workers, database {ctx.settings.database_url}")
+        from legion.engine.data.connect import redact
+
+        ctx.out.progress(f"legion started on {ctx.settings.node}: {engine.workers} workers, database {redact(ctx.settings.database_url)}")
+        if ctx.settings.amqp_url:  # said, not silently ignored
+            ctx.out.progress("LEGION_AMQP_URL is set, but this version runs every step in this process: the broker is not used yet")
         for r in applied:
             ctx.out.progress(f"  {r['action']:9} {r['name']}" + (f" v{r['version']}" if r.get("version") else ""))
         ctx.out.progress("Ctrl-C stops it")

@@ -230,3 +230,17 @@ def test_item8_secret_values_that_are_not_utf8(home: Path, capsys: pytest.Captur
             says=("stdin", "not UTF-8"))
     stored = home / "secrets.json"
     assert not stored.exists() or "app/db" not in stored.read_text()  # nothing was written
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("LEGION_AMQP_URL", "http://127.0.0.1:5672/"), ("LEGION_AMQP_URL", "127.0.0.1:5672"),
+    ("LEGION_REDIS_URL", "memcached://127.0.0.1:11211"), ("LEGION_REDIS_URL", "redis-at-home"),
+])
+def test_a_service_url_of_an_unknown_scheme_is_refused(tmp_path: Path, name: str, value: str) -> None:
+    from legion.engine.errors import ConfigError
+    from legion.engine.settings import Settings
+
+    with pytest.raises(ConfigError, match=f"{name} starts with .*which Legion does not speak"):
+        Settings.from_env({"LEGION_HOME": str(tmp_path), name: value})
+    assert Settings.from_env({"LEGION_HOME": str(tmp_path), "LEGION_AMQP_URL": "amqps://u:p@h/v",
+                              "LEGION_REDIS_URL": "rediss://h:6380/0"}).redis_url == "rediss://h:6380/0"
