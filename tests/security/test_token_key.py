@@ -25,8 +25,10 @@ MAKE = ("import os; from legion.dsl import tokens; from legion.engine.secrets im
 
 @pytest.fixture(autouse=True)
 def restore_key() -> Iterator[None]:
+    """The process's key as it was: tokens other tests made at import keep verifying."""
+    before = tokens._key, tokens._key_source
     yield
-    tokens.use_key(tokens._process_key)
+    tokens._key, tokens._key_source = before
 
 
 def made_elsewhere(home: Path, **env: str) -> str:
