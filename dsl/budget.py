@@ -2,10 +2,10 @@
 
 Chains come from many hands (git, the API, agents over MCP), so an expression must never be
 able to freeze a worker or exhaust memory. Python cannot interrupt a running thread, so the
-budget is enforced cooperatively: every loop iteration, call, filter and operator of an
-evaluation passes a checkpoint (`Evaluation.tick`) that counts and looks at the clock, and
-every operator that could make a huge value in one step (`*`, `+`, `**`, `%`, `~`, padding
-and joining) checks the size of what it would make *before* making it. One evaluation is
+budget is enforced cooperatively: every loop iteration, call and filter of an evaluation
+passes a checkpoint (`Evaluation.tick`) that counts and looks at the clock, and every
+operator that could make a huge value in one step (`*`, `+`, `**`, `%`, `~`, padding and
+joining) checks the size of what it would make *before* making it. One evaluation is
 one field: a step's whole `with`, one edge's condition or `publish`, `for_each`, `vars`,
 `output`, `retry.when`.
 
@@ -41,7 +41,7 @@ class Limits:
 
     time: float = 0.25  # seconds of wall time (LEGION_EXPRESSION_TIMEOUT)
     size: int = 1_000_000  # characters of a string, items of a list or mapping made (LEGION_EXPRESSION_MAX_SIZE)
-    steps: int = 1_000_000  # loop iterations, calls and operations (LEGION_EXPRESSION_MAX_STEPS)
+    steps: int = 1_000_000  # loop iterations, calls and filters (LEGION_EXPRESSION_MAX_STEPS)
     value: int = 4_000_000  # characters of a stored value's JSON: a result, an output, an input (LEGION_MAX_VALUE_SIZE)
 
 
@@ -127,7 +127,7 @@ def active() -> Evaluation | None:
 def current() -> Evaluation:
     """The evaluation this thread is in; a fresh one when there is none (a caller that
     evaluates outside `evaluating`, as validation's checks do)."""
-    ev: Evaluation | None = getattr(_local, "evaluation", None)
+    ev = active()
     return ev if ev is not None else Evaluation(_limits, UNBOUND)
 
 
@@ -135,18 +135,17 @@ class evaluating:  # noqa: N801 - used as a context manager, like `open`
     """Enter an evaluation (or stay in the one already entered: a field's templates share
     their field's budget). `binding` names the step run whose `with` is rendered."""
 
-    __slots__ = ("binding", "outer", "ev")
+    __slots__ = ("binding", "outer")
 
     def __init__(self, binding: str = UNBOUND) -> None:
         self.binding = binding
 
     def __enter__(self) -> Evaluation:
-        self.outer = getattr(_local, "evaluation", None)
+        self.outer = active()
         if self.outer is not None:
-            return self.outer  # type: ignore[no-any-return]
-        self.ev = Evaluation(_limits, self.binding)
-        _local.evaluation = self.ev
-        return self.ev
+            return self.outer
+        ev = _local.evaluation = Evaluation(_limits, self.binding)
+        return ev
 
     def __exit__(self, *exc: object) -> None:
         if self.outer is None:

@@ -71,27 +71,27 @@ def json_value(value: Any, ev: Evaluation | None = None) -> Any:
     _fail_if_undefined(value)
     # A template that passes a value on (`{{ result.body }}`) makes nothing: the value may be as
     # large as a stored value. Counting still stops a value built of shared parts.
-    counter = _Counter(ev, ev.limits.value) if ev is not None else None
+    counter = _Counter(ev, ev.limits.value, "LEGION_MAX_VALUE_SIZE") if ev is not None else None
     return _json(value, counter)
 
 
 class _Counter:
     """Adds up the size of a value as it is walked (a step per part), against `limit`."""
 
-    __slots__ = ("ev", "total", "limit")
+    __slots__ = ("ev", "total", "limit", "setting")
 
-    def __init__(self, ev: Evaluation, limit: int) -> None:
+    def __init__(self, ev: Evaluation, limit: int, setting: str) -> None:
         self.ev = ev
         self.total = 0
         self.limit = limit
+        self.setting = setting  # the variable that sets `limit`, for the message
 
     def add(self, n: int) -> None:
         self.total += n
         self.ev.tick()
         if self.total > self.limit:
             raise BudgetExceeded(f"the value ({self.total:,}+ characters or items) would be over the size limit of "
-                                 f"{self.limit:,} (" + ("LEGION_MAX_VALUE_SIZE" if self.limit == self.ev.limits.value
-                                                       else "LEGION_EXPRESSION_MAX_SIZE") + ")")
+                                 f"{self.limit:,} ({self.setting})")
 
 
 def _json(value: Any, counter: _Counter | None) -> Any:
@@ -124,7 +124,7 @@ def sized(value: Any, ev: Evaluation) -> None:
     """Raise BudgetExceeded when `value` (counting every part as often as it appears: a list
     may hold the same list twice) is larger than the size budget: a check before something
     turns a whole value into text at once (`tojson`, `string`, `{{ }}` inside text)."""
-    counter = _Counter(ev, ev.limits.size)
+    counter = _Counter(ev, ev.limits.size, "LEGION_EXPRESSION_MAX_SIZE")
     stack = [value]
     while stack:
         item = stack.pop()

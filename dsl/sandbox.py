@@ -3,14 +3,15 @@
 Imported by `legion.dsl.expressions.Template` when the first template is compiled, so that
 processes compiling none never load Jinja2.
 
-Every evaluation runs under the budgets of `legion.dsl.budget`: loops, calls, filters and
-the operators that can make large values (`*`, `+`, `**`, `%`, `~`) pass its checkpoints,
-and what they would make is sized before it is made. Constant folding is off, so that
+Every evaluation runs under the budgets of `legion.dsl.budget`: loops, calls and filters
+pass its checkpoints, and what they and the operators that can make large values (`*`, `+`,
+`**`, `%`, `~`) would make is sized before it is made. Constant folding is off, so that
 compiling a template (what validation does) never evaluates any of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -237,17 +238,28 @@ ENV = _make_env()
 def compile_template(source: str) -> tuple[frozenset[str], Callable[..., Any] | None, Any]:
     """(the names the template reads, the compiled expression when the template is a single
     `{{ expression }}`, else the compiled template); ExpressionError when it cannot compile."""
-    try:
+    with _compile_errors(source):
         tree = ENV.parse(source)
         names = _names(tree)
         inner = _single_expression(source, tree)
         if inner is not None:
             return names, ENV.compile_expression(inner, undefined_to_none=False), None
         return names, None, ENV.from_string(tree)
-    except TemplateSyntaxError as exc:
-        raise ExpressionError(f"template {source!r}: syntax error: {exc.message}") from None
-    except Exception as exc:  # unknown filters and tests, and errors while folding constants
-        raise ExpressionError(f"template {source!r}: {type(exc).__name__}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _compile_errors(source: str) -> Iterator[None]:
+    """Jinja's errors while parsing or compiling `source` as one ExpressionError naming it."""
+    try:
+        yield
+    except TemplateSyntaxError as exc:  # unknown filters and tests too
+        raise ExpressionError(f"template {shown(source)}: syntax error: {exc.message}") from None
+    except RecursionError:
+        raise ExpressionError(f"template {shown(source)} nests too deeply: split it up") from None
+    except ExpressionError:
+        raise
+    except Exception as exc:
+        raise ExpressionError(f"template {shown(source)}: {type(exc).__name__}: {exc}") from None
 
 
 class _Names(jinja_meta.TrackingCodeGenerator):
@@ -269,12 +281,8 @@ def template_names(source: str) -> frozenset[str]:
     """What validation needs of a template, without compiling it to Python (which costs twice
     as much): the names it reads. ExpressionError when it does not parse, nests too deeply,
     or uses a filter or test that does not exist."""
-    try:
+    with _compile_errors(source):
         return _names(ENV.parse(source))
-    except TemplateSyntaxError as exc:
-        raise ExpressionError(f"template {shown(source)}: syntax error: {exc.message}") from None
-    except RecursionError:
-        raise ExpressionError(f"template {shown(source)} nests too deeply: split it up") from None
 
 
 def _single_expression(source: str, tree: nodes.Template) -> str | None:

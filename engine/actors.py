@@ -32,6 +32,8 @@ LEASE_GRACE = 10.0
 # A `once` actor's lease is kept (not renewed, not released) this long after it ran, so that
 # processes of the same deployment starting meanwhile do not run it again.
 ONCE_KEEP = 300.0
+# A `loop` actor's lease lasts this long from each task run's start: runs are often long, and
+# a loop run after run renews it only between them.
 LOOP_LEASE = 60.0
 
 log = logging.getLogger("legion.actors")

@@ -197,19 +197,22 @@ class Conductor:
 
     def render_with(self, number: int) -> dict[str, Any] | ExpressionError | None:
         """A queued step run's arguments, rendered from its `with` (None when there is no such
-        step run). Reads only what does not change once the step run is queued, so a driver
+        queued step run). Reads only what does not change once the step run is queued, so a driver
         may call it without holding the run's lock and pass the result to `begin`: a slow
         template then never blocks the run's other events (a cancel among them)."""
         sr = self.state.active.get(number)
-        if sr is None:
+        if sr is None or sr.status != "queued":  # gone, or begun already: `begin` will not start it
             return None
+        return self._render_with(sr)
+
+    def _render_with(self, sr: StepRun) -> dict[str, Any] | ExpressionError:
         prog = self.program.steps[sr.step]
         try:
             if prog.static_with:
                 args = prog.with_(NO_SCOPE)
             else:
                 # `secret()` tokens made here are bound to this step run (spec section 7).
-                with evaluating(step_binding(self.state.run["id"], number)):
+                with evaluating(step_binding(self.state.run["id"], sr.number)):
                     args = prog.with_(self.scope_for_start(sr))
             check_value(args)
         except ExpressionError as exc:
@@ -245,7 +248,7 @@ class Conductor:
             return Begin(False, None, self._flush())
         sr.status = "running"
         st.began = True
-        args = rendered if rendered is not None else self.render_with(number)
+        args = rendered if rendered is not None else self._render_with(sr)
         if isinstance(args, ExpressionError):
             del st.active[number]
             self._end_branch(sr.ctx)
@@ -263,13 +266,7 @@ class Conductor:
             return None
         prog = self.program.steps[sr.step]
         err = normalize_error(error, sr.step) if status != "succeeded" else None
-        retry: bool | ExpressionError | None = None
-        if status != "succeeded" and self._retry_due(sr, prog, err):
-            assert prog.retry_when is not None
-            try:
-                retry = prog.retry_when(self._scope(sr.ctx, result, "failed", err, sr.attempt))
-            except ExpressionError as exc:
-                retry = exc
+        retry = self._retry_holds(sr, prog, result, err) if status != "succeeded" and self._retry_due(sr, prog, err) else None
         return Decided(retry, self._fire(prog, self._scope(sr.ctx, result, status, err, sr.attempt)))
 
     def finish(self, number: int, status: str, result: Any = None, error: Any = None, now: float = 0.0,
@@ -384,20 +381,25 @@ class Conductor:
             return False
         return not (err is not None and err["type"] in NOT_RETRIED and err["type"] not in prog.retry_names)
 
+    def _retry_holds(self, sr: StepRun, prog: StepProgram, result: Any, err: dict[str, Any] | None) -> bool | ExpressionError:
+        """Whether `retry.when` holds for a failed attempt, or the error evaluating it. Changes nothing."""
+        assert prog.retry_when is not None
+        try:
+            return prog.retry_when(self._scope(sr.ctx, result, "failed", err, sr.attempt))
+        except ExpressionError as exc:
+            return exc
+
     def _retry(self, sr: StepRun, prog: StepProgram, result: Any, err: dict[str, Any] | None, now: float,
                holds: bool | ExpressionError | None = None) -> bool:
         if not self._retry_due(sr, prog, err):
             return False
-        retry, when = prog.retry, prog.retry_when
-        assert retry is not None and when is not None
-        try:
-            if holds is None:
-                holds = when(self._scope(sr.ctx, result, "failed", err, sr.attempt))
-            if isinstance(holds, ExpressionError):
-                raise holds
-        except ExpressionError as exc:
+        retry = prog.retry
+        assert retry is not None
+        if holds is None:
+            holds = self._retry_holds(sr, prog, result, err)
+        if isinstance(holds, ExpressionError):
             self._end_branch(sr.ctx)
-            self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {sr.step!r}, retry.when: {exc.message}", sr.step))
+            self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {sr.step!r}, retry.when: {holds.message}", sr.step))
             return True
         if not holds:
             return False

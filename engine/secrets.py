@@ -395,15 +395,8 @@ class EmbeddedSecrets(_Store):
             self._save(data)
 
     def _save(self, data: dict[str, dict[str, Any]]) -> None:
-        import tempfile  # here, not at the top: every command loads this module, few write secrets
-
-        # mkstemp creates the file with mode 0600, before any secret is in it.
-        fd, temp = tempfile.mkstemp(dir=self.home, prefix=".secrets.", suffix=".tmp")
+        temp = _private_file(self.home, ".secrets.", json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, ensure_ascii=False, indent=2, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
             os.replace(temp, self.file)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -541,6 +534,25 @@ class VaultSecrets(_Store):
                 yield from self._paths(prefix + name)
             else:
                 yield prefix + name
+
+
+def _private_file(folder: Path, prefix: str, text: str) -> str:
+    """A new file in `folder` holding `text`, written through to disk, readable by its owner
+    only (mkstemp makes it mode 0600 before anything is in it); its path, for the caller to
+    move into place."""
+    import tempfile  # here, not at the top: every command loads this module, few write files
+
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return temp
 
 
 def _first_line(exc: BaseException) -> str:
@@ -709,18 +721,13 @@ def _home_key(home: Path) -> bytes:
     if key is not None:
         return key
     import secrets as random  # here, not at the top: only the first process of a home makes one
-    import tempfile
 
     try:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Written whole to a file of mode 0600, then linked into place: two processes making
-        # the first key at once both end up reading the one that was linked first.
-        fd, temp = tempfile.mkstemp(dir=home, prefix=".token.", suffix=".tmp")
+        # Written whole, then linked into place: two processes making the first key at once
+        # both end up reading the one that was linked first.
+        temp = _private_file(home, ".token.", random.token_hex(32) + "\n")
         try:
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(random.token_hex(32) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
             with contextlib.suppress(FileExistsError):
                 os.link(temp, path)
         finally:
