@@ -36,7 +36,8 @@ from legion.engine.registry import Registry
 from legion.engine.runstate import RunState, StepRun
 from legion.engine.sdk import Context
 from legion.engine.secrets import MASKER, Resolver, SecretError
-from legion.engine.transport import MemoryTransport, StepMessage
+from legion.engine.transport import Message
+from legion.engine.transport.memory import MemoryTransport
 
 log = logging.getLogger("legion.runtime")
 
@@ -286,8 +287,7 @@ class Engine:
                     # not installed here fails at once (rather than wait on a queue for ever).
                     self._later(0, functools.partial(self._start_step, active, sr.number))
                 else:
-                    self.transport.publish("lex." + prog.run.split(".", 1)[0],
-                                           StepMessage(active.id, sr.number, prog.run, prog.step.priority))
+                    self.transport.publish([Message(active.id, sr.number, prog.run, prog.step.priority)])
             elif isinstance(command, Schedule):
                 self._later(command.due - self.clock(), functools.partial(self._wake, active, command.wait_id))
             elif isinstance(command, Ended):
@@ -295,9 +295,10 @@ class Engine:
 
     def _work(self) -> None:
         while not self._stopping.is_set():
-            message = self.transport.get(timeout=0.5)
-            if message is None:
+            delivery = self.transport.get(timeout=0.5)
+            if delivery is None:
                 continue
+            message = delivery.message
             active = self.runs.get(message.run_id)
             if active is None:
                 continue

@@ -1,0 +1,119 @@
+"""Transports: how messages travel between the processes of a deployment.
+
+A transport declares the topology the compiler emits (exchanges, queues, bindings), publishes
+messages (now, or once a time has come), and hands the messages of the queues a worker
+consumes to its threads, one `Delivery` at a time, to be acknowledged once their outcome is
+committed. Two implement it: the memory transport (the embedded default, in this process) and
+the AMQP transport (RabbitMQ, through pika; `legion.engine.transport.amqp`).
+
+Every message is a `Message`: which run, which step run (or wait), and for a step message the
+function, which routes it to its runner's queue. A run's context never travels: it is in the
+database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from legion.dsl.compile import Binding, Exchange, QueueDecl, Topology, routing_key
+from legion.engine.errors import LegionError
+
+# Messages to the runs themselves, not to a runner: a wait that ended, a sub-chain that
+# ended, a cancel. Every worker consumes this queue.
+CONTROL_EXCHANGE = "legion.control"
+CONTROL_QUEUE = "legion.control"
+STEP = "step"
+WAKE = "wake"  # `number` is the wait id
+KINDS = (STEP, WAKE)
+
+
+class TransportError(LegionError):
+    """A message could not be published (not confirmed, or the broker cannot be reached)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """The envelope between processes. `kind` is `step` (start step run `number`, running
+    `function`) or `wake` (wait `number` of the run is over)."""
+
+    run_id: str
+    number: int
+    function: str = ""
+    priority: int = 0
+    kind: str = STEP
+
+    @property
+    def exchange(self) -> str:
+        return CONTROL_EXCHANGE if self.kind != STEP else "lex." + self.function.split(".", 1)[0]
+
+    @property
+    def routing_key(self) -> str:
+        return CONTROL_QUEUE if self.kind != STEP else routing_key(self.function)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"kind": self.kind, "run_id": self.run_id, "number": self.number,
+                           "function": self.function, "priority": self.priority}, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, body: bytes) -> Message:
+        """Raises ValueError for a body that is not a message (a poison message)."""
+        try:
+            d: Any = json.loads(body)
+            message = cls(str(d["run_id"]), int(d["number"]), str(d.get("function", "")), int(d.get("priority", 0)), str(d.get("kind", STEP)))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not a Legion message: {exc}") from None
+        if message.kind not in KINDS or (message.kind == STEP and not message.function):
+            raise ValueError(f"not a Legion message: kind {message.kind!r}, function {message.function!r}")
+        return message
+
+
+# Kept for the readers of the older name.
+StepMessage = Message
+
+
+def control_topology() -> Topology:
+    """The control exchange and queue every worker consumes (with its dead-letter queue)."""
+    dlx = CONTROL_EXCHANGE + ".dlx"
+    return Topology(
+        exchanges=(Exchange(CONTROL_EXCHANGE, type="direct"), Exchange(dlx, type="direct")),
+        queues=(QueueDecl(CONTROL_QUEUE, arguments={"x-dead-letter-exchange": dlx}), QueueDecl(CONTROL_QUEUE + ".dlq")),
+        bindings=(Binding(CONTROL_EXCHANGE, CONTROL_QUEUE, CONTROL_QUEUE), Binding(dlx, CONTROL_QUEUE + ".dlq", CONTROL_QUEUE)),
+    )
+
+
+class Delivery(Protocol):
+    """One message handed to a worker thread. Exactly one of `ack`, `requeue` and
+    `dead_letter` is called, once the message's outcome is committed."""
+
+    message: Message
+    queue: str
+    redelivered: bool  # the broker delivered it before (to a worker that died, say)
+
+    def ack(self) -> None: ...
+
+    def requeue(self) -> None:
+        """Give it back to the queue, for this or another worker."""
+
+    def dead_letter(self, reason: str) -> None:
+        """Move it to its queue's dead-letter queue, saying why."""
+
+
+class Transport(Protocol):
+    def declare(self, topology: Topology) -> None: ...
+
+    def publish(self, messages: Sequence[Message], *, due: float | None = None) -> None:
+        """Publish `messages` persistently, each to its exchange with its routing key, and
+        return once the broker confirmed all of them (confirms pipelined). With `due` (epoch
+        seconds), each is delivered once that time has come: never before, a little after.
+        Raises TransportError when they could not all be confirmed."""
+
+    def consume(self, queues: Sequence[str], prefetch: int) -> None:
+        """Start taking messages from `queues` (and only those) for `get`."""
+
+    def get(self, timeout: float) -> Delivery | None:
+        """The next delivery, or None after `timeout` seconds (or once closed)."""
+
+    def close(self) -> None: ...
