@@ -11,6 +11,7 @@ data (`RunState.to_dict`) so it can be stored between events.
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +23,14 @@ from legion.dsl.catalog import Catalog, FunctionSpec
 from legion.dsl.errors import ExpressionError, LegionError
 from legion.dsl.expressions import Condition, Renderer, compile_value, has_templates
 from legion.dsl.model import Chain, Retry, Step
-from legion.engine.runstate import Group, Join, Prior, RunState, StepRun, Wait
+from legion.engine.runstate import Group, Join, Prior, Resume, RunState, StepRun, Wait
 
 # Run and step run (task) statuses, spec section 4.
 RUN_STATUSES = ("pending", "running", "paused", "succeeded", "failed", "canceled")
+MAX_DEPTH = 8  # sub-chains nest at most this deep
+# Sub-chain run ids are made from the parent's run id and step run number, so that starting
+# the same sub-chain step again (after a crash) finds the run it started before.
+CHILD_RUNS = uuid.UUID("5f1c8a52-2b0e-4c3e-9a43-6f1d3c1f0b7e")
 TASK_STATUSES = ("queued", "delayed", "running", "succeeded", "failed", "skipped", "canceled", "timed_out")
 
 
@@ -132,19 +137,57 @@ class Ended:
     status: str
 
 
-Command = Queue | Schedule | Ended
+@dataclass(slots=True)
+class StartChild:
+    """Start run `run_id` of chain `chain` with `input`, as the sub-chain of `step_run`; when it
+    ends, hand its outcome (`child_outcome`) to `finish` of that step run."""
+
+    step_run: StepRun
+    chain: str
+    input: dict[str, Any]
+    run_id: str
+    depth: int
+
+
+@dataclass(slots=True)
+class Interrupt:
+    """Stop what `step_run` is doing: the function's `ctx.canceled` is set (an async one is
+    cancelled), or the sub-chain run `step_run.child` is canceled. With `status`, the step run
+    ended here (a timeout, say): record it so, with `error`; its function's own outcome, when
+    it comes, changes nothing."""
+
+    step_run: StepRun
+    status: str | None = None
+    error: dict[str, Any] | None = None
+
+
+Command = Queue | Schedule | Ended | StartChild | Interrupt
+
+
+def child_outcome(child: RunState) -> tuple[str, Any, dict[str, Any] | None]:
+    """What an ended sub-chain run gives its step: (status, result, error)."""
+    if child.status == "succeeded":
+        return "succeeded", child.output, None
+    err = child.error or {"type": "StepFailed", "message": f"sub-chain {child.run['chain']} {child.status}"}
+    return "failed", None, {"type": err["type"], "message": err["message"]}
+
+
+def child_run_id(run_id: str, number: int) -> str:
+    return str(uuid.uuid5(CHILD_RUNS, f"{run_id}/{number}"))
 
 
 @dataclass(slots=True)
 class Begin:
     """What `Conductor.begin` decided: `started` puts the step run in the trace; `args` (when
     not None) are its rendered arguments, to be passed to its function. `duplicate`: the step
-    run had already begun (a message delivered twice): nothing to do, nothing to record."""
+    run had already begun (a message delivered twice): nothing to do, nothing to record.
+    `held`: the run is paused; the step run waits for `resume`, which queues it again."""
 
     started: bool
     args: dict[str, Any] | None
     commands: list[Command]
     duplicate: bool = False
+    held: bool = False
 
 @dataclass(slots=True)
 class Decided:
@@ -221,7 +264,7 @@ class Conductor:
             return ExpressionError(f"the rendered arguments cannot be stored: {exc.message}")
         return args if isinstance(args, dict) else {}
 
-    def begin(self, number: int, rendered: dict[str, Any] | ExpressionError | None = None) -> Begin:
+    def begin(self, number: int, rendered: dict[str, Any] | ExpressionError | None = None, now: float = 0.0) -> Begin:
         """A queued step run is due to start, with its arguments as `render_with` gave them
         (rendered here when not given).
 
@@ -238,6 +281,9 @@ class Conductor:
             return Begin(False, None, [])
         if sr.status != "queued":  # it begins once, whatever delivers it again
             return Begin(False, None, [], duplicate=True)
+        if st.status == "paused":
+            sr.status = "held"
+            return Begin(False, None, [], held=True)
         if number > self.program.max_steps:
             del st.active[number]
             self._fail_run(make_error(
@@ -254,7 +300,17 @@ class Conductor:
             self._end_branch(sr.ctx)
             self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {sr.step!r}, with: {args.message}", sr.step))
             return Begin(True, None, self._flush())
-        return Begin(True, args if isinstance(args, dict) else {}, [])
+        args = args if isinstance(args, dict) else {}
+        prog = self.program.steps[sr.step]
+        if prog.timeout is not None:
+            sr.timer = self._wait("timeout", prog.timeout, now, sr.step, sr.ctx, sr.prior, number=number)
+        if prog.is_sub_chain:
+            if st.depth + 1 > MAX_DEPTH:
+                self._stop(sr, "failed", make_error("SubChainDepthExceeded", f"sub-chains nest deeper than {MAX_DEPTH} at step {sr.step!r}"), now)
+            else:
+                sr.child = child_run_id(st.run["id"], number)
+                self._out.append(StartChild(sr, prog.run[len("chain:"):], args, sr.child, st.depth + 1))
+        return Begin(True, args, self._flush())
 
     def decide(self, number: int, status: str, result: Any = None, error: Any = None) -> Decided | None:
         """Evaluate a finished step run's `retry.when` and edges, changing nothing: a driver
@@ -277,9 +333,14 @@ class Conductor:
         sr = st.active.pop(number, None)
         if sr is None:
             return []
+        if sr.timer is not None:
+            st.waits.pop(sr.timer, None)
         sr.status = status
         if st.halted or st.ended:
-            return []  # recorded by the driver; it changes neither status nor output
+            # Recorded by the driver; it changes neither status nor output. A retry of the
+            # run starts the step again.
+            self._resume_at(sr.step, sr.ctx, sr.prior, sr.group)
+            return []
         prog = self.program.steps[sr.step]
         err = normalize_error(error, sr.step) if status != "succeeded" else None
         if status != "succeeded" and self._retry(sr, prog, result, err, now, decided.retry if decided else None):
@@ -287,20 +348,32 @@ class Conductor:
         if sr.group is not None:
             self._item_done(sr, status, result, err, now)
         else:
-            self._step_done(prog, sr.ctx, result, status, err, sr.attempt, now, sr.number, decided.fired if decided else None)
+            self._step_done(prog, sr.ctx, result, status, err, sr.attempt, now, sr.number, decided.fired if decided else None, sr.prior)
         self._maybe_end()
         return self._flush()
 
     def wake(self, wait_id: int, now: float = 0.0) -> list[Command]:
+        """A wait is over: a retry or delay queues its step run; a timeout ends its step run
+        as `timed_out`, if it is still running."""
         st = self.state
-        w = st.waits.pop(wait_id, None)
+        w = st.waits.get(wait_id)
+        if w is not None and w.kind != "timeout" and st.status == "paused":
+            w.held = True  # its step run is queued when the run resumes
+            return []
+        st.waits.pop(wait_id, None)
         if w is None or st.halted or st.ended:
             self._maybe_end()
             return self._flush()
-        if w.kind == "retry":
-            self._queue(w.step, w.ctx, w.prior, w.attempt, w.item, w.index, w.group)
+        if w.kind == "timeout":
+            sr = st.active.get(w.number) if w.number is not None else None
+            if sr is not None and sr.status == "running":
+                sr.timer = None
+                what = "sub-chain" if sr.child else "step"
+                error = make_error("Timeout", f"{what} {sr.step!r} ran past its timeout of {self.program.steps[sr.step].timeout:g}s", sr.step)
+                self._stop(sr, "timed_out", error, now)
+                return self._flush()
         else:
-            self._expand(w.step, w.ctx, w.prior, now)
+            self._carry_wait(w, now)
         self._maybe_end()
         return self._flush()
 
@@ -308,17 +381,71 @@ class Conductor:
         st = self.state
         if st.ended:
             return []
-        st.halted = True
-        # Step runs not started yet never will; those executing finish and are recorded by
-        # the driver (their results change nothing), so they stay in `active` until then.
+        self._halt()
+        # Step runs not started yet never will; those executing are told to stop (their
+        # sub-chains are canceled) and are recorded by the driver when they finish (their
+        # results change nothing), so they stay in `active` until then.
         for sr in st.active.values():
-            if sr.status == "queued":
+            if sr.status == "running":
+                self._out.append(Interrupt(sr))
+            else:
                 sr.status = "canceled"
-        st.waits.clear()
-        st.groups.clear()
         st.status = "canceled"
         st.error = st.error or make_error("Canceled", reason)
         self._out.append(Ended("canceled"))
+        return self._flush()
+
+    def requeue(self, number: int) -> list[Command]:
+        """A running step run whose worker was lost (its lease expired) is queued again: its
+        function runs again, and it still finishes once."""
+        sr = self.state.active.get(number)
+        if sr is None or sr.status != "running" or self.state.ended:
+            return []
+        sr.status = "queued"
+        if sr.timer is not None:
+            self.state.waits.pop(sr.timer, None)
+            sr.timer = None
+        return [Queue(sr)]
+
+    def pause(self) -> list[Command]:
+        """Start no more step runs until `resume`; those running finish as usual."""
+        if self.state.status == "running":
+            self.state.status = "paused"
+        return []
+
+    def resume(self, now: float = 0.0) -> list[Command]:
+        """Queue again the step runs delivered while paused, and carry out the waits that
+        ended meanwhile."""
+        st = self.state
+        if st.status != "paused":
+            return []
+        st.status = "running"
+        for sr in st.active.values():
+            if sr.status == "held":
+                sr.status = "queued"
+                self._out.append(Queue(sr))
+        for w in [w for w in st.waits.values() if w.held]:
+            del st.waits[w.id]
+            self._carry_wait(w, now)
+        self._maybe_end()
+        return self._flush()
+
+    def retry(self, now: float = 0.0) -> list[Command]:
+        """Run a failed or canceled run again from where its branches stopped: each step whose
+        failure ended its branch, and each step that the run's halt kept from starting, starts
+        again with the context it had; what succeeded is kept. Nothing happens (and nothing is
+        returned) for a run that is not failed or canceled, or has nowhere to start again."""
+        st = self.state
+        if st.status not in ("failed", "canceled") or not st.resume:
+            return []
+        points, st.resume = st.resume, []
+        st.status, st.halted, st.error, st.output = "running", False, None, None
+        for join in st.joins.values():
+            if join.state == "skipped":
+                join.state = "open"
+        for point in points:
+            self._expand(point.step, point.ctx, point.prior, now)
+        self._maybe_end()
         return self._flush()
 
     def abort(self, error: dict[str, Any]) -> list[Command]:
@@ -369,10 +496,51 @@ class Conductor:
         self._out.append(Queue(sr))
 
     def _wait(self, kind: str, seconds: float, now: float, step: str, ctx: dict[str, Any], prior: Prior,
-              attempt: int = 1, item: Any = None, index: int | None = None, group: int | None = None) -> None:
-        w = Wait(self._new_id(), now + seconds, kind, step, ctx, prior, attempt, item, index, group)
+              attempt: int = 1, item: Any = None, index: int | None = None, group: int | None = None,
+              number: int | None = None) -> int:
+        w = Wait(self._new_id(), now + seconds, kind, step, ctx, prior, attempt, item, index, group, number)
         self.state.waits[w.id] = w
         self._out.append(Schedule(w.id, w.due))
+        return w.id
+
+    def _carry_wait(self, w: Wait, now: float) -> None:
+        if w.kind == "retry":
+            self._queue(w.step, w.ctx, w.prior, w.attempt, w.item, w.index, w.group)
+        elif w.kind == "delay":
+            self._expand(w.step, w.ctx, w.prior, now)
+
+    def _stop(self, sr: StepRun, status: str, error: dict[str, Any], now: float) -> None:
+        """End a step run here, without its function's outcome (which, when it comes, finds
+        the step run gone): the driver records it and stops the function or sub-chain."""
+        self._out.append(Interrupt(sr, status, error))
+        done = self.finish(sr.number, "failed", None, error, now)  # flushes what is out, unless the run had halted
+        self._out = done + self._out
+
+    def _resume_at(self, step: str, ctx: dict[str, Any], prior: Prior, group: int | None = None) -> None:
+        """Remember where a retry of this run starts again (a for_each step: all its items)."""
+        if group is not None:
+            g = self.state.groups.get(group)
+            if g is None:
+                return  # its group was remembered when the run halted
+            ctx, prior = g.ctx, g.prior
+        if not any(r.step == step and r.ctx is ctx for r in self.state.resume):
+            self.state.resume.append(Resume(step, ctx, prior))
+
+    def _halt(self) -> None:
+        """No step run starts any more: remember, for a retry, the step runs queued, the waits
+        and the for_each steps cut short; forget the waits and groups."""
+        st = self.state
+        st.halted = True
+        for g in st.groups.values():
+            self._resume_at(g.step, g.ctx, g.prior)
+        for sr in st.active.values():
+            if sr.status != "running":
+                self._resume_at(sr.step, sr.ctx, sr.prior, sr.group)
+        for w in st.waits.values():
+            if w.kind != "timeout" and w.group is None:
+                self._resume_at(w.step, w.ctx, w.prior)
+        st.waits.clear()
+        st.groups.clear()
 
     def _retry_due(self, sr: StepRun, prog: StepProgram, err: dict[str, Any] | None) -> bool:
         """Whether another attempt may be made, before `retry.when` is asked."""
@@ -430,7 +598,7 @@ class Conductor:
             prog = self.program.steps[g.step]
             if g.errors:
                 first = g.errors[min(g.errors)]
-                self._step_done(prog, g.ctx, g.results, "failed", first, g.last_attempt, now, sr.number)
+                self._step_done(prog, g.ctx, g.results, "failed", first, g.last_attempt, now, sr.number, prior=g.prior)
             else:
                 self._step_done(prog, g.ctx, g.results, "succeeded", None, g.last_attempt, now, sr.number)
 
@@ -441,7 +609,8 @@ class Conductor:
 
     def _step_done(self, prog: StepProgram, ctx: dict[str, Any], result: Any, status: str,
                    err: dict[str, Any] | None, attempt: int, now: float, number: int | None = None,
-                   fired: list[tuple[dict[str, Any], list[str]]] | tuple[int, ExpressionError] | None = None) -> None:
+                   fired: list[tuple[dict[str, Any], list[str]]] | tuple[int, ExpressionError] | None = None,
+                   prior: Prior = (None, None, None, None)) -> None:
         """The step finished (after retries, or all items): evaluate every edge (unless `fired`
         says what they gave), then start targets."""
         st = self.state
@@ -449,6 +618,7 @@ class Conductor:
         if not prog.edges:
             if status != "succeeded":
                 self._end_branch(ctx)
+                self._resume_at(prog.name, ctx, prior)
                 self._fail_run(err or normalize_error(None, prog.name))
             else:
                 self._end_branch(ctx)
@@ -463,6 +633,7 @@ class Conductor:
         if not fired:
             self._end_branch(ctx)
             if status != "succeeded":
+                self._resume_at(prog.name, ctx, prior)
                 self._fail_run(err or normalize_error(None, prog.name))
             return
         prior = (result, status, err, number)
@@ -571,13 +742,11 @@ class Conductor:
         st = self.state
         if st.ended:
             return
-        st.halted = True
+        self._halt()
         if st.error is None:
             st.error = error
         st.status = "failed"
         st.output = self._render_output() if render_output and st.began else None
-        st.waits.clear()
-        st.groups.clear()
         self._out.append(Ended("failed"))
 
     def _busy(self) -> bool:

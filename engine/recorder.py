@@ -46,12 +46,12 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # The fields of task, run and log rows where a secret value may show up (spec section 7): they
 # are masked before any row is written, so the database never holds a known secret.
 TASK_MASKED = ("args", "result", "error")
-RUN_MASKED = ("input", "output", "error")
+RUN_MASKED = ("input", "output", "error", "state")
 LOG_MASKED = ("message", "data")
 
 
 class RecordStore(Protocol):
-    def record(self, run: dict[str, Any] | None, tasks: list[dict[str, Any]],
+    def record(self, run: dict[str, Any] | list[dict[str, Any]] | None, tasks: list[dict[str, Any]],
                logs: list[dict[str, Any]] | None = None) -> None: ...
 
 
@@ -82,6 +82,7 @@ class Recorder:
         self._tasks: dict[tuple[str, int], dict[str, Any]] = {}
         self._runs: dict[str, dict[str, Any]] = {}
         self._logs: list[dict[str, Any]] = []
+        self._states: dict[str, Callable[[], dict[str, Any]]] = {}  # run id -> its state's snapshot
         self._lock = threading.Condition()
         self._written = 0  # batches finished: committed, or what failed of them dropped
         self._taken = 0  # batches taken by the writer
@@ -121,6 +122,12 @@ class Recorder:
             else:
                 current.update(row)
 
+    def state(self, run_id: str, snapshot: Callable[[], dict[str, Any]]) -> None:
+        """The run's state changed: the next batch writes what `snapshot()` gives then (taken
+        before the batch's rows, so the rows written are never behind the state written)."""
+        with self._lock:
+            self._states[run_id] = snapshot
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Block until everything handed over before this call is written. True when all of it
         was committed; False when some of it had to be dropped (each logged as an error) or
@@ -146,7 +153,7 @@ class Recorder:
         self._thread.join(timeout=5)
 
     def _pending(self) -> bool:
-        return bool(self._tasks or self._runs or self._logs)
+        return bool(self._tasks or self._runs or self._logs or self._states)
 
     def _loop(self) -> None:
         while True:
@@ -154,6 +161,16 @@ class Recorder:
                 self._lock.wait_for(lambda: self._closed or self._pending(), timeout=self.interval)
                 if self._closed and not self._pending():
                     return
+                states, self._states = self._states, {}
+            snapshots = {}
+            for run_id, snapshot in states.items():  # each takes its run's lock: never with this lock held
+                try:
+                    snapshots[run_id] = snapshot()
+                except Exception:
+                    log.exception("taking the state of run %s failed; it is written with the next change", run_id)
+            with self._lock:
+                for run_id, state in snapshots.items():
+                    self._runs.setdefault(run_id, {"id": run_id})["state"] = state
                 tasks, self._tasks = list(self._tasks.values()), {}
                 runs, self._runs = list(self._runs.values()), {}
                 logs, self._logs = self._logs, []
@@ -191,12 +208,10 @@ class Recorder:
 
     def _write(self, runs: list[dict[str, Any]], tasks: list[dict[str, Any]], logs: list[dict[str, Any]]) -> int:
         """Write a batch; the number of rows dropped."""
-        # One transaction for the batch; runs beyond the first get one each (a run row is
-        # keyed by its id, so each needs its own UPDATE anyway).
+        # One transaction for the batch: a run's state is never written without its rows.
         runs = [self._honest(run) for run in runs]
-        first, rest = (runs[0], runs[1:]) if runs else (None, [])
-        error = self._attempt(lambda: self.store.record(first, tasks, logs))
-        items = [("run", run) for run in rest]
+        error = self._attempt(lambda: self.store.record(runs, tasks, logs))
+        items: list[tuple[str, dict[str, Any]]] = []
         if error is not None:
             log.warning("writing %d task, %d run and %d log rows in one transaction failed (%s); writing them one by one",
                         len(tasks), len(runs), len(logs), _describe(error))

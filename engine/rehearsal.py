@@ -20,7 +20,7 @@ from legion.dsl.errors import Issue, LegionError, ValidationFailed
 from legion.dsl.loader import Document
 from legion.dsl.model import Chain, MockEntry, Rehearsal
 from legion.dsl.validate import validate_chain_document, validate_rehearsal_document
-from legion.engine.conductor import ChainProgram, Conductor, Ended, Queue, Schedule
+from legion.engine.conductor import ChainProgram, Conductor, Queue, Schedule, StartChild, child_outcome
 from legion.engine.invoke import Outcome, call, checked_arguments, outcome_of_exception
 from legion.engine.registry import Registry
 from legion.engine.runstate import RunState, StepRun
@@ -29,7 +29,6 @@ from legion.engine.secrets import Resolver, SecretError
 from legion.engine.yamlfiles import YamlFiles
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC).timestamp()  # the virtual clock's start
-MAX_DEPTH = 8
 SLEEP = "core.util.sleep"
 
 
@@ -72,27 +71,29 @@ class VirtualRun:
         self.created = 0
 
     def run(self, input: dict[str, Any]) -> RunResult:
-        state = RunState.new(self.run_id, self.program.name, self.program.version, self.now, input)
+        state = RunState.new(self.run_id, self.program.name, self.program.version, self.now, input, depth=self.depth)
         conductor = Conductor(self.program, state, jitter=False)
         sequence: list[str] = []
         self._apply(conductor.start(self.now))
-        while not state.ended and (self.queue or self.waits):
+        while not state.ended and (self.queue or self._next_wait(state) is not None):
             if not self.queue:
                 # Every wait that ends at the earliest instant joins the queue before any runs.
-                self._advance(conductor, max(self.now, self.waits[0][0]))
+                self._advance(conductor, max(self.now, self._next_wait(state) or self.now))
                 continue
             number = self.queue.popleft()
             step_run = state.active.get(number)
-            begin = conductor.begin(number)
+            begin = conductor.begin(number, None, self.now)
             if begin.started and step_run is not None:
                 sequence.append(step_run.step)
             self._apply(begin.commands)
-            if begin.args is None or step_run is None:
+            if begin.args is None or step_run is None or number not in state.active:
                 continue
-            outcome, duration = self._invoke(step_run, begin.args)
+            child = next((c for c in begin.commands if isinstance(c, StartChild)), None)
+            outcome, duration = self._sub_chain(child) if child is not None else self._invoke(step_run, begin.args)
             if duration > 0:
-                self._advance(conductor, self.now + duration)
-            self._apply(conductor.finish(number, outcome.status, outcome.result, outcome.error, self.now))
+                self._advance(conductor, self.now + duration, number)
+            if number in state.active:  # not timed out meanwhile
+                self._apply(conductor.finish(number, outcome.status, outcome.result, outcome.error, self.now))
         return RunResult(state.status, state.output, state.error, sequence, self.now - self.start, state.numbered)
 
     def _apply(self, commands: Iterable[Any]) -> None:
@@ -102,21 +103,27 @@ class VirtualRun:
             elif isinstance(command, Schedule):
                 self.created += 1
                 heapq.heappush(self.waits, (command.due, self.created, command.wait_id))
-            elif isinstance(command, Ended):
-                pass
 
-    def _advance(self, conductor: Conductor, until: float) -> None:
-        """While a step takes time, waits that end meanwhile join the queue in the order they end."""
-        while self.waits and self.waits[0][0] <= until:
-            due, _, wait_id = heapq.heappop(self.waits)
+    def _next_wait(self, state: RunState) -> float | None:
+        """When the earliest wait still pending ends (a step run's timeout is gone once it finished)."""
+        while self.waits and self.waits[0][2] not in state.waits:
+            heapq.heappop(self.waits)
+        return self.waits[0][0] if self.waits else None
+
+    def _advance(self, conductor: Conductor, until: float, running: int | None = None) -> None:
+        """While a step takes time, waits that end meanwhile join the queue in the order they
+        end; the step run `running` that times out meanwhile takes no longer than that."""
+        while (due := self._next_wait(conductor.state)) is not None and due <= until:
+            _, _, wait_id = heapq.heappop(self.waits)
             self.now = max(self.now, due)
             self._apply(conductor.wake(wait_id, self.now))
+            if running is not None and running not in conductor.state.active:
+                return
         self.now = until
 
     def _invoke(self, step_run: StepRun, args: dict[str, Any]) -> tuple[Outcome, float]:
         step, number, attempt = step_run.step, step_run.number, step_run.attempt
         prog = self.program.steps[step]
-        timeout = prog.timeout
         pending = self.mocks.get(step)
         if pending:
             # A mock stands in for the function's result, not for the check of its arguments:
@@ -124,52 +131,45 @@ class VirtualRun:
             function = self.registry.functions.get(prog.run)
             checked = checked_arguments(function, args, self.program.name, step) if function is not None else args
             return (checked if isinstance(checked, Outcome) else mock_outcome(pending.popleft())), 0.0
-        if prog.is_sub_chain:
-            outcome, duration = self._sub_chain(prog.run[len("chain:"):], args, step)
-        elif prog.run == SLEEP:  # the virtual clock's sleep: its arguments checked as the real one's
+        if prog.run == SLEEP:  # the virtual clock's sleep: its arguments checked as the real one's
             sleep = self.registry.functions.get(SLEEP)
             checked = checked_arguments(sleep, args, self.program.name, step) if sleep is not None else args
             seconds = None if isinstance(checked, Outcome) else checked.get("seconds", 0)
             if isinstance(checked, Outcome):
-                outcome, duration = checked, 0.0
-            elif not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
-                outcome, duration = Outcome("failed", None, {"type": "StepFailed", "message": f"sleep: seconds must be a number >= 0, not {seconds!r}"}), 0.0
-            else:
-                outcome, duration = Outcome("succeeded", None), float(seconds)
-        else:
-            try:
-                function = self.registry.function(prog.run)
-            except LegionError as exc:
-                return Outcome("failed", None, {"type": "StepFailed", "message": exc.message}), 0.0
-            try:
-                args = self.secrets.resolve(args, step_binding(self.run_id, number))  # only real calls see values; mocks never do
-            except SecretError as exc:
-                return outcome_of_exception(exc), 0.0
-            context = Context(run_id=self.run_id, chain=self.program.name, step=step, number=number, attempt=attempt,
-                              function=prog.run, resolver=self.secrets)
-            outcome, duration = call(function, args, context=context), 0.0
-        if timeout is not None and duration > timeout:
-            return Outcome("failed", None, {"type": "Timeout", "message": f"step {step!r} ran past its timeout of {timeout:g}s"}), timeout
-        return outcome, duration
-
-    def _sub_chain(self, name: str, args: dict[str, Any], step: str) -> tuple[Outcome, float]:
-        if self.depth + 1 > MAX_DEPTH:
-            return Outcome("failed", None, {"type": "SubChainDepthExceeded", "message": f"sub-chains nest deeper than {MAX_DEPTH} at step {step!r}"}), 0.0
-        if self.resolve_chain is None:
-            return Outcome("failed", None, {"type": "StepFailed", "message": f"chain {name!r} cannot be resolved here"}), 0.0
+                return checked, 0.0
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+                return Outcome("failed", None, {"type": "StepFailed", "message": f"sleep: seconds must be a number >= 0, not {seconds!r}"}), 0.0
+            return Outcome("succeeded", None), float(seconds)
         try:
-            program = self.resolve_chain(name)
+            function = self.registry.function(prog.run)
+        except LegionError as exc:
+            return Outcome("failed", None, {"type": "StepFailed", "message": exc.message}), 0.0
+        try:
+            args = self.secrets.resolve(args, step_binding(self.run_id, number))  # only real calls see values; mocks never do
+        except SecretError as exc:
+            return outcome_of_exception(exc), 0.0
+        context = Context(run_id=self.run_id, chain=self.program.name, step=step, number=number, attempt=attempt,
+                          function=prog.run, resolver=self.secrets)
+        return call(function, args, context=context), 0.0
+
+    def _sub_chain(self, child: StartChild) -> tuple[Outcome, float]:
+        """The sub-chain run to its end on this clock: its outcome, and how long it took."""
+        if self.mocks.get(child.step_run.step):
+            return self._invoke(child.step_run, child.input)
+        if self.resolve_chain is None:
+            return Outcome("failed", None, {"type": "StepFailed", "message": f"chain {child.chain!r} cannot be resolved here"}), 0.0
+        try:
+            program = self.resolve_chain(child.chain)
         except ValidationFailed:
             raise  # the rehearsal's files do not validate: it fails with their issues
         except LegionError as exc:
             return Outcome("failed", None, {"type": "StepFailed", "message": exc.message}), 0.0
-        sub = VirtualRun(program, self.registry, resolve_chain=self.resolve_chain, depth=self.depth + 1,
-                         start=self.now, run_id=f"{self.run_id}/{step}", secrets=self.secrets)
-        result = sub.run(args)
-        if result.status == "succeeded":
-            return Outcome("succeeded", result.output), result.elapsed
-        err = result.error or {"type": "StepFailed", "message": f"sub-chain {name!r} {result.status}"}
-        return Outcome("failed", None, {"type": err.get("type"), "message": err.get("message")}), result.elapsed
+        sub = VirtualRun(program, self.registry, resolve_chain=self.resolve_chain, depth=child.depth,
+                         start=self.now, run_id=f"{self.run_id}/{child.step_run.step}", secrets=self.secrets)
+        result = sub.run(child.input)
+        state = RunState(run={"chain": child.chain}, input={}, status=result.status, error=result.error, output=result.output)
+        status, output, error = child_outcome(state)
+        return Outcome(status, output, error), result.elapsed
 
 
 def mock_outcome(entry: MockEntry) -> Outcome:

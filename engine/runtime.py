@@ -1,15 +1,25 @@
-"""The embedded runtime: runs, worker threads, timers, schedules and event triggers in one
-process, over a transport (the memory transport by default).
+"""The runtime: worker threads that take messages from a transport and advance runs.
 
-Each run has its conductor and a lock. A worker takes a step message, asks the conductor
-whether the step run may start and with which arguments, calls the function outside the
-lock, then hands the outcome back and carries out the commands it gets: publish the next
-step messages itself (one hop per step), arm a timer, or finish the run.
+Every event of a run (it starts, a step run begins or finishes, a wait ends, a sub-chain
+ends, a cancel, pause, resume or retry arrives) goes through one path, `_event`: take the
+run, apply the event to its conductor, and keep what changed together (the run's state, its
+task rows, the messages to send); then send the messages. How "take" and "keep" are done is
+the one thing that differs between the two ways Legion runs:
+
+- embedded (the memory transport, the default): this process owns its runs, so a run is
+  taken by its in-memory lock and kept write-behind: the recorder writes the state with the
+  rows in its next batch. After `kill -9`, `recover` continues the runs of the dead process
+  from their last written state (step runs it had begun run again).
+- shared (RabbitMQ): any worker may take any event of any run, so a run is taken by its row
+  lock in the database and kept in that transaction, with the messages in the outbox;
+  they are published after the commit. A worker holds a lease on each step run it executes,
+  renewed while it runs; a step run whose lease expired is queued again.
+
+The function of a step runs outside any lock, on the worker thread that took its message.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import heapq
 import itertools
@@ -19,31 +29,47 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from legion.dsl.budget import ValueProblem, check_value, step_binding
 from legion.dsl.catalog import Catalog
 from legion.dsl.compile import runner_topology
 from legion.dsl.model import Chain, Step
-from legion.engine.conductor import Begin, ChainProgram, Command, Conductor, Ended, Queue, Schedule, StepProgram
-from legion.engine.errors import BadInput, LegionError
+from legion.engine import transport as t
+from legion.engine.conductor import (
+    ChainProgram,
+    Command,
+    Conductor,
+    Ended,
+    Interrupt,
+    Queue,
+    Schedule,
+    StartChild,
+    StepProgram,
+    child_outcome,
+)
+from legion.engine.errors import BadInput, LegionError, NotFound, ServiceUnavailable
 from legion.engine.invoke import Outcome, call, outcome_of_exception
-from legion.engine.recorder import Recorder
+from legion.engine.recorder import RUN_MASKED, TASK_MASKED, Recorder
 from legion.engine.registry import Registry
-from legion.engine.runstate import RunState, StepRun
+from legion.engine.runstate import RunState
 from legion.engine.sdk import Context
 from legion.engine.secrets import MASKER, Resolver, SecretError
-from legion.engine.transport import Message
+from legion.engine.steplog import StepLogCapture
+from legion.engine.transport import Delivery, Message
 from legion.engine.transport.memory import MemoryTransport
 
 log = logging.getLogger("legion.runtime")
 
-MAX_DEPTH = 8
-CANCEL_POLL = 0.5  # seconds between checks for runs canceled from another process
+CONTROL_POLL = 0.5  # embedded: seconds between reads of requests (cancel, pause...) from other processes
 EVENTS_POLL = 2.0  # seconds between reads of the applied chains' on.events triggers
+LEASE_TTL = 30.0  # shared: a step run's lease; renewed every third of it while its function runs
+SWEEP_EVERY = 5.0  # shared: seconds between looks for expired leases and outbox rows left behind
+OUTBOX_STALE = 10.0  # shared: an outbox row this old was left by a process that died before publishing
+MAX_CLAIMS = 3  # a step run taken this many times (its workers died) fails instead, dead-lettered
 Event = dict[str, Any]
 
 
@@ -51,74 +77,73 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class StepLogCapture(logging.Handler):
-    """Log records emitted while a step's function runs become that task's log entries
-    (`legion task logs ID`): the function's own logging (`ctx.log` included), and its
-    libraries'. The entries list is a context variable, so records from an async function,
-    which runs on the process's event loop in a task that inherits the worker's context,
-    land in the right task too."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.entries: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("legion_step_log", default=None)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        entries = self.entries.get()
-        if entries is not None:
-            try:
-                message = record.getMessage()
-            except Exception:  # a malformed log call must not fail the step
-                message = str(record.msg)
-            entries.append({"at": datetime.fromtimestamp(record.created, UTC),
-                            "level": record.levelname.lower(), "message": message, "data": {"logger": record.name}})
-
-    def begin(self) -> contextvars.Token[list[dict[str, Any]] | None]:
-        return self.entries.set([])
-
-    def end(self, token: contextvars.Token[list[dict[str, Any]] | None]) -> list[dict[str, Any]]:
-        entries = self.entries.get()
-        self.entries.reset(token)
-        return entries or []
-
-
 @dataclass
 class ActiveRun:
+    """A run this process holds: its conductor (for a shared run, a cache of the state at
+    `revision`), and what waits on it here."""
+
     id: str
     conductor: Conductor
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: threading.Event = field(default_factory=threading.Event)
-    parent: tuple[ActiveRun, int] | None = None  # the run and step run number of a sub-chain step
-    children: dict[int, str] = field(default_factory=dict)  # step run number -> sub-chain run id
-    depth: int = 0
     trigger: str = "manual"
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
+    revision: int = 0
 
     @property
     def state(self) -> RunState:
         return self.conductor.state
 
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return self.conductor.state.to_dict()
 
-def task_program(function: str, args: dict[str, Any], functions: Catalog | None = None) -> ChainProgram:
-    """A one-step program for `legion task run`: the arguments are passed as they are, never
-    rendered as templates."""
+
+@dataclass
+class Batch:
+    """What one event changed, kept together: the run's row fields, its task rows and log
+    entries, runs it created (sub-chains), messages to send, and what to do here after."""
+
+    run: dict[str, Any] = field(default_factory=dict)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    new_runs: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[tuple[Message, float | None]] = field(default_factory=list)
+    after: list[Callable[[], None]] = field(default_factory=list)
+
+    def task(self, row: dict[str, Any]) -> None:
+        self.tasks.append(row)
+
+
+def task_program(function: str, functions: Catalog | None = None) -> ChainProgram:
+    """A one-step program for `legion task run`: the run's input is the function's
+    arguments, passed as they are, never rendered as templates."""
     name = "task." + function.lower().replace("_", "-")
     program = ChainProgram(Chain(chain=name[:128], steps={"task": Step(run=function)}), version=0, functions=functions)
-    program.steps["task"].with_ = lambda scope, a=dict(args): dict(a)
+    program.steps["task"].with_ = lambda scope: dict(scope["input"])
+    program.steps["task"].static_with = False
     return program
 
 
 class Engine:
-    """Runs chains in this process. `start()` the workers; `submit()` runs; `wait()` for them."""
+    """Runs chains: `start()` the workers; `submit()` runs; `wait()` for them.
+
+    `transport`: the memory transport (the default: embedded) or the AMQP one (shared).
+    `roles`: what this process does: `worker` (take messages), `scheduler` is run by the CLI.
+    """
 
     def __init__(self, registry: Registry, store: Any, *, workers: int = 4, node: str = "local",
-                 clock: Callable[[], float] = time.time, secrets: Resolver | None = None) -> None:
+                 clock: Callable[[], float] = time.time, secrets: Resolver | None = None,
+                 transport: Any = None, consume: bool = True) -> None:
         self.registry = registry
         self.secrets = secrets or Resolver()
         self.store = store
         self.workers = workers
         self.node = node
         self.clock = clock
-        self.transport = MemoryTransport()
+        self.transport = transport if transport is not None else MemoryTransport()
+        self.shared = not isinstance(self.transport, MemoryTransport)
+        self.consume = consume
         self.recorder = Recorder(store, on_lost=self._record_lost)
         self.runs: dict[str, ActiveRun] = {}
         self._runs_lock = threading.Lock()
@@ -128,8 +153,11 @@ class Engine:
         self._timer_cv = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+        self._draining = threading.Event()
         self.event_chains: dict[str, list[str]] = {}  # function ref -> chains started when it succeeds
         self._executing: dict[tuple[str, int], tuple[dict[str, Any], Context | None]] = {}  # step runs inside a function now
+        self.queues = [f"lex.{r.extension}.{r.name}" for r in registry.runners.values()] + [t.CONTROL_QUEUE]
+        self.transport.declare(t.control_topology())
         for runner in registry.runners.values():
             self.transport.declare(runner_topology(runner.extension, runner.name))
         self.capture = StepLogCapture()
@@ -142,41 +170,55 @@ class Engine:
         root.addHandler(self.capture)
         if root.level > logging.INFO or root.level == logging.NOTSET:
             root.setLevel(logging.INFO)  # handlers keep their own levels; steps' INFO is kept
-        for i in range(self.workers):
-            t = threading.Thread(target=self._work, name=f"legion-worker-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
-        t = threading.Thread(target=self._timer_loop, name="legion-timers", daemon=True)
-        t.start()
-        self._threads.append(t)
-        self._later(CANCEL_POLL, self._watch_cancels)
+        if self.consume:
+            self.transport.consume(self.queues, prefetch=max(1, self.workers))
+            for i in range(self.workers):
+                self._thread(self._work, f"legion-worker-{i}")
+        self._thread(self._timer_loop, "legion-timers")
         self._later(EVENTS_POLL, self._watch_events)
-        self.reap_interrupted()
+        if self.shared:
+            self._later(LEASE_TTL / 3, self._renew_leases)
+            self._later(0, self._sweep)
+        else:
+            self._later(CONTROL_POLL, self._watch_control)
+            self.recover()
         return self
 
+    def _thread(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
     def stop(self, drain: float = 10.0) -> None:
-        """Let running runs finish for up to `drain` seconds, cancel what is left, stop."""
+        """Take no more messages; let what runs here finish for up to `drain` seconds. An
+        embedded engine cancels its runs still going (nothing else would carry them on until
+        the next start); a shared one leaves them to the other workers."""
+        self._draining.set()
+        if self.shared and hasattr(self.transport, "stop_consuming"):
+            self.transport.stop_consuming()
         deadline = time.monotonic() + drain
-        while self.active_runs() and time.monotonic() < deadline:
+        while (self._executing if self.shared else self.active_runs()) and time.monotonic() < deadline:
             time.sleep(0.02)
-        for run_id in self.active_runs():
-            self.cancel(run_id, "the engine stopped before the run ended")
-        deadline = time.monotonic() + 2.0
-        while self.active_runs() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        if not self.shared:
+            for run_id in self.active_runs():
+                self.cancel(run_id, "the engine stopped before the run ended")
+            deadline = time.monotonic() + 2.0
+            while self.active_runs() and time.monotonic() < deadline:
+                time.sleep(0.02)
         self._stopping.set()
         logging.getLogger().removeHandler(self.capture)
-        self.transport.close()
         with self._timer_cv:
             self._timer_cv.notify_all()
-        for t in self._threads:
-            t.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
         for row, context in list(self._executing.values()):  # still inside a function as the process stops
             if context is not None:
                 context.cancel()
-            self.recorder.task(dict(row, status="canceled", finished_at=utcnow(),
-                                    error={"type": "Canceled", "message": "the engine stopped while the step ran", "step": row["step"]}))
+            if not self.shared:
+                self.recorder.task(dict(row, status="canceled", finished_at=utcnow(),
+                                        error={"type": "Canceled", "message": "the engine stopped while the step ran", "step": row["step"]}))
         self.recorder.close()
+        self.transport.close()
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -192,11 +234,15 @@ class Engine:
         if version is None:
             record = self.store.get_chain(chain)
             version = int(record["version"])
-        number = version
-        if (chain, number) not in self._programs:
-            record = record or self.store.get_chain_version(chain, number)
-            self._programs[(chain, number)] = ChainProgram(Chain.model_validate(record["definition"]), number, self.registry.catalog())
-        return self._programs[(chain, number)]
+        if (chain, version) not in self._programs:
+            record = record or self.store.get_chain_version(chain, version)
+            self._programs[(chain, version)] = ChainProgram(Chain.model_validate(record["definition"]), version, self.registry.catalog())
+        return self._programs[(chain, version)]
+
+    def _program_of(self, state: RunState) -> ChainProgram:
+        if state.task is not None:
+            return task_program(state.task, self.registry.catalog())
+        return self.program(state.run["chain"], int(state.run["version"]))
 
     def refresh_events(self) -> None:
         """Which chains listen to which functions' successes (on.events), from what is applied.
@@ -219,165 +265,455 @@ class Engine:
         problems = spec.check_args(args)
         if problems:
             raise BadInput("; ".join(p for _, p in problems))
-        return self.start_program(task_program(function, args, self.registry.catalog()), {}, trigger="task", listener=listener)
+        return self.start_program(task_program(function, self.registry.catalog()), args, trigger="task", listener=listener,
+                                  task=function)
 
     def start_program(self, program: ChainProgram, input: dict[str, Any], *, trigger: str = "manual",
-                      parent: tuple[ActiveRun, int] | None = None, depth: int = 0,
-                      listener: Callable[[Event], None] | None = None, run_id: str | None = None) -> str:
+                      listener: Callable[[Event], None] | None = None, run_id: str | None = None,
+                      task: str | None = None) -> str:
         try:
             check_value(input)
         except ValueProblem as exc:
             raise BadInput(f"the run input of chain {program.name!r} cannot be stored: {exc.message}") from None
         run_id = run_id or str(uuid.uuid4())
-        now = self.clock()
-        state = RunState.new(run_id, program.name, program.version, now, input)
-        active = ActiveRun(run_id, Conductor(program, state), parent=parent, depth=depth, trigger=trigger)
+        state = RunState.new(run_id, program.name, program.version, self.clock(), input)
+        state.task = task
+        row = self._run_row(state, trigger)
+        if self.shared:
+            row["state"] = state.to_dict()
+        self.store.create_run(row)
+        active = self._hold(ActiveRun(run_id, Conductor(program, state), trigger=trigger))
         if listener is not None:
             active.listeners.append(listener)
-        row = {
-            "id": run_id, "chain_name": program.name, "chain_version": program.version, "status": "running",
-            "input": input, "trigger": trigger, "depth": depth, "created_at": utcnow(), "started_at": utcnow(),
-            "parent_run_id": parent[0].id if parent else None, "parent_task_id": None, "node": self.process,
-        }
-        # A sub-chain's input is its step's arguments, which may carry values from results.
-        self.store.create_run(MASKER.mask_fields(row, ("input",)))
-        with self._runs_lock:
-            self.runs[run_id] = active
-        with active.lock:
-            commands = active.conductor.start(now)
-            self._carry_out(active, commands)
+        self._event(run_id, lambda a, b: self._start(a, b))
         return run_id
 
+    def _run_row(self, state: RunState, trigger: str) -> dict[str, Any]:
+        now = utcnow()
+        row = {
+            "id": state.run["id"], "chain_name": state.run["chain"], "chain_version": state.run["version"],
+            "status": "pending", "input": state.input, "trigger": trigger, "depth": state.depth, "created_at": now,
+            "parent_run_id": state.parent[0] if state.parent else None, "parent_task_id": None, "node": self.process,
+        }
+        # A sub-chain's input is its step's arguments, which may carry values from results.
+        return MASKER.mask_fields(row, ("input",))
+
+    def _start(self, active: ActiveRun, batch: Batch) -> list[Command]:
+        if active.state.status != "pending":
+            return []  # started already (a start message delivered twice)
+        batch.run.update(status="running", started_at=utcnow(), node=self.process)
+        return active.conductor.start(self.clock())
+
     def wait(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """The run's row once it ended. TimeoutError after `timeout` seconds."""
         active = self.runs.get(run_id)
-        if active is not None and not active.done.wait(timeout):
-            raise TimeoutError(f"run {run_id} did not end within {timeout}s")
-        return self.store.get_run(run_id)
+        if active is not None and not self.shared:
+            if not active.done.wait(timeout):
+                raise TimeoutError(f"run {run_id} did not end within {timeout}s")
+            return self.store.get_run(run_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            row = self.store.get_run(run_id)
+            if row["status"] in ("succeeded", "failed", "canceled"):
+                return row
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {run_id} did not end within {timeout}s")
+            if active is not None:
+                active.done.wait(pause)
+            else:
+                time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
     def cancel(self, run_id: str, reason: str = "canceled by request") -> bool:
-        active = self.runs.get(run_id)
-        if active is None:
+        """Cancel a run (and its sub-chains); False when this process cannot reach it."""
+        return self._control(run_id, lambda a, b: a.conductor.cancel(reason))
+
+    def pause(self, run_id: str) -> bool:
+        return self._control(run_id, lambda a, b: self._status_change(a, b, a.conductor.pause()))
+
+    def resume(self, run_id: str) -> bool:
+        return self._control(run_id, lambda a, b: self._status_change(a, b, a.conductor.resume(self.clock())))
+
+    def retry(self, run_id: str) -> bool:
+        """Run a failed or canceled run again from its failed step runs. False when there is
+        nothing to start again."""
+        started: list[bool] = []
+
+        def apply(a: ActiveRun, b: Batch) -> list[Command]:
+            commands = a.conductor.retry(self.clock())
+            if commands or a.state.status == "running":
+                started.append(True)
+                a.done.clear()
+                b.run.update(status=a.state.status, error=None, output=None, ended_at=None, node=self.process)
+                with self._runs_lock:
+                    self.runs.setdefault(a.id, a)
+            return commands
+
+        self._control(run_id, apply)
+        return bool(started)
+
+    def _status_change(self, active: ActiveRun, batch: Batch, commands: list[Command]) -> list[Command]:
+        batch.run["status"] = active.state.status
+        return commands
+
+    def _control(self, run_id: str, apply: Callable[[ActiveRun, Batch], list[Command]]) -> bool:
+        if not self.shared and run_id not in self.runs and self._adopt(run_id) is None:
             return False
-        with active.lock:
-            commands = active.conductor.cancel(reason)
-            self._carry_out(active, commands)
-            children = list(active.children.values())
-        for (owner, _), (_, context) in list(self._executing.items()):
-            if owner == run_id and context is not None:  # functions running now learn it through ctx.canceled
-                context.cancel()
-        for child in children:  # a canceled run's sub-chains are canceled too
-            self.cancel(child, f"its parent run {run_id} was canceled")
+        try:
+            self._event(run_id, apply)
+        except NotFound:
+            return False
         return True
 
-    # -- the hot path -----------------------------------------------------------------------
+    # -- the one path -------------------------------------------------------------------------
 
-    def _carry_out(self, active: ActiveRun, commands: list[Command]) -> None:
-        """Carry out conductor commands; called with the run's lock held."""
+    def _event(self, run_id: str, apply: Callable[[ActiveRun, Batch], list[Command] | None]) -> ActiveRun | None:
+        """Apply one event to a run and keep what it changed (see the module's docstring).
+        None when this process does not hold the run (embedded) or it does not exist."""
+        batch = Batch()
+        active: ActiveRun | None
+        if self.shared:
+            active = self._shared_event(run_id, apply, batch)
+        else:
+            active = self.runs.get(run_id) or self._adopt(run_id, ended=False)
+            if active is None:
+                return None
+            with active.lock:
+                self._carry_out(active, apply(active, batch) or [], batch)
+                self._keep(active, batch)
+            if batch.messages:
+                self._publish(batch.messages)
+            if active.state.ended:
+                self._release(active)
+        for action in batch.after:
+            try:
+                action()
+            except Exception:
+                log.exception("after an event of run %s", run_id)
+        return active
+
+    def _keep(self, active: ActiveRun, batch: Batch) -> None:
+        """Embedded: hand what changed to the recorder, which writes the state with it."""
+        if batch.new_runs:
+            self.store.create_runs(batch.new_runs)
+        for row in batch.tasks:
+            self.recorder.task(row)
+        for entry in batch.logs:
+            self.recorder.log(entry)
+        if batch.run:
+            self.recorder.run(dict(batch.run, id=active.id))
+        self.recorder.state(active.id, active.snapshot)
+
+    def _shared_event(self, run_id: str, apply: Callable[[ActiveRun, Batch], list[Command] | None], batch: Batch) -> ActiveRun:
+        with self.store.lock_run(run_id) as locked:
+            active = self.runs.get(run_id)
+            if active is None or active.revision != locked.revision:
+                data = locked.state()
+                if data is None:
+                    raise NotFound(f"run {run_id} has no state to continue from")
+                state = RunState.from_dict(data)
+                active = self._hold(ActiveRun(run_id, Conductor(self._program_of(state), state)), replace=True)
+                active.revision = locked.revision
+            try:
+                with active.lock:
+                    self._carry_out(active, apply(active, batch) or [], batch, locked)
+                    fields = dict(batch.run, state=active.state.to_dict())
+                    tasks = [MASKER.mask_fields(r, TASK_MASKED) for r in batch.tasks] if MASKER.active else batch.tasks
+                    if MASKER.active and batch.run:
+                        fields = MASKER.mask_fields(fields, tuple(k for k in RUN_MASKED if k in fields))
+                    ids = locked.save(fields, tasks, batch.logs, [(m.to_dict(), due) for m, due in batch.messages], new_runs=batch.new_runs)
+                    active.revision = locked.revision
+            except BaseException:
+                with self._runs_lock:  # its state changed without being kept: read it again next time
+                    self.runs.pop(run_id, None)
+                raise
+        if batch.messages:
+            self._publish(batch.messages)
+            self.store.outbox_done(ids)
+        if active.state.ended:
+            with self._runs_lock:
+                self.runs.pop(run_id, None)
+        return active
+
+    def _publish(self, messages: Sequence[tuple[Message, float | None]]) -> None:
+        now_ = [m for m, due in messages if due is None]
+        if now_:
+            self.transport.publish(now_)
+        for message, due in messages:
+            if due is not None:
+                self.transport.publish([message], due=due)
+
+    def _release(self, active: ActiveRun) -> None:
+        """Embedded: forget an ended run once nothing of it runs here any more (a step run
+        still executing is recorded when it finishes)."""
+        with self._runs_lock:
+            if (self.runs.get(active.id) is active and active.state.ended and active.done.is_set()
+                    and not any(sr.status == "running" for sr in active.state.active.values())):
+                del self.runs[active.id]
+
+    def _hold(self, active: ActiveRun, *, replace: bool = False) -> ActiveRun:
+        with self._runs_lock:
+            if replace or active.id not in self.runs:
+                self.runs[active.id] = active
+            return self.runs[active.id]
+
+    # -- carrying out the conductor's commands ---------------------------------------------
+
+    def _carry_out(self, active: ActiveRun, commands: list[Command], batch: Batch, locked: Any = None) -> None:
+        """Carry out conductor commands; called with the run taken."""
         for command in commands:
             if isinstance(command, Queue):
                 sr = command.step_run
                 prog = active.conductor.program.steps[sr.step]
-                self.recorder.task({
+                batch.task({
                     "run_id": active.id, "number": sr.number, "step": sr.step, "function": prog.run,
                     "status": "queued", "attempt": sr.attempt, "item_index": sr.index, "queued_at": utcnow(),
                     "parent_number": sr.prior[3],
                 })
-                if prog.is_sub_chain or prog.run not in self.registry.functions:
-                    # No worker needed: a sub-chain waits without one, and a function that is
-                    # not installed here fails at once (rather than wait on a queue for ever).
-                    self._later(0, functools.partial(self._start_step, active, sr.number))
-                else:
-                    self.transport.publish([Message(active.id, sr.number, prog.run, prog.step.priority)])
+                # A sub-chain needs no worker of its own; embedded, neither does a function not
+                # installed here (it fails at once rather than wait on a queue for ever).
+                control = prog.is_sub_chain or (not self.shared and prog.run not in self.registry.functions)
+                batch.messages.append((Message(active.id, sr.number, prog.run, prog.step.priority, control=control), None))
             elif isinstance(command, Schedule):
-                self._later(command.due - self.clock(), functools.partial(self._wake, active, command.wait_id))
+                batch.messages.append((Message(active.id, command.wait_id, kind=t.WAKE), command.due))
+            elif isinstance(command, StartChild):
+                self._start_child(active, command, batch)
+            elif isinstance(command, Interrupt):
+                self._interrupt(active, command, batch)
             elif isinstance(command, Ended):
-                self._ended(active)
+                self._ended(active, batch)
+
+    def _start_child(self, active: ActiveRun, command: StartChild, batch: Batch) -> None:
+        sr = command.step_run
+        try:
+            program = self.program(command.chain)
+        except LegionError as exc:
+            self._fail_now(active, sr.number, {"type": "StepFailed", "message": exc.message}, batch)
+            return
+        state = RunState.new(command.run_id, program.name, program.version, self.clock(), command.input,
+                             depth=command.depth, parent=(active.id, sr.number))
+        batch.new_runs.append(dict(self._run_row(state, "sub-chain"), state=state.to_dict()))
+        batch.messages.append((Message(command.run_id, kind=t.START), None))
+
+    def _fail_now(self, active: ActiveRun, number: int, error: dict[str, Any], batch: Batch) -> None:
+        """A step run that began fails here, before any function ran."""
+        sr = active.state.active[number]
+        batch.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
+                    "status": "failed", "finished_at": utcnow(), "error": dict(error, step=sr.step)})
+        self._carry_out(active, active.conductor.finish(number, "failed", None, error, self.clock()), batch)
+
+    def _interrupt(self, active: ActiveRun, command: Interrupt, batch: Batch) -> None:
+        sr = command.step_run
+        if command.status is not None:
+            batch.task({"run_id": active.id, "number": sr.number, "step": sr.step, "function": _fn(active, sr.step),
+                        "status": command.status, "finished_at": utcnow(), "error": command.error})
+            batch.after.append(functools.partial(self._emit, active, {
+                "event": "step.finished", "step": sr.step, "number": sr.number, "status": command.status,
+                "result": None, "error": command.error}))
+        executing = self._executing.get((active.id, sr.number))
+        if executing is not None and executing[1] is not None:
+            batch.after.append(executing[1].cancel)  # a sync function that checks ctx.canceled stops; an async one is cancelled
+        if sr.child is not None:
+            batch.messages.append((Message(sr.child, kind=t.CANCEL), None))
+
+    def _ended(self, active: ActiveRun, batch: Batch) -> None:
+        st = active.state
+        for number, sr in list(st.active.items()):
+            if sr.status != "running":  # never started; running ones are recorded when they finish
+                batch.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
+                            "status": "canceled", "finished_at": utcnow()})
+        batch.run.update(status=st.status, output=st.output, error=st.error, ended_at=utcnow())
+        if st.parent is not None and self.shared:
+            batch.messages.append((Message(st.parent[0], st.parent[1], kind=t.CHILD), None))
+        batch.after.append(functools.partial(self._finalize, active))
+
+    def _finalize(self, active: ActiveRun) -> None:
+        st = active.state
+        self._emit(active, {"event": "run.ended", "status": st.status, "output": st.output, "error": st.error})
+        if self.shared:
+            active.done.set()
+            return
+        # The run row last: a reader never sees an ended run with tasks still queued.
+        self.recorder.flush()
+        active.done.set()
+        self._release(active)
+        if st.parent is not None:  # the parent reads the outcome from the state just written
+            self._publish([(Message(st.parent[0], st.parent[1], kind=t.CHILD), None)])
+
+    # -- workers ------------------------------------------------------------------------------
 
     def _work(self) -> None:
         while not self._stopping.is_set():
-            delivery = self.transport.get(timeout=0.5)
+            delivery = self.transport.get(0.5)
             if delivery is None:
                 continue
-            message = delivery.message
-            active = self.runs.get(message.run_id)
-            if active is None:
-                continue
             try:
-                self._start_step(active, message.number)
-            except BaseException:  # nothing a step does may take the worker down with it
-                log.exception("step run %s/%s", message.run_id, message.number)
+                self._handle(delivery)
+            except BaseException:  # nothing a message does may take the worker down with it
+                log.exception("message %s", delivery.message)
+                _settle(delivery.requeue)
 
-    def _start_step(self, active: ActiveRun, number: int) -> None:
-        conductor = active.conductor
-        # The arguments are rendered outside the run's lock: a template that runs to the end
-        # of its budget holds up this worker only, never a cancel or the run's other events.
-        rendered = conductor.render_with(number)
-        with active.lock:
-            sr = conductor.state.active.get(number)
-            begin = conductor.begin(number, rendered)
-            if begin.duplicate:
+    def _handle(self, delivery: Delivery) -> None:
+        m = delivery.message
+        try:
+            if m.kind == t.STEP:
+                self._step(m, delivery)
                 return
-            if sr is not None:
-                self._record_begin(active, sr, begin)
-            self._carry_out(active, begin.commands)
-        if begin.args is None or sr is None:
+            if m.kind == t.WAKE:
+                self._event(m.run_id, lambda a, b: a.conductor.wake(m.number, self.clock()))
+            elif m.kind == t.START:
+                self._event(m.run_id, lambda a, b: self._start(a, b))
+            elif m.kind == t.CHILD:
+                self._child_ended(m.run_id, m.number)
+            elif m.kind == t.CANCEL:
+                self.cancel(m.run_id, "its parent run was canceled")
+            elif m.kind == t.PAUSE:
+                self.pause(m.run_id)
+            elif m.kind == t.RESUME:
+                self.resume(m.run_id)
+            elif m.kind == t.RETRY:
+                self.retry(m.run_id)
+        except NotFound as exc:
+            _settle(functools.partial(delivery.dead_letter, exc.message))
             return
-        prog = conductor.program.steps[sr.step]
-        if prog.is_sub_chain:
-            self._start_sub_chain(active, number, prog, begin.args)
+        except ServiceUnavailable:
+            _settle(delivery.requeue)
             return
+        delivery.ack()
+
+    def _child_ended(self, parent_id: str, number: int) -> None:
+        def apply(active: ActiveRun, batch: Batch) -> list[Command]:
+            sr = active.state.active.get(number)
+            if sr is None or sr.child is None or sr.status != "running":
+                return []
+            data = self.store.get_run(sr.child).get("state")
+            if data is None:
+                return []
+            child = RunState.from_dict(data)
+            if not child.ended:
+                return []
+            status, result, error = child_outcome(child)
+            return self._finished(active, batch, number, Outcome(status, result, error))
+
+        self._event(parent_id, apply)
+
+    # -- a step run ---------------------------------------------------------------------------
+
+    def _step(self, m: Message, delivery: Delivery) -> None:
+        number = m.number
+        began: dict[str, Any] = {}
+        # Embedded, the arguments are rendered before the run is taken: a template that runs
+        # to the end of its budget holds up this worker only, never a cancel or the run's
+        # other events. (Shared, the state is read under the lock first.)
+        held = None if self.shared else self.runs.get(m.run_id)
+        rendered = held.conductor.render_with(number) if held is not None else None
+
+        def begin(active: ActiveRun, batch: Batch) -> list[Command]:
+            conductor = active.conductor
+            sr = conductor.state.active.get(number)
+            if sr is None:
+                return []
+            claims = 0
+            if self.shared:
+                row = self._task_row(active.id, number)
+                claims = (row or {}).get("claims") or 0
+                if sr.status == "queued" and claims >= MAX_CLAIMS:
+                    began["poison"] = f"step run {number} ({sr.step}) of run {active.id} was taken {claims} times and its worker stopped each time"
+                    sr.status = "running"
+                    self._fail_now(active, number, {"type": "WorkerLost", "message": began["poison"]}, batch)
+                    return []
+            result = conductor.begin(number, rendered if active is held else None, self.clock())
+            if result.duplicate or result.held:
+                return result.commands
+            self._record_begin(active, sr, result, batch, claims)
+            if result.args is not None and number in conductor.state.active and not sr.child:
+                began.update(args=result.args, sr=sr, program=conductor.program, chain=active.state.run["chain"], active=active)
+            return result.commands
+
+        self._event(m.run_id, begin)
+        if "poison" in began:
+            _settle(functools.partial(delivery.dead_letter, began["poison"]))
+            return
+        if "args" not in began:
+            delivery.ack()
+            return
+        active, sr, program = began["active"], began["sr"], began["program"]
+        prog = program.steps[sr.step]
         function = self.registry.functions.get(prog.run)
         # Only a function that can be reached by a cancel gets a context: one that declares
         # it, or an async one (cancelling its task). A plain sync function pays nothing.
-        context = Context(run_id=active.id, chain=active.state.run["chain"], step=sr.step, number=number, attempt=sr.attempt,
+        context = Context(run_id=m.run_id, chain=began["chain"], step=sr.step, number=number, attempt=sr.attempt,
                           function=prog.run, index=sr.index, resolver=self.secrets,
-                          task_id=functools.partial(self._task_id, active.id, number)) if function and function.cancelable else None
-        timeout = prog.timeout
-        if timeout is not None:
-            def expire() -> None:
-                if context is not None:
-                    context.cancel()  # a sync function that checks ctx.canceled stops; an async one is cancelled
-                self._finish(active, number, Outcome(
-                    "failed", None, {"type": "Timeout", "message": f"step {sr.step!r} ran past its timeout of {timeout:g}s"}), "timed_out")
-            self._later(timeout, expire)
-        key = (active.id, number)
-        self._executing[key] = ({"run_id": active.id, "number": number, "step": sr.step, "function": prog.run}, context)
+                          task_id=functools.partial(self._task_id, m.run_id, number)) if function and function.cancelable else None
+        key = (m.run_id, number)
+        self._executing[key] = ({"run_id": m.run_id, "number": number, "step": sr.step, "function": prog.run}, context)
         token = self.capture.begin()
         try:
-            outcome = self._call(prog, begin.args, timeout, context, active.state.run["chain"], step_binding(active.id, number))
+            outcome = self._call(prog, began["args"], prog.timeout, context, began["chain"], step_binding(m.run_id, number))
         finally:
             entries = self.capture.end(token)
             self._executing.pop(key, None)
-        for entry in entries:
-            entry.update(run_id=active.id, number=number)
-            self.recorder.log(entry)
-        self._finish(active, number, outcome)
+        logs = [dict(entry, run_id=m.run_id, number=number) for entry in entries]
+        # Its edges and retry.when are evaluated before the run is taken, as its `with` was.
+        decided = active.conductor.decide(number, outcome.status, outcome.result, outcome.error) if not self.shared else None
 
-    def _task_id(self, run_id: str, number: int) -> int | None:
-        """A step run's task id, for `Context.task_id`: rows are written behind the hot path,
-        so wait for this one to be committed first."""
-        self.recorder.flush()
+        def finish(active_: ActiveRun, batch: Batch) -> list[Command]:
+            batch.logs.extend(logs)
+            return self._finished(active_, batch, number, outcome, decided if active_ is active else None)
+
+        self._event(m.run_id, finish)
+        delivery.ack()
+        if outcome.status == "succeeded" and self.event_chains:
+            self.fire_event(prog.run, outcome.result, source_chain=began["chain"])
+
+    def _task_row(self, run_id: str, number: int) -> dict[str, Any] | None:
         try:
-            return int(self.store.get_task_by_number(run_id, number)["id"])
-        except LegionError:
+            return dict(self.store.get_task_by_number(run_id, number))
+        except NotFound:
             return None
 
-    def _record_begin(self, active: ActiveRun, sr: StepRun, begin: Begin) -> None:
+    def _record_begin(self, active: ActiveRun, sr: Any, begin: Any, batch: Batch, claims: int) -> None:
         base = {"run_id": active.id, "number": sr.number, "step": sr.step, "function": _fn(active, sr.step)}
         now = utcnow()
         if not begin.started:
             # The step run past max_steps is skipped; any other that never starts is canceled.
             skipped = sr.number > active.conductor.program.max_steps
-            self.recorder.task(dict(base, status="skipped" if skipped else "canceled", finished_at=now))
+            batch.task(dict(base, status="skipped" if skipped else "canceled", finished_at=now))
             return
         if begin.args is None:  # its `with` did not render: it started and failed the run
-            self.recorder.task(dict(base, status="failed", started_at=now, finished_at=now, node=self.node,
-                                    error=active.state.error))
-            self._emit(active, {"event": "step.finished", "step": sr.step, "number": sr.number, "status": "failed",
-                                "result": None, "error": active.state.error})
+            batch.task(dict(base, status="failed", started_at=now, finished_at=now, node=self.node, error=active.state.error))
+            batch.after.append(functools.partial(self._emit, active, {
+                "event": "step.finished", "step": sr.step, "number": sr.number, "status": "failed", "result": None,
+                "error": active.state.error}))
             return
-        self.recorder.task(dict(base, status="running", started_at=now, node=self.node, args=begin.args))
-        self._emit(active, {"event": "step.started", "step": sr.step, "number": sr.number, "attempt": sr.attempt, "index": sr.index})
+        row = dict(base, status="running", started_at=now, node=self.node, args=begin.args)
+        if self.shared:
+            row.update(node=self.process, lease_until=now + timedelta(seconds=LEASE_TTL), claims=claims + 1)
+        batch.task(row)
+        batch.after.append(functools.partial(self._emit, active, {
+            "event": "step.started", "step": sr.step, "number": sr.number, "attempt": sr.attempt, "index": sr.index}))
+
+    def _finished(self, active: ActiveRun, batch: Batch, number: int, outcome: Outcome, decided: Any = None) -> list[Command]:
+        """A step run's function (or sub-chain) ended with `outcome`."""
+        sr = active.state.active.get(number)
+        if sr is None or sr.status != "running":
+            return []  # already finished (a late result after a timeout is discarded)
+        error = dict(outcome.error, step=sr.step) if outcome.error else None
+        batch.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
+                    "status": outcome.status, "finished_at": utcnow(), "result": outcome.result, "error": error,
+                    **({"lease_until": None} if self.shared else {})})
+        batch.after.append(functools.partial(self._emit, active, {
+            "event": "step.finished", "step": sr.step, "number": number, "status": outcome.status,
+            "result": outcome.result, "error": outcome.error}))
+        if outcome.error:
+            self._task_log(batch, active.id, number, "error", f"attempt {sr.attempt} failed: {outcome.error['type']}: {outcome.error['message']}")
+        commands = active.conductor.finish(number, outcome.status, outcome.result, outcome.error, self.clock(), decided)
+        for command in commands:
+            wait = active.state.waits.get(command.wait_id) if isinstance(command, Schedule) else None
+            if wait is not None and wait.kind == "retry":
+                self._task_log(batch, active.id, number, "info", f"attempt {wait.attempt} in {max(0.0, wait.due - self.clock()):.3g}s")
+        return commands
 
     def _call(self, prog: StepProgram, args: dict[str, Any], timeout: float | None, context: Context | None, chain: str,
               binding: str) -> Outcome:
@@ -392,76 +728,150 @@ class Engine:
             return outcome_of_exception(exc)
         return call(function, args, timeout, context, chain=chain, step=prog.name)
 
-    def _finish(self, active: ActiveRun, number: int, outcome: Outcome, status: str | None = None) -> None:
-        # Its edges and retry.when are evaluated before the lock is taken, as its `with` was.
-        decided = active.conductor.decide(number, outcome.status, outcome.result, outcome.error)
-        with active.lock:
-            if number not in active.conductor.state.active:
-                return  # already finished (a late result after a timeout is discarded)
-            sr = active.conductor.state.active[number]
-            self.recorder.task({
-                "run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
-                "status": status or outcome.status, "finished_at": utcnow(),
-                "result": outcome.result, "error": dict(outcome.error, step=sr.step) if outcome.error else None,
-            })
-            self._emit(active, {"event": "step.finished", "step": sr.step, "number": number, "status": status or outcome.status,
-                                "result": outcome.result, "error": outcome.error})
-            if outcome.error:
-                self._task_log(active, number, "error", f"attempt {sr.attempt} failed: {outcome.error['type']}: {outcome.error['message']}")
-            commands = active.conductor.finish(number, outcome.status, outcome.result, outcome.error, self.clock(), decided)
-            for command in commands:
-                wait = active.state.waits.get(command.wait_id) if isinstance(command, Schedule) else None
-                if wait is not None and wait.kind == "retry":
-                    self._task_log(active, number, "info", f"attempt {wait.attempt} in {max(0.0, wait.due - self.clock()):.3g}s")
-            self._carry_out(active, commands)
-        if outcome.status == "succeeded" and self.event_chains:
-            self.fire_event(_fn(active, sr.step), outcome.result, source_chain=active.state.run["chain"])
+    def _task_id(self, run_id: str, number: int) -> int | None:
+        """A step run's task id, for `Context.task_id`: rows are written behind the hot path,
+        so wait for this one to be committed first."""
+        self.recorder.flush()
+        row = self._task_row(run_id, number)
+        return None if row is None else int(row["id"])
+
+    def _task_log(self, batch: Batch, run_id: str, number: int, level: str, message: str) -> None:
+        batch.logs.append({"run_id": run_id, "number": number, "at": utcnow(), "level": level, "message": message,
+                           "data": {"logger": "legion.runtime"}})
 
     def _record_lost(self, run_id: str, reason: str) -> None:
         """The recorder could not write some of a run's rows: the run stops, failed with the
         reason (rather than end `succeeded` with a hole in its trace)."""
-        active = self.runs.get(run_id)
-        if active is None:
-            return
         error = {"type": "RecordLost", "step": None,
                  "message": f"the engine could not record part of this run ({reason}); it was stopped"}
-        with active.lock:
-            self._carry_out(active, active.conductor.abort(error))
+        self._event(run_id, lambda a, b: a.conductor.abort(error))
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    def _adopt(self, run_id: str, *, ended: bool = True) -> ActiveRun | None:
+        """Embedded: hold a run that no live process holds, from its stored state (one that
+        ended only when `ended`)."""
+        try:
+            row = self.store.get_run(run_id)
+        except NotFound:
+            return None
+        if row.get("state") is None or (row["node"] and row["node"] != self.process and _node_alive(row["node"])):
+            return None
+        state = RunState.from_dict(row["state"])
+        if state.ended and not ended:
+            return None
+        try:
+            program = self._program_of(state)
+        except LegionError:
+            return None
+        active = self._hold(ActiveRun(run_id, Conductor(program, state), trigger=row.get("trigger") or "manual"))
+        if not state.ended:
+            self.recorder.run({"id": run_id, "node": self.process})
+        return active
+
+    def recover(self) -> list[str]:
+        """Embedded: continue the runs of processes of this host that are gone, from their
+        last written state: their queued step runs are queued again, those that had begun
+        run again, their waits are armed again. A run that cannot be continued (written
+        before states were kept, or its chain version is not applied here) fails with
+        `Interrupted`, and its unfinished tasks are canceled."""
+        host = socket.gethostname()
+        continued, handled = [], []
+        for run in self.store.unfinished_runs(f"{host}:"):
+            if _node_alive(run["node"]):
+                continue
+            if run["status"] in ("pending", "running", "paused") and self._adopt(run["id"]) is not None:
+                continued.append(run["id"])
+            elif self._interrupt_run(run):
+                handled.append(run["id"])
+        for run_id in continued:
+            self._event(run_id, self._continue)
+            log.warning("run %s continues here: the process that ran it is gone", run_id)
+        return continued + handled
+
+    def _continue(self, active: ActiveRun, batch: Batch) -> list[Command]:
+        st = active.state
+        if st.status == "pending":
+            batch.messages.append((Message(active.id, kind=t.START), None))
+            return []
+        commands: list[Command] = []
+        for sr in list(st.active.values()):
+            if sr.status == "running" and sr.child is not None:
+                batch.messages.append((Message(sr.child, kind=t.START), None))  # started already: nothing happens
+                batch.messages.append((Message(active.id, sr.number, kind=t.CHILD), None))  # ended already: its outcome
+            elif sr.status == "running":
+                commands.extend(active.conductor.requeue(sr.number))
+            elif sr.status == "queued":
+                commands.append(Queue(sr))
+        for w in st.waits.values():
+            commands.append(Schedule(w.id, w.due))
+        return commands
+
+    def _interrupt_run(self, run: dict[str, Any]) -> bool:
+        stopped = f"the process running it ({run['node']}) stopped before the"
+        error = {"type": "Interrupted", "step": None, "message": f"{stopped} run ended; run the chain again"}
+        task_error = {"type": "Interrupted", "step": None, "message": f"{stopped} step ended"}
+        if not self.store.interrupt_run(run["id"], error, task_error):
+            return False
+        log.warning("run %s of chain %s: its process %s is gone; what it left unfinished is stopped", run["id"], run["chain_name"], run["node"])
+        return True
 
     def reap_interrupted(self) -> list[str]:
-        """Runs of this host whose process is gone can never end, nor can their tasks: a run
-        still pending or running fails with `Interrupted`; a run that ended (canceled from
-        another process, say, while its process died before stopping its tasks) keeps its
-        status. Either way its tasks still queued, delayed or running are canceled with an
-        `Interrupted` error. Runs of other hosts are left to those hosts."""
-        host = socket.gethostname()
-        reaped = []
-        for run in self.store.unfinished_runs(f"{host}:"):
-            pid = run["node"].rsplit(":", 1)[1]
-            if pid.isdigit() and not _alive(int(pid)):
-                stopped = f"the process running it ({run['node']}) stopped before the"
-                error = {"type": "Interrupted", "step": None, "message": f"{stopped} run ended; run the chain again"}
-                task_error = {"type": "Interrupted", "step": None, "message": f"{stopped} step ended"}
-                if self.store.interrupt_run(run["id"], error, task_error):
-                    reaped.append(run["id"])
-                    if run["status"] in ("pending", "running"):
-                        log.warning("run %s of chain %s was interrupted (process %s is gone)", run["id"], run["chain_name"], run["node"])
-                    else:
-                        log.warning("run %s of chain %s (%s) had tasks left unfinished by process %s, which is gone; "
-                                    "they are canceled", run["id"], run["chain_name"], run["status"], run["node"])
-        return reaped
+        """The runs of this host's dead processes, continued or stopped (see `recover`)."""
+        return self.recover()
 
-    def _watch_cancels(self) -> None:
-        """`legion run cancel` in another process marks the run canceled in the database; the
-        process running it notices here and stops it."""
-        for run_id in self.active_runs():
-            try:
-                if self.store.get_run(run_id)["status"] == "canceled":
-                    self.cancel(run_id)
-            except LegionError:
-                continue
+    # -- background duties --------------------------------------------------------------------
+
+    def _watch_control(self) -> None:
+        """Embedded: requests another process made for runs held here (`legion run cancel`,
+        `pause`, `resume`) wait in the outbox; carry them out."""
+        try:
+            for row in self.store.control_requests(self.active_runs()):
+                message = Message.from_dict(row["message"])
+                if message.kind == t.CANCEL:
+                    self.cancel(message.run_id)
+                elif message.kind == t.PAUSE:
+                    self.pause(message.run_id)
+                elif message.kind == t.RESUME:
+                    self.resume(message.run_id)
+                self.store.outbox_done([row["id"]])
+        except (LegionError, ValueError) as exc:
+            log.warning("reading requests for this process's runs failed: %s", exc)
         if not self._stopping.is_set():
-            self._later(CANCEL_POLL, self._watch_cancels)
+            self._later(CONTROL_POLL, self._watch_control)
+
+    def _renew_leases(self) -> None:
+        """Shared: the heartbeat of the step runs this worker executes."""
+        try:
+            self.store.renew_leases(self.process, list(self._executing), utcnow() + timedelta(seconds=LEASE_TTL))
+        except LegionError as exc:
+            log.warning("renewing step-run leases failed: %s", exc.message)
+        if not self._stopping.is_set():
+            self._later(LEASE_TTL / 3, self._renew_leases)
+
+    def _sweep(self) -> None:
+        """Shared: queue again the step runs whose worker was lost; publish what a process
+        committed but died before publishing."""
+        try:
+            for row in self.store.expired_leases():
+                self._event(row["run_id"], functools.partial(self._requeue, number=int(row["number"])))
+            rows = self.store.stale_outbox(OUTBOX_STALE)
+            if rows:
+                self.transport.publish([Message.from_dict(r["message"]) for r in rows if r["due"] is None])
+                for r in rows:
+                    if r["due"] is not None:
+                        self.transport.publish([Message.from_dict(r["message"])], due=r["due"])
+                self.store.outbox_done([r["id"] for r in rows])
+        except (LegionError, ValueError) as exc:
+            log.warning("sweeping leases and the outbox failed: %s", exc)
+        if not self._stopping.is_set():
+            self._later(SWEEP_EVERY, self._sweep)
+
+    def _requeue(self, active: ActiveRun, batch: Batch, number: int) -> list[Command]:
+        sr = active.state.active.get(number)
+        if sr is not None:
+            self._task_log(batch, active.id, number, "warning", "its worker stopped renewing its lease; the step run is queued again")
+        return active.conductor.requeue(number)
 
     def _watch_events(self) -> None:
         try:
@@ -470,64 +880,6 @@ class Engine:
             log.warning("reading on.events triggers failed: %s", exc.message)
         if not self._stopping.is_set():
             self._later(EVENTS_POLL, self._watch_events)
-
-    def _task_log(self, active: ActiveRun, number: int, level: str, message: str) -> None:
-        self.recorder.log({"run_id": active.id, "number": number, "at": utcnow(), "level": level, "message": message,
-                           "data": {"logger": "legion.runtime"}})
-
-    def _wake(self, active: ActiveRun, wait_id: int) -> None:
-        with active.lock:
-            self._carry_out(active, active.conductor.wake(wait_id, self.clock()))
-
-    def _start_sub_chain(self, active: ActiveRun, number: int, prog: StepProgram, args: dict[str, Any]) -> None:
-        name = prog.run[len("chain:"):]
-        if active.depth + 1 > MAX_DEPTH:
-            self._finish(active, number, Outcome("failed", None, {"type": "SubChainDepthExceeded", "message": f"sub-chains nest deeper than {MAX_DEPTH}"}))
-            return
-        try:
-            program = self.program(name)
-        except LegionError as exc:
-            self._finish(active, number, Outcome("failed", None, {"type": "StepFailed", "message": exc.message}))
-            return
-        child = self.start_program(program, args, trigger="sub-chain", parent=(active, number), depth=active.depth + 1)
-        with active.lock:
-            active.children[number] = child
-        timeout = prog.timeout
-        if timeout is not None:
-            def expire() -> None:
-                sub = self.runs.get(child)
-                if sub is not None and not sub.done.is_set():
-                    self.cancel(child)
-                    self._finish(active, number, Outcome("failed", None, {"type": "Timeout", "message": f"sub-chain {name!r} ran past its timeout of {timeout:g}s"}), "timed_out")
-            self._later(timeout, expire)
-
-    def _ended(self, active: ActiveRun) -> None:
-        st = active.state
-        for number, sr in list(st.active.items()):
-            if sr.status != "running":  # never started; running ones are recorded when they finish
-                self.recorder.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
-                                    "status": "canceled", "finished_at": utcnow()})
-        # The run row last: a reader never sees an ended run with tasks still queued.
-        self.recorder.run({"id": active.id, "status": st.status, "output": st.output, "error": st.error, "ended_at": utcnow()})
-        self._emit(active, {"event": "run.ended", "status": st.status, "output": st.output, "error": st.error})
-
-        def finalize() -> None:
-            self.recorder.flush()
-            active.done.set()
-            with self._runs_lock:
-                self.runs.pop(active.id, None)
-            if active.parent is not None:
-                parent, number = active.parent
-                with parent.lock:
-                    parent.children.pop(number, None)
-                if st.status == "succeeded":
-                    outcome = Outcome("succeeded", st.output)
-                else:
-                    err = st.error or {"type": "StepFailed", "message": f"sub-chain {st.run['chain']} {st.status}"}
-                    outcome = Outcome("failed", None, {"type": err["type"], "message": err["message"]})
-                self._finish(parent, number, outcome)
-
-        self._later(0, finalize)
 
     def _emit(self, active: ActiveRun, event: Event) -> None:
         for listener in active.listeners:
@@ -553,17 +905,17 @@ class Engine:
             started.append(self.start_program(program, payload, trigger="event"))
         return started
 
-    # -- timers -----------------------------------------------------------------------------
+    # -- timers -------------------------------------------------------------------------------
 
     def _later(self, delay: float, action: Callable[[], None]) -> None:
         with self._timer_cv:
-            heapq.heappush(self._timers, (self.clock() + max(0.0, delay), next(self._timer_order), action))
+            heapq.heappush(self._timers, (time.monotonic() + max(0.0, delay), next(self._timer_order), action))
             self._timer_cv.notify()
 
     def _timer_loop(self) -> None:
         while not self._stopping.is_set():
             with self._timer_cv:
-                now = self.clock()
+                now = time.monotonic()
                 if not self._timers or self._timers[0][0] > now:
                     wait = min(1.0, self._timers[0][0] - now) if self._timers else 1.0
                     self._timer_cv.wait(max(wait, 0.0))
@@ -576,7 +928,24 @@ class Engine:
 
     def active_runs(self) -> list[str]:
         with self._runs_lock:
-            return list(self.runs)
+            return [run_id for run_id, a in self.runs.items() if not a.state.ended]
+
+
+def _settle(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except Exception:
+        log.exception("settling a message failed; the broker delivers it again")
+
+
+def _node_alive(node: str | None) -> bool:
+    """Whether the process `host:pid` of this host still runs (another host's: assumed so)."""
+    if not node or ":" not in node:
+        return False
+    host, pid = node.rsplit(":", 1)
+    if host != socket.gethostname():
+        return True
+    return pid.isdigit() and _alive(int(pid))
 
 
 def _alive(pid: int) -> bool:
@@ -593,3 +962,4 @@ def _alive(pid: int) -> bool:
 
 def _fn(active: ActiveRun, step: str) -> str:
     return active.conductor.program.steps[step].run
+

@@ -349,6 +349,7 @@ def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
     # same moment keeps its real outcome. The process running it notices and stops it.
     if not ctx.store.cancel_run(run_id, error):  # NotFound for an unknown id
         raise BadInput(f"run {run_id} already ended ({ctx.store.get_run(run_id)['status']}); nothing to cancel")
+    send_request(ctx, run_id, "cancel")
     ctx.out.data({"canceled": run_id}, f"canceled {run_id}")
     return 0
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -122,55 +123,24 @@ class RunStore(StoreBase):
 
     # -- the hot path -----------------------------------------------------------------------
 
-    def record(self, run: Mapping[str, Any] | None, tasks: list[Mapping[str, Any]],
+    def record(self, run: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, tasks: list[Mapping[str, Any]],
                logs: list[Mapping[str, Any]] | None = None) -> None:
         """In one transaction: upsert `tasks` keyed by (run_id, number), update `run` (keyed
-        by its `id`) and add `logs` (each {run_id, number, at, level, message, data}, for a
-        task named by its run and number); either all of it is written or none.
+        by its `id`; or each of a list of runs) and add `logs` (each {run_id, number, at,
+        level, message, data}, for a task named by its run and number); either all of it is
+        written or none.
 
         Only the keys present in a task dict are written to an existing row. A dict carrying
         run_id, number, step and function creates the row if it is missing (status defaults
         to 'queued', attempt to 1, queued_at to now); one without step or function can only
-        update, and NotFound is raised when its row does not exist (as when `run` does not).
+        update, and NotFound is raised when its row does not exist (as when a run does not).
         """
-        # executemany needs one column set per statement; consecutive tasks with the same
-        # keys share one, and the given order is kept (ids follow queueing order).
-        groups: list[tuple[tuple[str, ...], list[Mapping[str, Any]]]] = []
-        for task in tasks:
-            columns = tuple(task)
-            if not _TASK_COLUMNS.issuperset(columns):
-                check_columns(task_table, task, "task")
-            if "run_id" not in task or "number" not in task:
-                raise BadInput(f"A task needs run_id and number to be recorded: {dict(task)!r}")
-            if groups and groups[-1][0] == columns:
-                groups[-1][1].append(task)
-            else:
-                groups.append((columns, [task]))
-        run_fields: dict[str, Any] | None = None
-        if run is not None:
-            if not _RUN_COLUMNS.issuperset(run):
-                check_columns(runs, run, "run")
-            run_fields = {k: v for k, v in run.items() if k != "id"}
-        dialect = self._engine.dialect.name
-        try:
+        run_rows = [] if run is None else [run] if isinstance(run, Mapping) else list(run)
+        with missing_run():
             with self._write() as conn:
-                for columns, group in groups:
-                    if _INSERTABLE.issubset(columns):
-                        conn.execute(upsert(dialect, task_table, columns, TASK_KEY), group)
-                    else:
-                        _update_tasks(conn, columns, group)
-                if run is not None and run_fields:
-                    done = conn.execute(update(runs).where(runs.c.id == run["id"]).values(run_fields))
-                    if not done.rowcount:
-                        raise _no_run(run["id"])
-                if logs:
-                    _insert_logs(conn, logs)
-        except ConstraintViolation as exc:
-            if exc.kind == "foreign_key":
-                raise NotFound(f"Cannot record the task(s): their run does not exist. ({exc.reason})") from exc
-            raise
+                write_rows(conn, run_rows, tasks, logs)
 
-    # -- tasks ------------------------------------------------------------------------------
+        # -- tasks ------------------------------------------------------------------------------
 
     def get_task(self, task_id: int) -> dict[str, Any]:
         with self._read() as conn:
@@ -322,6 +292,50 @@ def _count_missing(conn: Connection, group: list[Mapping[str, Any]]) -> int:
     return len(keys) - int(conn.execute(query).scalar_one())
 
 
+def write_rows(conn: Connection, run_rows: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]],
+               logs: Sequence[Mapping[str, Any]] | None = None) -> None:
+    """Task upserts, run updates and log entries, on `conn` (see `RunStore.record`)."""
+    # executemany needs one column set per statement; consecutive tasks with the same
+    # keys share one, and the given order is kept (ids follow queueing order).
+    groups: list[tuple[tuple[str, ...], list[Mapping[str, Any]]]] = []
+    for task in tasks:
+        columns = tuple(task)
+        if not _TASK_COLUMNS.issuperset(columns):
+            check_columns(task_table, task, "task")
+        if "run_id" not in task or "number" not in task:
+            raise BadInput(f"A task needs run_id and number to be recorded: {dict(task)!r}")
+        if groups and groups[-1][0] == columns:
+            groups[-1][1].append(task)
+        else:
+            groups.append((columns, [task]))
+    for run in run_rows:
+        if not _RUN_COLUMNS.issuperset(run):
+            check_columns(runs, run, "run")
+    dialect = conn.dialect.name
+    for columns, group in groups:
+        if _INSERTABLE.issubset(columns):
+            conn.execute(upsert(dialect, task_table, columns, TASK_KEY), group)
+        else:
+            _update_tasks(conn, columns, group)
+    for run in run_rows:
+        fields = {k: v for k, v in run.items() if k != "id"}
+        if fields and not conn.execute(update(runs).where(runs.c.id == run["id"]).values(fields)).rowcount:
+            raise _no_run(run["id"])
+    if logs:
+        _insert_logs(conn, logs)
+
+
+@contextmanager
+def missing_run() -> Iterator[None]:
+    """A task row whose run does not exist: NotFound, saying so (around a write transaction)."""
+    try:
+        yield
+    except ConstraintViolation as exc:
+        if exc.kind == "foreign_key":
+            raise NotFound(f"Cannot record the task(s): their run does not exist. ({exc.reason})") from exc
+        raise
+
+
 def _one(row: Any, run_id: str) -> dict[str, Any]:
     found = row_dict(row)
     if found is None:
@@ -333,7 +347,7 @@ def _no_run(run_id: str) -> NotFound:
     return NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
 
 
-def _insert_logs(conn: Connection, logs: list[Mapping[str, Any]]) -> None:
+def _insert_logs(conn: Connection, logs: Sequence[Mapping[str, Any]]) -> None:
     """Log entries keyed by (run_id, number), resolved to task ids in one query per run."""
     wanted: dict[str, set[int]] = {}
     for entry in logs:

@@ -173,6 +173,9 @@ runs = table(
     optional("ended_at", UTCDateTime),
     # "host:pid" of the process running it: a run whose process is gone is interrupted.
     optional("node", String(NAME)),
+    # Advanced by every event that changes `state`: a process that cached the state knows
+    # from it whether the cache is current.
+    required("revision", Integer, default=0, server_default="0"),
     Index(None, "chain_name", "created_at"),
     Index(None, "status"),
     Index(None, "parent_run_id"),
@@ -197,6 +200,10 @@ tasks = table(
     optional("started_at", UTCDateTime),
     optional("finished_at", UTCDateTime),
     optional("node", String(NAME)),
+    # The step run's lease: the worker `node` runs it until `lease_until` (renewed while it
+    # runs); `claims` counts the times it was taken, so one that kills its workers stops.
+    optional("lease_until", UTCDateTime),
+    required("claims", Integer, default=0, server_default="0"),
     UniqueConstraint("run_id", "number"),
     Index(None, "status"),
     Index(None, "finished_at"),
@@ -232,6 +239,19 @@ leases = table(
     Column("name", String(NAME), primary_key=True),
     required("holder", String(NAME)),
     required("expires_at", UTCDateTime),
+)
+
+# Messages a committed event must still publish: written in the event's transaction, deleted
+# once the broker confirmed them; rows left by a process that died between are republished.
+outbox = table(
+    "outbox",
+    primary_key(BigId, autoincrement=True),
+    required("run_id", String(36)),
+    required("message", Json),
+    optional("due", Float),  # epoch seconds: published to be delivered then
+    required("created_at", UTCDateTime, default=utcnow),
+    Index(None, "created_at"),
+    sqlite_autoincrement=True,
 )
 
 schedules = table(

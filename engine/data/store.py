@@ -13,16 +13,17 @@ from types import TracebackType
 from typing import Any, Self
 
 from legion.engine.data._chains import ChainStore
+from legion.engine.data._durable import DurableStore, LockedRun
 from legion.engine.data._ops import OpsStore
 from legion.engine.data._registry import RegistryStore
 from legion.engine.data._runs import RunStore
 from legion.engine.data.connect import connect, default_url, make_engine, redact, translate_errors
 from legion.engine.data.schema import SCHEMA_HEAD, ensure_schema, upgrade_schema
 
-__all__ = ["Store", "default_url", "upgrade_database"]
+__all__ = ["LockedRun", "Store", "default_url", "upgrade_database"]
 
 
-class Store(RegistryStore, ChainStore, RunStore, OpsStore):
+class Store(RegistryStore, ChainStore, RunStore, DurableStore, OpsStore):
     """Open with `Store(url)` or `Store.open(url)`; the schema is migrated to the newest
     revision on open (unless upgrade=False, which then insists it is current).
 

@@ -25,9 +25,15 @@ from legion.engine.errors import LegionError
 # ended, a cancel. Every worker consumes this queue.
 CONTROL_EXCHANGE = "legion.control"
 CONTROL_QUEUE = "legion.control"
-STEP = "step"
-WAKE = "wake"  # `number` is the wait id
-KINDS = (STEP, WAKE)
+STEP = "step"  # start step run `number`
+WAKE = "wake"  # wait `number` is over
+START = "start"  # start the sub-chain run of step run `number`
+CHILD = "child"  # the sub-chain run of step run `number` ended
+CANCEL = "cancel"  # cancel the run
+PAUSE = "pause"
+RESUME = "resume"
+RETRY = "retry"
+KINDS = (STEP, WAKE, START, CHILD, CANCEL, PAUSE, RESUME, RETRY)
 
 
 class TransportError(LegionError):
@@ -36,38 +42,57 @@ class TransportError(LegionError):
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """The envelope between processes. `kind` is `step` (start step run `number`, running
-    `function`) or `wake` (wait `number` of the run is over)."""
+    """The envelope between processes: `kind` (see KINDS) says what to do with run `run_id`.
+    A step message names the step run's `function`, which routes it to its runner's queue;
+    every other kind, and a step that needs no worker of its own (a sub-chain, say: `control`),
+    travels on the control queue."""
 
     run_id: str
-    number: int
+    number: int = 0
     function: str = ""
     priority: int = 0
     kind: str = STEP
+    control: bool = False
+
+    @property
+    def on_control(self) -> bool:
+        return self.control or self.kind != STEP
 
     @property
     def exchange(self) -> str:
-        return CONTROL_EXCHANGE if self.kind != STEP else "lex." + self.function.split(".", 1)[0]
+        return CONTROL_EXCHANGE if self.on_control else "lex." + self.function.split(".", 1)[0]
 
     @property
     def routing_key(self) -> str:
-        return CONTROL_QUEUE if self.kind != STEP else routing_key(self.function)
+        return CONTROL_QUEUE if self.on_control else routing_key(self.function)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "run_id": self.run_id, "number": self.number, "function": self.function,
+                "priority": self.priority, "control": self.control}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Message:
+        """Raises ValueError for what is not a message."""
+        try:
+            message = cls(str(d["run_id"]), int(d.get("number", 0)), str(d.get("function", "")), int(d.get("priority", 0)),
+                          str(d.get("kind", STEP)), bool(d.get("control", False)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a Legion message: {exc!r}") from None
+        if message.kind not in KINDS or (message.kind == STEP and not message.function):
+            raise ValueError(f"not a Legion message: kind {message.kind!r}, function {message.function!r}")
+        return message
 
     def to_json(self) -> bytes:
-        return json.dumps({"kind": self.kind, "run_id": self.run_id, "number": self.number,
-                           "function": self.function, "priority": self.priority}, separators=(",", ":")).encode()
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, body: bytes) -> Message:
         """Raises ValueError for a body that is not a message (a poison message)."""
         try:
             d: Any = json.loads(body)
-            message = cls(str(d["run_id"]), int(d["number"]), str(d.get("function", "")), int(d.get("priority", 0)), str(d.get("kind", STEP)))
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"not a Legion message: {exc}") from None
-        if message.kind not in KINDS or (message.kind == STEP and not message.function):
-            raise ValueError(f"not a Legion message: kind {message.kind!r}, function {message.function!r}")
-        return message
+        return cls.from_dict(d)
 
 
 # Kept for the readers of the older name.

@@ -53,13 +53,14 @@ class FakeStore:
         if self.down:
             self.down -= 1
             raise ServiceUnavailable("The database at x failed: connection lost. Nothing was changed; retry.")
-        for row in [run, *tasks, *(logs or [])]:
+        runs = [] if run is None else [run] if isinstance(run, dict) else list(run)
+        for row in [*runs, *tasks, *(logs or [])]:
             if row is not None and (problem := self.reject(row)):
                 raise BadInput(problem)
         for task in tasks:
             self.tasks.setdefault((task["run_id"], task["number"]), {}).update(task)
-        if run is not None:
-            self.runs.setdefault(run["id"], {}).update(run)
+        for row in runs:
+            self.runs.setdefault(row["id"], {}).update(row)
         self.logs.extend(logs or [])
 
 
@@ -109,7 +110,7 @@ def test_a_good_batch_is_one_transaction_and_not_scrubbed() -> None:
     assert recorder.flush() is True
     assert len(store.calls) == 1
     run, tasks, logs = store.calls[0]
-    assert run == {"id": "r1", "status": "succeeded"} and len(tasks) == 3 and len(logs) == 1
+    assert run == [{"id": "r1", "status": "succeeded"}] and len(tasks) == 3 and len(logs) == 1
     assert tasks[0]["result"]["x"] == "a\x00b"  # written as handed over
     assert store.tasks[("r1", 2)]["status"] == "succeeded"
     assert recorder.dropped == 0
@@ -183,7 +184,7 @@ def test_a_row_that_fails_even_scrubbed_is_dropped_loudly(caplog: pytest.LogCapt
     recorder.close()
 
 
-def test_a_bad_run_row_beyond_the_first_is_scrubbed_on_its_own() -> None:
+def test_a_bad_run_row_is_scrubbed_on_its_own() -> None:
     store = FakeStore(reject=refuses_nul)
     recorder = batched(store)
     recorder.run({"id": "r1", "status": "succeeded"})
@@ -193,8 +194,8 @@ def test_a_bad_run_row_beyond_the_first_is_scrubbed_on_its_own() -> None:
     assert recorder.flush() is True
     assert {k: v["status"] for k, v in store.runs.items()} == {"r1": "succeeded", "r2": "failed", "r3": "succeeded"}
     assert store.runs["r2"]["error"] == {"message": "\ufffd"}
-    # the batch itself (tasks with the first run) went through in one transaction
-    assert len(store.calls[0][1]) == 1 and store.calls[0][0]["id"] == "r1"
+    # the batch was tried in one transaction (every run with the tasks), then row by row
+    assert len(store.calls[0][1]) == 1 and [r["id"] for r in store.calls[0][0]] == ["r1", "r2", "r3"]
     recorder.close()
 
 

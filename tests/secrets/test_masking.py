@@ -99,7 +99,7 @@ def test_the_recorder_masks_rows_before_they_are_written() -> None:
     assert capture.tasks == [{"run_id": "r", "number": 1, "step": "s", "args": {"h": "Bearer ***"},
                               "result": {"token": "***"}, "error": {"type": "X", "message": "bad ***"}}]
     assert capture.logs == [{"run_id": "r", "number": 1, "level": "info", "message": "using ***", "data": {"v": "***"}}]
-    assert capture.runs == [{"id": "r", "status": "failed", "output": ["***"], "error": {"message": "***"}, "input": {"i": "***"}}]
+    assert capture.runs == [[{"id": "r", "status": "failed", "output": ["***"], "error": {"message": "***"}, "input": {"i": "***"}}]]
 
 
 def test_the_embedded_runtime_never_writes_a_resolved_secret(tmp_path: Path) -> None:

@@ -1,0 +1,151 @@
+"""The durable run path's storage: a run locked for one event, the outbox, step-run leases.
+
+One event of a run is one transaction: `lock_run` takes the run's row lock (`SELECT ... FOR
+UPDATE` on PostgreSQL and MariaDB; SQLite's write lock, taken by BEGIN IMMEDIATE), the caller
+applies the event to the run's state, and `LockedRun.save` writes the state, the task rows and
+the messages to publish (the outbox) in that same transaction. The messages are published
+after the commit and their outbox rows deleted; rows a crash left behind are published again
+by `stale_outbox`'s reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, insert, or_, select, tuple_, update
+
+from legion.engine.data._base import StoreBase, rows
+from legion.engine.data._runs import missing_run, write_rows
+from legion.engine.data.models import outbox, runs
+from legion.engine.data.models import tasks as task_table
+from legion.engine.data.types import utcnow
+from legion.engine.errors import NotFound
+
+
+@dataclass
+class LockedRun:
+    """A run's row, locked until the transaction ends. `state` is read only when asked for:
+    a process whose cached state has this `revision` need not read it."""
+
+    conn: Connection
+    id: str
+    status: str
+    revision: int
+
+    def state(self) -> dict[str, Any] | None:
+        return self.conn.execute(select(runs.c.state).where(runs.c.id == self.id)).scalar_one()
+
+    def task(self, number: int) -> dict[str, Any] | None:
+        row = self.conn.execute(select(task_table.c.status, task_table.c.node, task_table.c.lease_until, task_table.c.claims)
+                                .where(task_table.c.run_id == self.id, task_table.c.number == number)).first()
+        return None if row is None else dict(row._mapping)
+
+    def save(self, run: Mapping[str, Any] | None, tasks: Sequence[Mapping[str, Any]], logs: Sequence[Mapping[str, Any]] = (),
+             messages: Sequence[tuple[dict[str, Any], float | None]] = (), new_runs: Sequence[Mapping[str, Any]] = ()) -> list[int]:
+        """Write the run's new fields (`state` among them; the revision advances), its task
+        rows and log entries, the runs it started (`new_runs`: sub-chain runs; one that exists
+        already is kept), and the outbox rows of `messages` ((message, due) pairs); the outbox
+        rows' ids."""
+        fields = dict(run or {}, revision=self.revision + 1)
+        _insert_runs(self.conn, new_runs)
+        write_rows(self.conn, [dict(fields, id=self.id)], tasks, logs)
+        self.revision += 1
+        if not messages:
+            return []
+        now = utcnow()
+        ids = []
+        for message, due in messages:  # one by one: the ids are needed, and not every driver returns them for many
+            result = self.conn.execute(insert(outbox).values(run_id=self.id, message=message, due=due, created_at=now))
+            key = result.inserted_primary_key
+            assert key is not None
+            ids.append(int(key[0]))
+        return ids
+
+
+class DurableStore(StoreBase):
+    @contextmanager
+    def lock_run(self, run_id: str) -> Iterator[LockedRun]:
+        """The run's row locked for one event (see the module's docstring). NotFound when
+        there is no such run."""
+        with missing_run(), self._write() as conn:
+            row = conn.execute(select(runs.c.status, runs.c.revision).where(runs.c.id == run_id).with_for_update()).first()
+            if row is None:
+                raise NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
+            yield LockedRun(conn, run_id, row.status, row.revision)
+
+    def create_runs(self, rows_: Sequence[Mapping[str, Any]]) -> None:
+        """Insert runs that may exist already (a sub-chain run started again after a crash)."""
+        with self._write() as conn:
+            _insert_runs(conn, rows_)
+
+    def request(self, message: Mapping[str, Any]) -> None:
+        """Leave a request for the process holding a run (embedded: `legion run cancel` and
+        the like from another process), in the outbox, where that process looks."""
+        with self._write() as conn:
+            conn.execute(insert(outbox).values(run_id=message["run_id"], message=dict(message), due=None, created_at=utcnow()))
+
+    def control_requests(self, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The requests left for these runs: {id, run_id, message}, oldest first."""
+        if not run_ids:
+            return []
+        query = select(outbox.c.id, outbox.c.run_id, outbox.c.message).where(outbox.c.run_id.in_(list(run_ids))).order_by(outbox.c.id)
+        with self._read() as conn:
+            return rows(conn.execute(query))
+
+    # -- the outbox -------------------------------------------------------------------------
+
+    def outbox_done(self, ids: Sequence[int]) -> None:
+        if ids:
+            with self._write() as conn:
+                conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+
+    def stale_outbox(self, older_than: float, limit: int = 500) -> list[dict[str, Any]]:
+        """Outbox rows written more than `older_than` seconds ago: their process died (or is
+        very slow) between committing and publishing. Each {id, run_id, message, due}."""
+        before = utcnow() - timedelta(seconds=older_than)
+        query = select(outbox).where(outbox.c.created_at < before).order_by(outbox.c.id).limit(limit)
+        with self._read() as conn:
+            return rows(conn.execute(query))
+
+    # -- step-run leases --------------------------------------------------------------------
+
+    def renew_leases(self, node: str, step_runs: Sequence[tuple[str, int]], until: datetime) -> None:
+        """Keep the leases of the step runs `node` is running (its heartbeat)."""
+        if not step_runs:
+            return
+        with self._write() as conn:
+            conn.execute(update(task_table).where(
+                tuple_(task_table.c.run_id, task_table.c.number).in_(list(step_runs)),
+                task_table.c.node == node, task_table.c.status == "running").values(lease_until=until))
+
+    def expired_leases(self, now: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Step runs still running whose worker stopped renewing their lease: {run_id, number,
+        node, claims}."""
+        now = now or utcnow()
+        query = (select(task_table.c.run_id, task_table.c.number, task_table.c.node, task_table.c.claims)
+                 .join(runs, runs.c.id == task_table.c.run_id)
+                 .where(task_table.c.status == "running", task_table.c.lease_until.is_not(None),
+                        task_table.c.lease_until < now, or_(runs.c.status == "running", runs.c.status == "paused"))
+                 .order_by(task_table.c.lease_until).limit(limit))
+        with self._read() as conn:
+            return rows(conn.execute(query))
+
+    def unfinished_state_runs(self, node_prefix: str | None = None) -> list[dict[str, Any]]:
+        """Runs not over that have a stored state: {id, node, status, parent_run_id}. With
+        `node_prefix`, only those whose node starts with it."""
+        query = select(runs.c.id, runs.c.node, runs.c.status, runs.c.parent_run_id).where(
+            runs.c.state.is_not(None), runs.c.status.in_(("pending", "running", "paused")))
+        if node_prefix is not None:
+            query = query.where(and_(runs.c.node.like(node_prefix.replace("%", r"\%") + "%", escape="\\")))
+        with self._read() as conn:
+            return rows(conn.execute(query.order_by(runs.c.created_at)))
+
+
+def _insert_runs(conn: Connection, rows_: Sequence[Mapping[str, Any]]) -> None:
+    for row in rows_:
+        if conn.execute(select(runs.c.id).where(runs.c.id == row["id"])).first() is None:
+            conn.execute(insert(runs), [dict(row)])
