@@ -234,7 +234,13 @@ class AmqpTransport:
     def _run(self) -> None:
         self._connect()
         try:
-            self._ioloop.start()
+            while True:
+                try:
+                    self._ioloop.start()
+                    return  # stopped on purpose
+                except Exception:
+                    # A bug in a callback must not leave the transport without its I/O thread.
+                    log.exception("error on the I/O thread of the transport to %s; it goes on", self.url)
         finally:
             self._stopped.set()
 
@@ -274,10 +280,9 @@ class AmqpTransport:
         self._online = False
         self._channel = None
         self._epoch += 1
-        again = [p for p in self._unconfirmed.values() if p.resend]
+        self._outbox = [p for p in (*self._unconfirmed.values(), *self._outbox) if p.resend]
         self._unconfirmed.clear()
         self._by_message_id.clear()
-        self._outbox[:0] = again
 
     def _on_channel_open(self, channel: Any) -> None:
         channel.add_on_close_callback(self._on_channel_closed)
@@ -422,7 +427,14 @@ class AmqpTransport:
             log.warning("dead-lettering a message of %s that is not a Legion message: %s", queue_name, exc)
             delivery = AmqpDelivery(Message("", 0, kind="wake"), queue_name, method.redelivered, self, method.delivery_tag,
                                     self._epoch, method.routing_key, method.exchange, properties, body)
-            self._publish_dead_letter(delivery, str(exc), lambda error: None)
+            epoch, tag = self._epoch, method.delivery_tag
+
+            def done(error: str | None) -> None:
+                if error:  # no dead-letter queue to keep it in: the broker's own dead-lettering, or nothing
+                    log.error("cannot dead-letter the message of %s that is not a Legion message: %s", queue_name, error)
+                    self._nack(epoch, tag, requeue=False)
+
+            self._publish_dead_letter(delivery, str(exc), done)
             return
         self._deliveries.put(AmqpDelivery(message, queue_name, bool(method.redelivered), self, method.delivery_tag,
                                           self._epoch, method.routing_key, method.exchange, properties, body))
@@ -593,6 +605,7 @@ class AmqpTransport:
             except queue_mod.Empty:
                 return None
             if d is None or self._closed:
+                self._deliveries.put(None)  # and wake the next waiting thread too
                 return None
             if d._epoch != self._epoch:
                 continue  # taken before a reconnect: the broker gives it again

@@ -276,3 +276,24 @@ def test_reconnects_and_loses_nothing(broker: Broker) -> None:
             seen.add(d.message.number)
             d.ack()
     assert seen == set(range(300))
+
+
+def test_stop_consuming_keeps_the_in_flight_and_gives_back_the_rest(broker: Broker) -> None:
+    t = broker.transport()
+    t.consume([broker.queue], prefetch=5)
+    t.publish([broker.message(99)])
+    wait_until(lambda: t.get(0.5), what="a delivery").requeue()  # given back: it comes again, marked so
+    again = wait_until(lambda: t.get(0.5), what="the requeued delivery")
+    assert again.message.number == 99 and again.redelivered
+    again.ack()
+    t.publish([broker.message(i) for i in range(5)])
+    held = wait_until(lambda: t.get(0.5), what="a delivery")
+    wait_until(lambda: t.depth(broker.queue)[0] == 0, what="the other 4 prefetched")
+    t.stop_consuming()  # as on SIGTERM
+    wait_until(lambda: t.depth(broker.queue) == (4, 0), what="the 4 not handed out back in the queue, no consumer")
+    assert t.get(0.2) is None
+    held.ack()  # the one in flight still settles
+    t.close()
+    assert t.get(0.1) is None
+    check = broker.transport()
+    assert check.depth(broker.queue) == (4, 0)
