@@ -42,6 +42,8 @@ from legion.engine.errors import ServiceUnavailable
 from legion.engine.transport import CONTROL_QUEUE, Message, TransportError, control_topology
 
 log = logging.getLogger("legion.transport.amqp")
+# pika narrates every channel and socket at INFO; a worker's log (and its steps' logs) keeps its warnings only.
+logging.getLogger("pika").setLevel(logging.WARNING)
 
 T = TypeVar("T")
 
