@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from legion.engine.cli.commands import make_engine, print_run
 
     items = input_items(args.args, args.input, args.input_json, "input")  # malformed input: refused first
-    engine = make_engine(ctx)
+    engine = make_engine(ctx, consume=False)  # embedded, it runs here all the same
     program = engine.program(args.name)  # NotFound before anything starts; the one read of the chain
     payload = build_input(items, program.chain.input)
     check_input(program, payload)

@@ -16,15 +16,52 @@ from legion.dsl.errors import BadInput, LegionError
 from legion.engine.cli.ids import resolve_run, resolve_task
 from legion.engine.cli.main import Context
 from legion.engine.cli.output import dumps, table
+from legion.engine.errors import ConfigError
 
 
-def make_engine(ctx: Context, workers: int | None = None) -> Any:
+def make_engine(ctx: Context, workers: int | None = None, *, consume: bool = True) -> Any:
+    """The engine of this command. With LEGION_AMQP_URL it is shared: its runs are kept in
+    the database and travel through RabbitMQ, so any worker anywhere carries them on, and
+    `consume=False` makes a process that only starts runs (a `chain run`) and waits for them.
+    Without it, this process runs its runs itself (embedded)."""
     from legion.engine.runtime import Engine
 
+    transport = None
+    if ctx.settings.amqp_url:
+        if not os.environ.get("LEGION_SECRET_TOKEN_KEY"):
+            raise ConfigError(
+                "LEGION_AMQP_URL is set, so steps run in other processes, on other hosts, but LEGION_SECRET_TOKEN_KEY "
+                "is not: every process of a deployment must sign `secret()` references with the same key. Set "
+                "LEGION_SECRET_TOKEN_KEY (a value, env://NAME or vault://path#key) alike in every process.")
+        from legion.engine.transport.amqp import AmqpTransport
+
+        transport = AmqpTransport(ctx.settings.amqp_url, name=f"legion {ctx.settings.node}:{os.getpid()}")
+    else:
+        consume = True  # embedded: nobody else would run this process's runs
     ctx.store.sync_registry(registry_rows(ctx.registry))
-    engine = Engine(ctx.registry, ctx.store, workers=workers or ctx.settings.workers, node=ctx.settings.node)
+    engine = Engine(ctx.registry, ctx.store, workers=workers or ctx.settings.workers, node=ctx.settings.node,
+                    transport=transport, consume=consume)
     engine.refresh_events()
     return engine
+
+
+def send_request(ctx: Context, run_id: str, kind: str) -> None:
+    """Ask whichever process carries a run on to cancel, pause or resume it: on RabbitMQ, a
+    control message (any worker takes it); embedded, a request the process holding the
+    run reads within half a second."""
+    from legion.engine.transport import Message
+
+    message = Message(run_id, kind=kind)
+    if ctx.settings.amqp_url:
+        from legion.engine.transport.amqp import AmqpTransport
+
+        transport = AmqpTransport(ctx.settings.amqp_url, name=f"legion {ctx.settings.node}:{os.getpid()}")
+        try:
+            transport.publish([message])
+        finally:
+            transport.close()
+    else:
+        ctx.store.request(message.to_dict())
 
 
 def registry_rows(registry: Any) -> list[dict[str, Any]]:
@@ -113,14 +150,22 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
     from legion.engine.chains import apply_items, load_chains
     from legion.engine.scheduler import Scheduler
 
-    engine = make_engine(ctx, args.workers)
+    role = getattr(args, "role", "all")
+    engine = make_engine(ctx, args.workers, consume=role != "scheduler")
     applied: list[dict[str, Any]] = []
     if not args.no_apply:
         folders = args.chains or ([Path("chains")] if Path("chains").is_dir() else [Path(str(resources.files("legion.chains")))])
         files, _ = load_chains(folders, ctx.registry, [c["name"] for c in ctx.store.list_chains()])
         applied = ctx.store.apply_chains(apply_items(files))
         engine.refresh_events()
-    ctx.store.upsert_node(ctx.settings.node, hostname=os.uname().nodename, pid=os.getpid(), status="running")
+    node = f"{ctx.settings.node}:{os.getpid()}"
+    runners = sorted(q for q in engine.queues if q.startswith("lex."))
+
+    def info() -> dict[str, Any]:
+        return {"role": role, "runners": runners if engine.consume else [], "concurrency": engine.workers,
+                "in_flight": len(engine._executing), "transport": "amqp" if engine.shared else "memory"}
+
+    ctx.store.upsert_node(node, hostname=os.uname().nodename, pid=os.getpid(), status="running", info=info())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -129,22 +174,25 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
 
     actors = ActorHost(engine, leases_for(ctx.settings.redis_url, ctx.store))
     with engine:
-        scheduler.start()
-        actors.start()
+        if role != "worker":
+            scheduler.start()
+            actors.start()
         from legion.engine.data.connect import redact
 
-        ctx.out.progress(f"legion started on {ctx.settings.node}: {engine.workers} workers, database {redact(ctx.settings.database_url)}")
-        if ctx.settings.amqp_url:  # said, not silently ignored
-            ctx.out.progress("LEGION_AMQP_URL is set, but this version runs every step in this process: the broker is not used yet")
+        where = f"RabbitMQ {redact(ctx.settings.amqp_url)}" if ctx.settings.amqp_url else "in this process"
+        doing = {"all": f"{engine.workers} workers, schedules and actors", "worker": f"{engine.workers} workers",
+                 "scheduler": "schedules and actors"}[role]
+        ctx.out.progress(f"legion started on {node} ({role}): {doing}; steps run {where}; database {redact(ctx.settings.database_url)}")
         for r in applied:
             ctx.out.progress(f"  {r['action']:9} {r['name']}" + (f" v{r['version']}" if r.get("version") else ""))
         ctx.out.progress("Ctrl-C stops it")
         while not stop.wait(1.0):
-            ctx.store.heartbeat(ctx.settings.node)
-        actors.stop()
-        scheduler.stop()
-    ctx.store.heartbeat(ctx.settings.node, status="stopped")
-    ctx.out.data({"stopped": ctx.settings.node, "applied": applied}, "stopped")
+            ctx.store.heartbeat(node, info=info())
+        if role != "worker":
+            actors.stop()
+            scheduler.stop()
+    ctx.store.heartbeat(node, status="stopped", info=info())
+    ctx.out.data({"stopped": node, "applied": applied}, "stopped")
     return 0
 
 
@@ -243,7 +291,7 @@ def task_run(args: argparse.Namespace, ctx: Context) -> int:
     items = input_items(args.args, (), args.input_json)
     spec = ctx.registry.function(args.function).spec  # NotFound (or a broken extension) before anything starts
     payload = build_input(items, spec.args_schema())
-    engine = make_engine(ctx, 1)
+    engine = make_engine(ctx, 1, consume=False)
     with engine:
         run_id = engine.run_task(args.function, payload)
         engine.wait(run_id)
@@ -370,3 +418,45 @@ def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
 
     ctx.out.data(result, text)
     return 0
+
+
+def run_pause(args: argparse.Namespace, ctx: Context) -> int:
+    return _run_request(args, ctx, "pause", ("running",))
+
+
+def run_resume(args: argparse.Namespace, ctx: Context) -> int:
+    return _run_request(args, ctx, "resume", ("paused",))
+
+
+def _run_request(args: argparse.Namespace, ctx: Context, kind: str, statuses: tuple[str, ...]) -> int:
+    run_id = resolve_run(ctx.store, args.id)
+    status = ctx.store.get_run(run_id)["status"]
+    if status not in statuses:
+        raise BadInput(f"run {run_id} is {status}; only a run that is {' or '.join(statuses)} can be {kind}d")
+    send_request(ctx, run_id, kind)
+    ctx.out.data({kind + "d": run_id}, f"asked run {run_id} to {kind}")
+    return 0
+
+
+def run_retry(args: argparse.Namespace, ctx: Context) -> int:
+    """Embedded, the run goes on in this process (nobody else holds an ended run); on
+    RabbitMQ, any worker carries it on."""
+    run_id = resolve_run(ctx.store, args.id)
+    run = ctx.store.get_run(run_id)
+    if run["status"] not in ("failed", "canceled"):
+        raise BadInput(f"run {run_id} is {run['status']}; only a failed or canceled run can be retried")
+    engine = make_engine(ctx, consume=False)
+    with engine:
+        if not engine.retry(run_id):
+            raise BadInput(f"run {run_id} has no step run to start again (it was written before runs kept their state, "
+                           f"or it failed at a `fail` target or before any step began); run the chain again instead")
+        ctx.out.progress(f"run {run_id} retried")
+        if not args.wait and engine.shared:
+            ctx.out.data({"retried": run_id}, f"retried {run_id}")
+            return 0
+        try:
+            engine.wait(run_id, args.timeout)
+        except TimeoutError:
+            raise LegionError(f"run {run_id} did not end within {args.timeout:g}s (it goes on: `legion run show {run_id}`)",
+                              details={"run_id": run_id, "timeout": args.timeout}) from None
+    return print_run(ctx, run_id)

@@ -133,8 +133,10 @@ def build_parser() -> Parser:
 
     start = command(groups, "start", "commands:start", "apply the chains and run workers, schedules and triggers until Ctrl-C")
     start.add_argument("--chains", action="append", help="chain folder or file to apply first (default: ./chains, else the shipped chains)")
-    start.add_argument("--workers", type=int_range(1, MAX_WORKERS, "a number of worker threads"),
+    start.add_argument("--workers", "--concurrency", dest="workers", type=int_range(1, MAX_WORKERS, "a number of worker threads"),
                        help=f"worker threads, 1 to {MAX_WORKERS} (default: LEGION_WORKERS or 4)")
+    start.add_argument("--role", choices=["all", "worker", "scheduler"], default="all",
+                       help="worker: take step messages; scheduler: fire schedules and actors; all (default): both")
     start.add_argument("--no-apply", action="store_true", help="do not apply chain files; run what is applied")
 
     lex = groups.add_parser("lex", help="extensions", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
@@ -198,6 +200,30 @@ def build_parser() -> Parser:
     p.add_argument("id", help="a run id, or a unique prefix of it (4 characters or more)")
     p = command(run, "cancel", "commands:run_cancel", "cancel a run")
     p.add_argument("id", help="a run id, or a unique prefix of it (4 characters or more)")
+    p = command(run, "pause", "commands:run_pause", "start no more step runs of a run until it is resumed")
+    p.add_argument("id", help="a run id, or a unique prefix of it (4 characters or more)")
+    p = command(run, "resume", "commands:run_resume", "let a paused run go on")
+    p.add_argument("id", help="a run id, or a unique prefix of it (4 characters or more)")
+    p = command(run, "retry", "commands:run_retry", "run a failed or canceled run again from its failed step runs, keeping what succeeded")
+    p.add_argument("id", help="a run id, or a unique prefix of it (4 characters or more)")
+    p.add_argument("--wait", action="store_true", help="wait for the run to end and show it")
+    p.add_argument("--timeout", type=seconds, help="with --wait: give up waiting after this long")
+
+    node = groups.add_parser("node", help="the processes running Legion", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    command(node, "list", "ops:node_list", "live and recently seen processes: host, pid, role, runners, steps in flight")
+
+    broker = groups.add_parser("broker", help="RabbitMQ (LEGION_AMQP_URL)", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    command(broker, "status", "ops:broker_status", "Legion's queues: depths, consumers, rates")
+
+    dlq = groups.add_parser("dlq", help="dead letters (RabbitMQ)", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    p = command(dlq, "list", "ops:dlq_list", "dead letters across Legion's dead-letter queues, with why each died")
+    p.add_argument("--limit", type=limit, default=100, help="at most this many (default 100)")
+    p = command(dlq, "show", "ops:dlq_show", "one dead letter")
+    p.add_argument("id")
+    p = command(dlq, "replay", "ops:dlq_replay", "run a dead letter again (its run is retried when it has ended)")
+    p.add_argument("id")
+    p = command(dlq, "purge", "ops:dlq_purge", "delete dead letters")
+    p.add_argument("--queue", help="only this dead-letter queue")
 
     secret = groups.add_parser("secret", help="secrets (Vault when VAULT_ADDR is set, else the embedded store)",
                                parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)

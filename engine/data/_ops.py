@@ -24,21 +24,25 @@ class OpsStore(StoreBase):
     # -- nodes ------------------------------------------------------------------------------
 
     def upsert_node(self, name: str, *, hostname: str | None = None, pid: int | None = None,
-                    version: str | None = None, status: str = "up", started_at: datetime | None = None) -> dict[str, Any]:
+                    version: str | None = None, status: str = "up", started_at: datetime | None = None,
+                    info: dict[str, Any] | None = None) -> dict[str, Any]:
         """Register a node (or re-register it after a restart), heartbeat now."""
         now = utcnow()
         row = {
             "name": name, "hostname": hostname, "pid": pid, "version": version, "status": status,
-            "started_at": started_at or now, "heartbeat_at": now,
+            "started_at": started_at or now, "heartbeat_at": now, "info": info,
         }
         with self._write() as conn:
             conn.execute(upsert(self._engine.dialect.name, nodes, tuple(row), ("name",)), [row])
             return dict(conn.execute(select(nodes).where(nodes.c.name == name)).mappings().one())
 
-    def heartbeat(self, name: str, *, status: str | None = None, at: datetime | None = None) -> None:
+    def heartbeat(self, name: str, *, status: str | None = None, at: datetime | None = None,
+                  info: dict[str, Any] | None = None) -> None:
         values: dict[str, Any] = {"heartbeat_at": at or utcnow()}
         if status is not None:
             values["status"] = status
+        if info is not None:
+            values["info"] = info
         with self._write() as conn:
             if not conn.execute(update(nodes).where(nodes.c.name == name).values(values)).rowcount:
                 raise NotFound(f"There is no node {name!r}; register it with upsert_node first.")

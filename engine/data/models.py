@@ -232,6 +232,7 @@ nodes = table(
     required("status", String(16), default="up"),
     required("started_at", UTCDateTime, default=utcnow),
     required("heartbeat_at", UTCDateTime, default=utcnow),
+    optional("info", Json),  # {role, runners, concurrency, in_flight}
 )
 
 leases = table(

@@ -1,6 +1,7 @@
 """Durable runs: the run's revision (advanced by every event that changes its state), step-run
-leases (who runs a step run, until when, how many times it was taken), and the outbox
-(messages a committed event must still publish).
+leases (who runs a step run, until when, how many times it was taken), the outbox
+(messages a committed event must still publish), and what a node says of itself (`info`:
+role, runners, steps in flight).
 
 Revision ID: 0004
 Revises: 0003
@@ -28,6 +29,8 @@ MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "
 def upgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("revision", sa.Integer(), nullable=False, server_default="0"))
+    with op.batch_alter_table("nodes") as batch:
+        batch.add_column(sa.Column("info", Json, nullable=True))
     with op.batch_alter_table("tasks") as batch:
         batch.add_column(sa.Column("lease_until", UTCDateTime(), nullable=True))
         batch.add_column(sa.Column("claims", sa.Integer(), nullable=False, server_default="0"))
@@ -53,3 +56,5 @@ def downgrade() -> None:
         batch.drop_column("lease_until")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("revision")
+    with op.batch_alter_table("nodes") as batch:
+        batch.drop_column("info")
