@@ -341,6 +341,11 @@ class Conductor:
             # run starts the step again.
             self._resume_at(sr.step, sr.ctx, sr.prior, sr.group)
             return []
+        if sr.group is not None and sr.group not in st.groups:
+            # An item of a for_each cut short by a halt, ending after a retry started the
+            # step again as a whole: it changes nothing.
+            self._maybe_end()
+            return self._flush()
         prog = self.program.steps[sr.step]
         err = normalize_error(error, sr.step) if status != "succeeded" else None
         if status != "succeeded" and self._retry(sr, prog, result, err, now, decided.retry if decided else None):
@@ -439,6 +444,11 @@ class Conductor:
         if st.status not in ("failed", "canceled") or not st.resume:
             return []
         points, st.resume = st.resume, []
+        # The step runs the halt kept from starting are among the points and start again as
+        # new step runs; the old ones (recorded canceled, their message still on its way or,
+        # held while paused, delivered already) never start, nor keep the run from ending.
+        for number in [n for n, sr in st.active.items() if sr.status != "running"]:
+            del st.active[number]
         st.status, st.halted, st.error, st.output = "running", False, None, None
         for join in st.joins.values():
             if join.state == "skipped":
