@@ -66,8 +66,8 @@ log = logging.getLogger("legion.runtime")
 
 CONTROL_POLL = 0.5  # embedded: seconds between reads of requests (cancel, pause...) from other processes
 EVENTS_POLL = 2.0  # seconds between reads of the applied chains' on.events triggers
-LEASE_TTL = 30.0  # shared: a step run's lease; renewed every third of it while its function runs
-SWEEP_EVERY = 5.0  # shared: seconds between looks for expired leases and outbox rows left behind
+LEASE_TTL = 30.0  # shared: a step run's lease (LEGION_STEP_LEASE); renewed every third of it while its function runs
+SWEEP_EVERY = 5.0  # shared: seconds between looks for expired leases and outbox rows left behind (at most half a lease)
 OUTBOX_STALE = 10.0  # shared: an outbox row this old was left by a process that died before publishing
 MAX_CLAIMS = 3  # a step run taken this many times (its workers died) fails instead, dead-lettered
 Event = dict[str, Any]
@@ -134,7 +134,7 @@ class Engine:
 
     def __init__(self, registry: Registry, store: Any, *, workers: int = 4, node: str = "local",
                  clock: Callable[[], float] = time.time, secrets: Resolver | None = None,
-                 transport: Any = None, consume: bool = True) -> None:
+                 transport: Any = None, consume: bool = True, lease: float = LEASE_TTL) -> None:
         self.registry = registry
         self.secrets = secrets or Resolver()
         self.store = store
@@ -144,6 +144,7 @@ class Engine:
         self.transport = transport if transport is not None else MemoryTransport()
         self.shared = not isinstance(self.transport, MemoryTransport)
         self.consume = consume
+        self.lease = lease
         self.recorder = Recorder(store, on_lost=self._record_lost)
         self.runs: dict[str, ActiveRun] = {}
         self._runs_lock = threading.Lock()
@@ -177,8 +178,9 @@ class Engine:
         self._thread(self._timer_loop, "legion-timers")
         self._later(EVENTS_POLL, self._watch_events)
         if self.shared:
-            self._later(LEASE_TTL / 3, self._renew_leases)
-            self._later(0, self._sweep)
+            if self.consume:  # a process that only starts runs (a `chain run`) leaves these to the workers
+                self._later(self.lease / 3, self._renew_leases)
+                self._later(0, self._sweep)
         else:
             self._later(CONTROL_POLL, self._watch_control)
             self.recover()
@@ -689,7 +691,7 @@ class Engine:
             return
         row = dict(base, status="running", started_at=now, node=self.node, args=begin.args)
         if self.shared:
-            row.update(node=self.process, lease_until=now + timedelta(seconds=LEASE_TTL), claims=claims + 1)
+            row.update(node=self.process, lease_until=now + timedelta(seconds=self.lease), claims=claims + 1)
         batch.task(row)
         batch.after.append(functools.partial(self._emit, active, {
             "event": "step.started", "step": sr.step, "number": sr.number, "attempt": sr.attempt, "index": sr.index}))
@@ -843,11 +845,11 @@ class Engine:
     def _renew_leases(self) -> None:
         """Shared: the heartbeat of the step runs this worker executes."""
         try:
-            self.store.renew_leases(self.process, list(self._executing), utcnow() + timedelta(seconds=LEASE_TTL))
+            self.store.renew_leases(self.process, list(self._executing), utcnow() + timedelta(seconds=self.lease))
         except LegionError as exc:
             log.warning("renewing step-run leases failed: %s", exc.message)
         if not self._stopping.is_set():
-            self._later(LEASE_TTL / 3, self._renew_leases)
+            self._later(self.lease / 3, self._renew_leases)
 
     def _sweep(self) -> None:
         """Shared: queue again the step runs whose worker was lost; publish what a process
@@ -865,7 +867,7 @@ class Engine:
         except (LegionError, ValueError) as exc:
             log.warning("sweeping leases and the outbox failed: %s", exc)
         if not self._stopping.is_set():
-            self._later(SWEEP_EVERY, self._sweep)
+            self._later(min(SWEEP_EVERY, self.lease / 2), self._sweep)
 
     def _requeue(self, active: ActiveRun, batch: Batch, number: int) -> list[Command]:
         sr = active.state.active.get(number)

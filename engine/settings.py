@@ -39,6 +39,7 @@ class Settings:
     vault_mount: str = "secret"
     workers: int = 4
     node: str = field(default_factory=lambda: os.uname().nodename)
+    step_lease: float = 30.0  # seconds a worker holds a step run without renewing its lease
 
     @property
     def embedded(self) -> bool:
@@ -51,6 +52,7 @@ class Settings:
         check_environment(env)
         home = default_home(env)
         workers = parse_workers(env.get("LEGION_WORKERS", "4"))
+        step_lease = parse_lease(env.get("LEGION_STEP_LEASE", "30"))
         store: SecretStore | None = None
 
         def secret_store() -> SecretStore:  # opened once, and only when a setting is a vault:// reference
@@ -70,6 +72,7 @@ class Settings:
             vault_addr=env.get("VAULT_ADDR") or None,
             vault_mount=env.get("LEGION_VAULT_MOUNT") or "secret",
             workers=workers,
+            step_lease=step_lease,
         )
 
 
@@ -89,6 +92,21 @@ def checked_scheme(name: str, url: str | None, schemes: tuple[str, ...]) -> str 
         raise ConfigError(f"{name} starts with {shown!r}, which Legion does not speak: give a URL starting with "
                           + " or ".join(f"{s}://" for s in schemes))
     return url
+
+
+def parse_lease(raw: str) -> float:
+    """LEGION_STEP_LEASE: seconds, 1 to 3,600 (a duration such as `30s` or `2m` too)."""
+    from legion.dsl.durations import parse_duration
+
+    try:
+        seconds = parse_duration(raw.strip())
+    except ValueError:
+        seconds = -1.0
+    if not 1 <= seconds <= 3600:
+        shown = raw if len(raw) <= 20 else raw[:17] + "..."
+        raise ConfigError(f"LEGION_STEP_LEASE={shown!r}: a step run's lease is 1 to 3600 seconds (e.g. 30 or 2m); "
+                          "a worker that stops renewing it for this long is taken to be lost")
+    return float(seconds)
 
 
 def parse_workers(raw: str) -> int:

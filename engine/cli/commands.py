@@ -40,7 +40,7 @@ def make_engine(ctx: Context, workers: int | None = None, *, consume: bool = Tru
         consume = True  # embedded: nobody else would run this process's runs
     ctx.store.sync_registry(registry_rows(ctx.registry))
     engine = Engine(ctx.registry, ctx.store, workers=workers or ctx.settings.workers, node=ctx.settings.node,
-                    transport=transport, consume=consume)
+                    transport=transport, consume=consume, lease=ctx.settings.step_lease)
     engine.refresh_events()
     return engine
 
