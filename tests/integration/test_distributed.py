@@ -18,7 +18,6 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,10 @@ import pytest
 import yaml
 from integration.deployment import BACKENDS, Deployment
 
+from legion.engine.registry import Registry
 from legion.engine.runstate import RunState
-from legion.engine.runtime import LEASE_TTL, MAX_CLAIMS, SWEEP_EVERY
+from legion.engine.runtime import LEASE_TTL, MAX_CLAIMS, SWEEP_EVERY, Engine
+from legion.engine.transport.amqp import AmqpTransport
 
 pytestmark = pytest.mark.integration
 
@@ -172,15 +173,19 @@ def test_conformance_rehearsals_on_two_worker_processes(deployment: Deployment) 
     d.start(workers=2)
     d.wait_up(2)
     cases = [(p.values[0], yaml.safe_load(p.values[0].read_text())) for p in REHEARSALS]
-
-    def run(case: tuple[Path, dict[str, Any]]) -> dict[str, Any]:
-        path, data = case
-        chain = yaml.safe_load(_chain_file(path, data).read_text())
-        return d.run_chain(chain["chain"], data.get("input") or {}, timeout=90)
-
-    # Several at once: the workers carry the runs side by side, as in production.
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(run, cases))
+    # All started at once from one client (as `legion chain run` does: an engine that only
+    # starts runs and waits), so the two workers carry them side by side.
+    assert d.store is not None
+    client = Engine(Registry.discover(), d.store, transport=AmqpTransport(d.amqp_url, name="legion-test-client"), consume=False)
+    with client:
+        run_ids = [client.submit(yaml.safe_load(_chain_file(path, data).read_text())["chain"], data.get("input") or {})
+                   for path, data in cases]
+        for run_id in run_ids:
+            client.wait(run_id, timeout=120)
+    results = []
+    for run_id in run_ids:
+        tasks = d.tasks(run_id)
+        results.append(dict(d.run(run_id), tasks=tasks, trace=[t["step"] for t in tasks if t.get("started_at")]))
 
     failures = []
     for (path, data), got in zip(cases, results, strict=True):
