@@ -396,40 +396,64 @@ steps:
 SCHEDULE_WINDOW = 20.0
 
 
-@pytest.mark.parametrize("deployment", BACKENDS, indirect=True)
-def test_three_schedulers_fire_every_slot_once(deployment: Deployment) -> None:
-    d = deployment
-    d.apply(write_chain(d.tmp / "chains", BEAT))
-    d.start(workers=2)
-    schedulers = [d.start(role="scheduler") for _ in range(3)]
-    d.wait_up(4)
+def schedule_runs(d: Deployment, schedulers: list[Any], window: float) -> list[dict[str, Any]]:
+    """Let the schedulers work for `window` seconds, stop them, and return the runs they
+    started (each once it ended), oldest first."""
     started = time.monotonic()
-    while time.monotonic() - started < SCHEDULE_WINDOW:  # the schedulers at work for a while
+    while time.monotonic() - started < window:  # the schedulers at work for a while
         assert all(p.poll() is None for p in schedulers), d.logs()
         time.sleep(0.5)
     for proc in schedulers:
         d.stop(proc)
     assert d.store is not None
     runs = sorted(d.store.list_runs(chain="beat", limit=1000), key=lambda r: r["created_at"])
-    for r in runs:
-        d.wait_ended(r["id"], timeout=30)
-    runs = [d.run(r["id"]) for r in runs]
-    assert runs and all(r["trigger"] == "schedule" and r["status"] == "succeeded" for r in runs), runs
+    ended = [d.wait_ended(r["id"], timeout=30) for r in runs]
+    assert ended and all(r["trigger"] == "schedule" and r["status"] == "succeeded" for r in ended), ended
+    return ended
 
+
+def gaps(runs: list[dict[str, Any]]) -> list[float]:
+    return [(b["created_at"] - a["created_at"]).total_seconds() for a, b in zip(runs, runs[1:], strict=False)]
+
+
+@pytest.mark.parametrize("deployment", BACKENDS, indirect=True)
+def test_three_schedulers_never_fire_a_slot_twice(deployment: Deployment) -> None:
+    d = deployment
+    d.apply(write_chain(d.tmp / "chains", BEAT))
+    d.start(workers=2)
+    schedulers = [d.start(role="scheduler") for _ in range(3)]
+    d.wait_up(4)
+    runs = schedule_runs(d, schedulers, SCHEDULE_WINDOW)
     # `every: 1s` counts from the moment a slot fired: each firing sets the next slot a second
     # later, and the claim on it (mark_fired with the slot it read) lets one scheduler only
-    # start it. So two runs are never less than about a second apart (twice started for one
-    # slot would be milliseconds apart), and with three schedulers ticking every second no
-    # slot waits for long: over the window, about one run a second.
-    gaps = [(b["created_at"] - a["created_at"]).total_seconds() for a, b in zip(runs, runs[1:], strict=False)]
-    assert min(gaps) >= 0.75, gaps
+    # start it. So two runs are never less than about a second apart: one slot started twice,
+    # by two schedulers, would give two runs milliseconds apart.
+    between = gaps(runs)
+    assert len(runs) >= 2 and min(between) >= 0.75, between
     span = (runs[-1]["created_at"] - runs[0]["created_at"]).total_seconds()
-    assert len(runs) <= span + 1.5, (len(runs), span, gaps)
-    assert len(runs) >= span / 1.6, (len(runs), span, gaps)
-    assert span >= SCHEDULE_WINDOW - 8, (span, d.logs())
-    schedule = d.store.list_schedules("beat")
+    assert len(runs) <= span + 1.5, (len(runs), span, between)
+    schedule = d.store.list_schedules("beat") if d.store else []
     assert len(schedule) == 1 and schedule[0]["last_run_id"] == runs[-1]["id"], schedule
     assert schedule[0]["next_fire_at"] - schedule[0]["last_fire_at"] == timedelta(seconds=1)
+    # (That no slot is left out is pinned below, where one scheduler shows the engine skip them.)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a scheduler process (`legion start --role scheduler`, an engine that does not consume) keeps every run it "
+    "started in Engine.runs for ever: a shared engine forgets a run only when it carries the run's final event "
+    "itself. Scheduler._still_going takes `run_id in self.engine.runs` as 'the previous run is still going', so "
+    "after its first run the scheduler skips every slot of the schedule as overlapping"))
+def test_a_scheduler_process_fires_every_slot_once_the_previous_run_ended(deployment: Deployment) -> None:
+    d = deployment
+    d.apply(write_chain(d.tmp / "chains", BEAT))
+    d.start(workers=2)
+    scheduler = d.start(role="scheduler")
+    d.wait_up(2)
+    runs = schedule_runs(d, [scheduler], 10.0)
+    # each `tick` is a noop that ends in milliseconds, so no slot overlaps the previous run:
+    # about one run a second (the scheduler ticks every second; a slot is due at most a tick late)
+    span = (runs[-1]["created_at"] - runs[0]["created_at"]).total_seconds()
+    assert len(runs) >= 5 and max(gaps(runs)) <= 2.5, ([r["created_at"].isoformat() for r in runs], span)
 
 
 # ---------------------------------------------------------- 5. pause, resume, cancel and retry
