@@ -61,11 +61,14 @@ start: $(VENV)/.installed-base
 test: setup
 	scripts/services.sh
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+	# Restarting RabbitMQ disturbs every test using it: that one runs alone, after the rest.
+	$(BIN)/python -m pytest -q -m broker_restart tests/integration/test_broker_restart.py
 
 bench: setup
 	$(BIN)/python bench/conductor.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/throughput.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

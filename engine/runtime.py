@@ -433,7 +433,7 @@ class Engine:
         if batch.messages:
             self._publish(batch.messages)
             self.store.outbox_done(ids)
-        if active.state.ended:
+        if active.state.ended or not self.consume:  # a process that only starts runs keeps none of them
             with self._runs_lock:
                 self.runs.pop(run_id, None)
         return active

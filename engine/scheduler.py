@@ -46,7 +46,7 @@ class Scheduler:
         runs whose final row is still being written."""
         if not run_id:
             return False
-        if run_id in self.engine.runs:
+        if not self.engine.shared and run_id in self.engine.runs:
             return True
         try:
             return self.store.get_run(run_id)["status"] not in FINAL_RUN_STATUSES

@@ -27,6 +27,9 @@ from sqlalchemy.exc import DBAPIError
 
 from legion.engine.data.store import Store
 
+# Seconds a worker holds a step run without renewing its lease: short, so that a killed
+# worker's step run is queued again within seconds.
+STEP_LEASE = 3
 AMQP_BASE = os.environ.get("LEGION_TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
 AMQP_USER = "guest"
 
@@ -152,7 +155,8 @@ class Deployment:
         rabbitmqctl("set_permissions", "-p", vhost, AMQP_USER, ".*", ".*", ".*")
         self.amqp_url = f"{AMQP_BASE}/{quote(vhost, safe='')}"
         self.env = dict(os.environ, LEGION_HOME=str(self.home), LEGION_AMQP_URL=self.amqp_url,
-                        LEGION_DATABASE_URL=self.db_url, LEGION_SECRET_TOKEN_KEY="distributed-tests-key")
+                        LEGION_DATABASE_URL=self.db_url, LEGION_SECRET_TOKEN_KEY="distributed-tests-key",
+                        LEGION_STEP_LEASE=str(STEP_LEASE))
         self.env.pop("LEGION_WORKERS", None)
         if probe:
             self.env.update(install_extension(tmp / "site", "probe", {"probe": PROBE}))

@@ -6,9 +6,8 @@ what happened: the conformance rehearsals run by two worker processes; a worker 
 middle of a step; a step that kills every worker that takes it; three schedulers on one
 schedule; and pause, resume, cancel and retry of a run.
 
-LEASE_TTL and SWEEP_EVERY (legion.engine.runtime) have no setting, so a lost worker's step run
-is queued again only after the full 30 s lease (and up to 5 s more for the sweep): the kill
-tests take that long.
+The deployment's step lease is short (LEGION_STEP_LEASE, see `deployment.py`), so a lost
+worker's step run is queued again within seconds.
 """
 
 from __future__ import annotations
@@ -24,11 +23,11 @@ from typing import Any
 
 import pytest
 import yaml
-from integration.deployment import BACKENDS, Deployment
+from integration.deployment import BACKENDS, STEP_LEASE, Deployment
 
 from legion.engine.registry import Registry
 from legion.engine.runstate import RunState
-from legion.engine.runtime import LEASE_TTL, MAX_CLAIMS, SWEEP_EVERY, Engine
+from legion.engine.runtime import MAX_CLAIMS, Engine
 from legion.engine.transport.amqp import AmqpTransport
 
 pytestmark = pytest.mark.integration
@@ -36,7 +35,8 @@ pytestmark = pytest.mark.integration
 CONFORMANCE = Path(os.environ["LEGION_CONFORMANCE"])
 LONGEST_SLEEP = 3.0  # seconds: rehearsals whose steps sleep longer (for real, here) are left out
 # How long a lost worker's step run waits before it is queued again, with room for a loaded host.
-REQUEUE_WITHIN = LEASE_TTL + SWEEP_EVERY + 30
+# (The sweep looks every half lease.)
+REQUEUE_WITHIN = STEP_LEASE * 2 + 30
 
 
 # ----------------------------------------------------------------------------- the deployment
@@ -312,7 +312,7 @@ def test_a_step_whose_worker_is_killed_runs_again_on_another_worker(deployment: 
     assert Counter(names(log)) == {"first": 1, "slow": 2, "last": 1}, calls(log)
     slow_pids = [pid for name, pid in calls(log) if name == "slow"]
     assert slow_pids == [victim.pid, survivor.pid]
-    assert time.monotonic() - killed_at >= LEASE_TTL - 10  # not before the lease could have expired
+    assert time.monotonic() - killed_at >= STEP_LEASE - 2  # not before the lease could have expired
     tasks = d.tasks(run_id)
     assert [(t["step"], t["status"]) for t in tasks] == [("first", "succeeded"), ("slow", "succeeded"), ("last", "succeeded")]
     slow = tasks[1]
@@ -438,11 +438,6 @@ def test_three_schedulers_never_fire_a_slot_twice(deployment: Deployment) -> Non
     # (That no slot is left out is pinned below, where one scheduler shows the engine skip them.)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a scheduler process (`legion start --role scheduler`, an engine that does not consume) keeps every run it "
-    "started in Engine.runs for ever: a shared engine forgets a run only when it carries the run's final event "
-    "itself. Scheduler._still_going takes `run_id in self.engine.runs` as 'the previous run is still going', so "
-    "after its first run the scheduler skips every slot of the schedule as overlapping"))
 def test_a_scheduler_process_fires_every_slot_once_the_previous_run_ended(deployment: Deployment) -> None:
     d = deployment
     d.apply(write_chain(d.tmp / "chains", BEAT))
