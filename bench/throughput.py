@@ -1,8 +1,8 @@
 """Message throughput on RabbitMQ: the ceiling raw pika reaches, what Celery 5 reaches on the
-same broker, and (once the RabbitMQ runtime lands) what Legion reaches, measured in the same
-invocation.
+same broker, and what Legion reaches, measured in the same invocation.
 
     .venv/bin/python bench/throughput.py [--quick] [--json] [--amqp-url URL] [--redis-url URL]
+        [--legion-db postgresql,sqlite] [--legion-profile]
 
 Every message is persistent (delivery_mode=2) and goes to a durable classic queue made for this
 invocation (`bench.<hex>...`) and deleted at the end; every consumer acknowledges each message
@@ -20,8 +20,27 @@ by hand after handling it. Default broker: amqp://guest:guest@127.0.0.1:5672/%2F
     clients of the end-to-end run share this process's interpreter lock: it is the ceiling of
     one Python process, not of the broker.
 
-(b), (c) Legion: single steps and chains on the RabbitMQ runtime; filled in when it lands
-    (until then the table says "not measured" and the targets are NOT MEASURED).
+(b), (c), (e) Legion on the RabbitMQ runtime (its AMQP transport always uses publisher
+    confirms: each publish waits for them). Measured in a vhost of this invocation's own
+    (`rabbitmqctl add_vhost`, deleted at the end; the URL's vhost when that is refused), on a
+    fresh PostgreSQL database (tests/services.py; LEGION_TEST_POSTGRES_URL; dropped at the end)
+    and, for comparison, a fresh SQLite file (`--legion-db` picks them). The chains are YAML
+    files written here and applied to the store (load_chains + apply_chains). Two ways to run:
+    'workers', 2 `legion start --role worker --no-apply --workers 4` subprocesses
+    (LEGION_AMQP_URL, LEGION_DATABASE_URL, LEGION_SECRET_TOKEN_KEY, LEGION_HOME) while this
+    process only submits; 'in-process', one Engine with 4 worker threads that submits and
+    consumes. Runs are polled in the database; a rate is timed from the first submit to the
+    last run's ended_at.
+    (b) N runs of a 1-step core.util.noop chain submitted one after another (runs/s, and the
+        submit rate alone).
+    (c) 5 concurrent 100-step sequential chains: steps/s, and p50/p99 step-to-step latency from
+        the task rows (started_at of step k+1 minus finished_at of step k), pooled.
+    (e) PostgreSQL, worker processes: per-step time of one 10,000-step chain vs one 100-step
+        chain, and of one for_each over range(10,000) vs range(100). 1,000 is measured first;
+        when a fit through 100 and 1,000 predicts more than 3 minutes at 10,000, 2,000 is
+        measured instead (said in the output). --quick: 500 vs 100.
+    `--legion-profile`: cProfile of the worker threads of an in-process engine on PostgreSQL
+    running the (c) chains; top 15 functions by tottime and by cumulative time.
 
 (d) Celery 5 on the same RabbitMQ (`pyamqp://`): `task_default_delivery_mode='persistent'`,
     `task_acks_late=True`, prefetch 100 (multiplier 100 / concurrency), no result backend
@@ -53,8 +72,8 @@ by hand after handling it. Default broker: amqp://guest:guest@127.0.0.1:5672/%2F
          with no chain carried in the message (the fair baseline, as celery.chain carries the
          rest of the chain in every message).
 
-`--quick`: N=2,000 raw messages and 500 Celery tasks, one timed repetition; otherwise N=20,000
-and 5,000, best of 3 (after one warm-up of the Celery worker). `--json` also prints one JSON
+`--quick`: N=2,000 raw messages, 500 Celery tasks and 100 Legion runs, one timed repetition;
+otherwise N=20,000, 5,000 and 500, best of 3 (after one warm-up of the Celery worker). `--json` also prints one JSON
 document with every figure at the end. A scenario that fails is reported as failed and the
 others still run.
 """
