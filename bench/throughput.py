@@ -1,8 +1,8 @@
 """Message throughput on RabbitMQ: the ceiling raw pika reaches, what Celery 5 reaches on the
-same broker, and (once the RabbitMQ runtime lands) what Legion reaches, measured in the same
-invocation.
+same broker, and what Legion reaches, measured in the same invocation.
 
     .venv/bin/python bench/throughput.py [--quick] [--json] [--amqp-url URL] [--redis-url URL]
+        [--legion-db postgresql,sqlite] [--legion-profile]
 
 Every message is persistent (delivery_mode=2) and goes to a durable classic queue made for this
 invocation (`bench.<hex>...`) and deleted at the end; every consumer acknowledges each message
@@ -20,8 +20,27 @@ by hand after handling it. Default broker: amqp://guest:guest@127.0.0.1:5672/%2F
     clients of the end-to-end run share this process's interpreter lock: it is the ceiling of
     one Python process, not of the broker.
 
-(b), (c) Legion: single steps and chains on the RabbitMQ runtime; filled in when it lands
-    (until then the table says "not measured" and the targets are NOT MEASURED).
+(b), (c), (e) Legion on the RabbitMQ runtime (its AMQP transport always uses publisher
+    confirms: each publish waits for them). Measured in a vhost of this invocation's own
+    (`rabbitmqctl add_vhost`, deleted at the end; the URL's vhost when that is refused), on a
+    fresh PostgreSQL database (tests/services.py; LEGION_TEST_POSTGRES_URL; dropped at the end)
+    and, for comparison, a fresh SQLite file (`--legion-db` picks them). The chains are YAML
+    files written here and applied to the store (load_chains + apply_chains). Two ways to run:
+    'workers', 2 `legion start --role worker --no-apply --workers 4` subprocesses
+    (LEGION_AMQP_URL, LEGION_DATABASE_URL, LEGION_SECRET_TOKEN_KEY, LEGION_HOME) while this
+    process only submits; 'in-process', one Engine with 4 worker threads that submits and
+    consumes. Runs are polled in the database; a rate is timed from the first submit to the
+    last run's ended_at.
+    (b) N runs of a 1-step core.util.noop chain submitted one after another (runs/s, and the
+        submit rate alone).
+    (c) 5 concurrent 100-step sequential chains: steps/s, and p50/p99 step-to-step latency from
+        the task rows (started_at of step k+1 minus finished_at of step k), pooled.
+    (e) PostgreSQL, worker processes: per-step time of one 10,000-step chain vs one 100-step
+        chain, and of one for_each over range(10,000) vs range(100). 1,000 is measured first;
+        when a fit through 100 and 1,000 predicts more than 3 minutes at 10,000, 2,000 is
+        measured instead (said in the output). --quick: 500 vs 100.
+    `--legion-profile`: cProfile of the worker threads of an in-process engine on PostgreSQL
+    running the (c) chains; top 15 functions by tottime and by cumulative time.
 
 (d) Celery 5 on the same RabbitMQ (`pyamqp://`): `task_default_delivery_mode='persistent'`,
     `task_acks_late=True`, prefetch 100 (multiplier 100 / concurrency), no result backend
@@ -53,8 +72,8 @@ by hand after handling it. Default broker: amqp://guest:guest@127.0.0.1:5672/%2F
          with no chain carried in the message (the fair baseline, as celery.chain carries the
          rest of the chain in every message).
 
-`--quick`: N=2,000 raw messages and 500 Celery tasks, one timed repetition; otherwise N=20,000
-and 5,000, best of 3 (after one warm-up of the Celery worker). `--json` also prints one JSON
+`--quick`: N=2,000 raw messages, 500 Celery tasks and 100 Legion runs, one timed repetition;
+otherwise N=20,000, 5,000 and 500, best of 3 (after one warm-up of the Celery worker). `--json` also prints one JSON
 document with every figure at the end. A scenario that fails is reported as failed and the
 others still run.
 """
@@ -77,7 +96,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -91,6 +110,7 @@ TARGET_SINGLE_VS_CELERY = 1.5
 TARGET_CHAIN_VS_CELERY = 3.0
 TARGET_P50_VS_CELERY = 1.0  # Legion's p50 step-to-step <= Celery's
 TARGET_VS_RAW = 0.40
+TARGET_SCALING = 1.5  # (e) per-step time of a 10,000-step run <= 1.5x that of a 100-step one
 
 BODY = json.dumps({"kind": "step", "run_id": str(uuid.uuid4()), "number": 1, "function": "core.util.noop",
                    "priority": 0}, separators=(",", ":")).encode()
@@ -316,20 +336,378 @@ def raw_pika_figures(amqp_url: str, quick: bool, tag: str) -> dict[str, Any]:
 
 # ================================================================ (b), (c): Legion
 
+LEGION_THREADS = 4  # worker threads per engine (`--workers 4`)
+LEGION_PROCESSES = 2  # `legion start --role worker` subprocesses
+SCALE_BUDGET_S = 180.0  # (e): a 10,000-step run that is predicted to take longer is measured at 2,000
+ENDED = ("succeeded", "failed", "canceled")
+POSTGRES_URL = os.environ.get("LEGION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
-def legion_figures(amqp_url: str, quick: bool) -> dict | None:
+
+class Vhost:
+    """A RabbitMQ vhost of this invocation's own (`rabbitmqctl add_vhost`, permissions for the
+    URL's user), deleted at the end; `url` is the broker URL pointing at it. When rabbitmqctl
+    cannot make one, the URL's own vhost is used and `note` says so."""
+
+    def __init__(self, amqp_url: str, tag: str) -> None:
+        self.name: str | None = f"legion-bench-{tag}"
+        self.url = amqp_url
+        parts = urlsplit(amqp_url)
+        user = parts.username or "guest"
+        try:
+            for args in (["add_vhost", self.name], ["set_permissions", "-p", self.name, user, ".*", ".*", ".*"]):
+                subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as exc:
+            self.delete()
+            self.name = None
+            self.note = f"shared vhost of the URL (rabbitmqctl add_vhost failed: {failed(exc)})"
+            return
+        self.url = urlunsplit(parts._replace(path="/" + quote(self.name, safe="")))
+        self.note = f"vhost {self.name} of its own (rabbitmqctl add_vhost), deleted at the end"
+
+    def delete(self) -> None:
+        if self.name:
+            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.name], capture_output=True, timeout=60, check=False)
+
+
+def create_postgres() -> str:
+    """A fresh PostgreSQL database (tests/services.py); its URL."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    import services
+
+    return services.create_database("postgresql", "legion_bench")
+
+
+def drop_postgres(url: str) -> None:
+    import services
+
+    services.drop_database("postgresql", url)
+
+
+def chain_files(folder: str, sequential: list[int], items: list[int]) -> None:
+    """bench-single (one no-op step), bench-seq-N (N sequential no-op steps) and bench-each-N (a
+    for_each over range(N)) as YAML chain files in `folder`."""
+    def write(name: str, steps: list[str]) -> None:
+        with open(os.path.join(folder, f"{name}.yaml"), "w", encoding="utf-8") as f:
+            f.write(f"chain: {name}\nmax_steps: 1000000\nsteps:\n" + "".join(steps))
+
+    write("bench-single", ["  only:\n    run: core.util.noop\n"])
+    for n in sequential:
+        write(f"bench-seq-{n}", [f"  s{i:05d}:\n    run: core.util.noop\n"
+                                 + (f"    next:\n      - do: [s{i + 1:05d}]\n" if i + 1 < n else "") for i in range(n)])
+    for n in items:
+        write(f"bench-each-{n}", [f'  items:\n    run: core.util.noop\n    for_each: "{{{{ range({n}) | list }}}}"\n'])
+
+
+class LegionWorkers:
+    """`legion start --role worker --no-apply --workers 4` subprocesses on the given broker and
+    database; ready once each said it started; stopped with SIGTERM (they drain), killed if not."""
+
+    def __init__(self, count: int, amqp_url: str, database_url: str, home: str, profile_dir: str | None = None) -> None:
+        legion = os.path.join(os.path.dirname(sys.executable), "legion")
+        env = dict(os.environ, LEGION_AMQP_URL=amqp_url, LEGION_DATABASE_URL=database_url, LEGION_HOME=home,
+                   LEGION_SECRET_TOKEN_KEY=uuid.uuid4().hex)
+        self.procs: list[tuple[subprocess.Popen[bytes], Any]] = []
+        for i in range(count):
+            log = tempfile.NamedTemporaryFile(prefix=f"legion-bench-worker{i}-", suffix=".log", delete=False)
+            cmd = [legion, "start", "--role", "worker", "--no-apply", "--workers", str(LEGION_THREADS)]
+            self.procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log))
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        for proc, log in self.procs:
+            while "legion started" not in self._text(log):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"a Legion worker exited with {proc.returncode}: {self.tail(log)}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"a Legion worker was not ready within {timeout:.0f} s: {self.tail(log)}")
+                time.sleep(0.1)
+
+    @staticmethod
+    def _text(log: Any) -> str:
+        try:
+            with open(log.name, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def tail(self, log: Any) -> str:
+        return " | ".join(self._text(log).strip().splitlines()[-8:]) or "(no output)"
+
+    def stop(self) -> None:
+        for proc, _ in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, log in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            log.close()
+            os.unlink(log.name)
+
+
+def wait_runs(store: Any, run_ids: list[str], timeout: float) -> list[dict[str, Any]]:
+    """Poll the database until every run ended; their rows (id, status, created_at, ended_at)."""
+    from sqlalchemy import select
+
+    from legion.engine.data.models import runs
+
+    deadline = time.monotonic() + timeout
+    query = select(runs.c.id, runs.c.status, runs.c.created_at, runs.c.started_at, runs.c.ended_at).where(
+        runs.c.id.in_(run_ids), runs.c.status.in_(ENDED))
+    pause = 0.01
+    while True:
+        with store._read() as conn:
+            got = [dict(r._mapping) for r in conn.execute(query)]
+        if len(got) == len(run_ids):
+            bad = [r for r in got if r["status"] != "succeeded"]
+            if bad:
+                raise RuntimeError(f"{len(bad)} of {len(run_ids)} runs did not succeed (e.g. {bad[0]['status']})")
+            return got
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(got)} of {len(run_ids)} runs ended within {timeout:.0f} s")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+def step_gaps(store: Any, run_ids: list[str]) -> tuple[list[float], int]:
+    """Step-to-step latency from the task rows: started_at of step k+1 minus finished_at of
+    step k, per run; and the number of task rows."""
+    from sqlalchemy import select
+
+    from legion.engine.data.models import tasks
+
+    query = select(tasks.c.run_id, tasks.c.number, tasks.c.started_at, tasks.c.finished_at).where(
+        tasks.c.run_id.in_(run_ids)).order_by(tasks.c.run_id, tasks.c.number)
+    with store._read() as conn:
+        rows = [r._mapping for r in conn.execute(query)]
+    gaps = [(b["started_at"] - a["finished_at"]).total_seconds() for a, b in zip(rows, rows[1:], strict=False)
+            if a["run_id"] == b["run_id"]]
+    return gaps, len(rows)
+
+
+def legion_singles(engine: Any, store: Any, n: int) -> dict[str, Any]:
+    """(b) n runs of bench-single submitted one after another; timed from the first submit to
+    the last run's ended_at (kept by the worker that ended it)."""
+    t0 = time.time()
+    ids = [engine.submit("bench-single") for _ in range(n)]
+    sent = time.time()
+    rows = wait_runs(store, ids, TIMEOUT_S * 2)
+    end = max(r["ended_at"].timestamp() for r in rows)
+    return {"tasks_per_s": n / (end - t0), "submit_per_s": n / (sent - t0)}
+
+
+def legion_chains(engine: Any, store: Any, chain: str, count: int, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+    """(c), (e): `count` runs of `chain` submitted at once; step runs per second from the first
+    submit to the last ended_at, and (sequential chains) every step-to-step gap."""
+    t0 = time.time()
+    ids = [engine.submit(chain) for _ in range(count)]
+    rows = wait_runs(store, ids, timeout)
+    seconds = max(r["ended_at"].timestamp() for r in rows) - t0
+    if chain.startswith("bench-seq-"):
+        gaps, steps = step_gaps(store, ids)
+    else:
+        gaps, steps = [], sum(store.count_tasks(i) for i in ids)
+    return {"steps_per_s": steps / seconds, "seconds": seconds, "steps": steps, "gaps": gaps}
+
+
+def legion_repeat(reps: int, once: Callable[[], dict[str, Any]], key: str) -> dict[str, Any]:
+    """The best of `reps` runs by `key`, with the step-to-step gaps of all of them pooled."""
+    runs = [once() for _ in range(reps)]
+    out = dict(best(runs, key))
+    gaps = [g for r in runs for g in r.get("gaps", [])]
+    out.pop("gaps", None)
+    if len(gaps) >= 2:
+        out.update(p50_ms=percentile(gaps, 50) * 1e3, p99_ms=percentile(gaps, 99) * 1e3, gap_count=len(gaps))
+    return out
+
+
+def legion_scale(engine: Any, store: Any, kind: str, quick: bool) -> dict[str, Any]:
+    """(e): per-step time of one run at 100 and at 10,000 (`kind` seq: sequential steps; each:
+    for_each items). 1,000 is measured first; when a fit a + b*N through 100 and 1,000 predicts
+    more than SCALE_BUDGET_S at 10,000, 2,000 is measured instead (--quick stops at 500)."""
+    def once(n: int) -> dict[str, Any]:
+        r = legion_chains(engine, store, f"bench-{kind}-{n}", 1, timeout=max(TIMEOUT_S, 4 * SCALE_BUDGET_S))
+        return {"n": n, "seconds": r["seconds"], "steps": r["steps"], "per_step_ms": r["seconds"] / r["steps"] * 1e3}
+
+    small = min((once(100) for _ in range(1 if quick else 3)), key=lambda r: r["per_step_ms"])
+    mid = once(500 if quick else 1000)
+    out: dict[str, Any] = {"100": small, "mid": mid}
+    if quick:
+        out["big"] = mid
+        return out
+    b = max(0.0, (mid["per_step_ms"] - small["per_step_ms"]) / 900)
+    a = mid["per_step_ms"] - b * 1000
+    estimate = 10_000 * (a + b * 10_000) / 1e3
+    big = 10_000 if estimate <= SCALE_BUDGET_S else 2000
+    out["estimate_10000_s"] = estimate
+    out["big"] = once(big)
+    if big != 10_000:
+        out["note"] = (f"10,000 predicted to take {estimate:,.0f} s (> {SCALE_BUDGET_S:.0f} s): measured at 2,000 instead")
+    return out
+
+
+def legion_backend(backend: str, amqp_url: str, quick: bool, scale: bool, profile: bool) -> dict[str, Any]:
+    """Every Legion figure on one database: in-process engine, then worker subprocesses."""
+    from legion.engine.chains import apply_items, load_chains
+    from legion.engine.data.store import Store
+    from legion.engine.registry import Registry
+    from legion.engine.runtime import Engine
+    from legion.engine.transport.amqp import AmqpTransport
+
+    n = 100 if quick else 500
+    reps = 1 if quick else 3
+    out: dict[str, Any] = {"singles": n, "repetitions": reps}
+    tmp = tempfile.TemporaryDirectory(prefix="legion-bench-")
+    db_url = create_postgres() if backend == "postgresql" else f"sqlite:///{tmp.name}/legion.db"
+    store = None
+    workers: LegionWorkers | None = None
+    try:
+        store = Store(db_url)
+        registry = Registry.discover()
+        folder = os.path.join(tmp.name, "chains")
+        os.mkdir(folder)
+        sizes = [100, 1000, 2000, 10_000] if scale and not quick else [100, 500] if scale else [CHAIN_STEPS]
+        chain_files(folder, sizes, sizes if scale else [])
+        files, _ = load_chains([folder], registry)
+        store.apply_chains(apply_items(files))
+
+        def measure(engine: Any, where: str) -> None:
+            legion_singles(engine, store, 20)  # warm-up: connections, programs, the workers' first deliveries
+            legion_chains(engine, store, f"bench-seq-{CHAIN_STEPS}", 1)
+            out[where] = {
+                "single": legion_repeat(reps, lambda: legion_singles(engine, store, n), "tasks_per_s"),
+                "chains": legion_repeat(reps, lambda: legion_chains(engine, store, f"bench-seq-{CHAIN_STEPS}", CHAINS),
+                                        "steps_per_s"),
+            }
+
+        # in-process: the engine that submits also consumes, with LEGION_THREADS worker threads
+        engine = Engine(registry, store, workers=LEGION_THREADS, transport=AmqpTransport(amqp_url, name="legion-bench-inproc"))
+        engine.start()
+        try:
+            measure(engine, "in_process")
+        except Exception as exc:  # noqa: BLE001 -- reported; the subprocess variant still runs
+            out["in_process"] = {"error": failed(exc)}
+        finally:
+            engine.stop()
+            engine.transport.close()
+        if profile:
+            out["profile"] = legion_profile(registry, store, amqp_url)
+
+        # separate processes: `legion start --role worker`, this process only submits
+        workers = LegionWorkers(LEGION_PROCESSES, amqp_url, db_url, os.path.join(tmp.name, "home"))
+        workers.wait_ready()
+        client = Engine(registry, store, workers=1, transport=AmqpTransport(amqp_url, name="legion-bench-client"), consume=False)
+        try:
+            try:
+                measure(client, "workers")
+            except Exception as exc:  # noqa: BLE001
+                out["workers"] = {"error": failed(exc)}
+            if scale:
+                for kind in ("seq", "each"):
+                    try:
+                        out[f"scale_{kind}"] = legion_scale(client, store, kind, quick)
+                    except Exception as exc:  # noqa: BLE001
+                        out[f"scale_{kind}"] = {"error": failed(exc)}
+        finally:
+            client.transport.close()
+    finally:
+        if workers is not None:
+            workers.stop()
+        if store is not None:
+            store.close()
+        if backend == "postgresql":
+            drop_postgres(db_url)
+        tmp.cleanup()
+    return out
+
+
+def legion_profile(registry: Any, store: Any, amqp_url: str) -> dict[str, Any]:
+    """cProfile of the worker threads of an in-process shared engine while it runs 5 x 100-step
+    chains (after a warm-up); the AMQP I/O thread is not profiled. Top 15 by tottime and by
+    cumulative time, as text."""
+    import cProfile
+    import io
+    import pstats
+
+    from legion.engine.runtime import Engine
+
+    profiles: list[cProfile.Profile] = []
+
+    class ProfiledEngine(Engine):
+        def _work(self) -> None:
+            prof = cProfile.Profile()
+            profiles.append(prof)
+            prof.enable()
+            try:
+                super()._work()
+            finally:
+                prof.disable()
+
+    from legion.engine.transport.amqp import AmqpTransport
+
+    engine = ProfiledEngine(registry, store, workers=LEGION_THREADS, transport=AmqpTransport(amqp_url, name="legion-bench-profile"))
+    engine.start()
+    try:
+        legion_chains(engine, store, f"bench-seq-{CHAIN_STEPS}", 1)
+        for p in profiles:
+            p.disable()
+        for p in profiles:
+            p.clear()
+        for p in profiles:
+            p.enable()
+        result = legion_chains(engine, store, f"bench-seq-{CHAIN_STEPS}", CHAINS)
+    finally:
+        engine.stop()
+        engine.transport.close()
+    text = io.StringIO()
+    stats = pstats.Stats(*profiles, stream=text)
+    stats.strip_dirs()
+    for order in ("tottime", "cumulative"):
+        text.write(f"--- top 15 by {order} ---\n")
+        stats.sort_stats(order).print_stats(15)
+    return {"steps": result["steps"], "seconds": result["seconds"], "total_tt": stats.total_tt, "text": text.getvalue()}
+
+
+def legion_figures(amqp_url: str, quick: bool, tag: str = "", backends: tuple[str, ...] = ("postgresql", "sqlite"),
+                   profile: bool = False) -> dict | None:
     """Legion on the RabbitMQ runtime, measured like (a) and (d): persistent messages, confirmed
-    publishes, acks after the outcome is kept. To return, when measured:
+    publishes (Legion's AMQP transport always waits for confirms), acks after the outcome is
+    kept. Returns
 
-        {"single_per_s": ..,        # (b) N single no-op step runs, first start until the N-th finished
+        {"single_per_s": ..,        # (b) N single no-op step runs, first submit until the N-th ended
          "chain_steps_per_s": ..,   # (c) 5 concurrent 100-step sequential chains of core.util.noop
-         "chain_p50_ms": .., "chain_p99_ms": ..}   # (c) step-to-step latency within one chain
+         "chain_p50_ms": .., "chain_p99_ms": ..,   # (c) step-to-step latency within one chain
+         "postgresql": {..}, "sqlite": {..}}       # every figure per database (and "error" when one failed)
 
-    (plus "error" when it failed). Returns None until then.
+    The headline figures are PostgreSQL's with the workers in separate processes.
     """
-    # Filled in when the RabbitMQ runtime lands (legion.engine.transport.amqp and the workers
-    # consuming from it); until then Legion's columns say "not measured".
-    return None
+    for name in ("pika", "legion"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    vhost = Vhost(amqp_url, tag or uuid.uuid4().hex[:12])
+    out: dict[str, Any] = {"confirms": True, "broker": vhost.note, "threads": LEGION_THREADS, "processes": LEGION_PROCESSES}
+    try:
+        for backend in backends:
+            try:
+                out[backend] = legion_backend(backend, vhost.url, quick, scale=backend == "postgresql",
+                                              profile=profile and backend == "postgresql")
+            except Exception as exc:  # noqa: BLE001 -- reported; the other database still runs
+                out[backend] = {"error": failed(exc)}
+    finally:
+        vhost.delete()
+    head = out.get("postgresql") or {}
+    out.update(single_per_s=get(head, "workers", "single", "tasks_per_s"),
+               chain_steps_per_s=get(head, "workers", "chains", "steps_per_s"),
+               chain_p50_ms=get(head, "workers", "chains", "p50_ms"), chain_p99_ms=get(head, "workers", "chains", "p99_ms"))
+    if out["single_per_s"] is None and out["chain_steps_per_s"] is None:
+        errors = [f"{k}: {v.get('error') or get_error(v)}" for k, v in out.items() if isinstance(v, dict)]
+        out["error"] = "; ".join(errors) or "no figure"
+    return out
+
+
+def get_error(d: dict[str, Any]) -> str:
+    return "; ".join(f"{k}: {v['error']}" for k, v in d.items() if isinstance(v, dict) and v.get("error")) or "no figure"
 
 
 # ================================================================ (d) Celery
@@ -634,6 +1012,76 @@ def get(d: dict[str, Any] | None, *keys: str) -> float | None:
     return d if isinstance(d, int | float) else None
 
 
+def get_dict(d: dict[str, Any] | None, *keys: str) -> dict[str, Any] | None:
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d if isinstance(d, dict) else None
+
+
+def print_legion(legion: dict[str, Any] | None) -> None:
+    if legion is None:
+        print("  not measured.")
+        return
+    if legion.get("broker"):
+        print("  Legion's AMQP transport: publisher confirms ON (always; each publish waits for its confirms), persistent")
+        print(f"  messages, acks after the outcome is committed. Broker: {legion['broker']}.")
+        print(f"  'workers': {legion['processes']} `legion start --role worker --no-apply --workers {legion['threads']}` subprocesses;"
+              " this process only submits")
+        print(f"  (one after another). 'in-process': one Engine with {legion['threads']} worker threads that submits and consumes.")
+        print("  Runs are polled in the database; rates are timed from the first submit to the last ended_at (the worker's")
+        print("  clock); step-to-step = started_at(k+1) - finished_at(k) from the task rows, pooled over the timed runs.")
+    if legion.get("error"):
+        print(f"  ! Legion failed: {legion['error']}")
+    rows = []
+    notes = []
+    for backend in ("postgresql", "sqlite"):
+        b = legion.get(backend)
+        if not isinstance(b, dict):
+            continue
+        if b.get("error"):
+            notes.append(f"! {backend} failed: {b['error']}")
+            continue
+        for where, label in (("workers", f"{legion['processes']} worker processes"), ("in_process", "in-process")):
+            f = b.get(where) or {}
+            if f.get("error"):
+                notes.append(f"! {backend}, {label} failed: {f['error']}")
+            rows.append([f"{backend}, {label}", rate(get(f, "single", "tasks_per_s")), rate(get(f, "single", "submit_per_s")),
+                         rate(get(f, "chains", "steps_per_s")), msec(get(f, "chains", "p50_ms")), msec(get(f, "chains", "p99_ms"))])
+    if rows:
+        first = next(v for v in legion.values() if isinstance(v, dict) and "singles" in v)
+        print(f"  (b) {first['singles']:,} single runs of a 1-step core.util.noop chain; (c) {CHAINS} x {CHAIN_STEPS}-step chains at"
+              f" once; best of {first['repetitions']}.")
+        table(["database, workers", "(b) runs/s", "submits/s", "(c) steps/s", "p50 step-to-step", "p99 step-to-step"], rows)
+    for kind, what in (("seq", "sequential chain"), ("each", "for_each")):
+        scale = get_dict(legion, "postgresql", f"scale_{kind}")
+        if scale is None:
+            continue
+        if scale.get("error"):
+            notes.append(f"! (e) {what} failed: {scale['error']}")
+            continue
+        cells = [f"(e) {what}, RabbitMQ + PostgreSQL, worker processes"]
+        for key in ("100", "mid", "big"):
+            f = scale.get(key) or {}
+            cells.append(f"{f.get('n', 0):,}: {msec(f.get('per_step_ms'))}")
+        small, big = get(scale, "100", "per_step_ms"), get(scale, "big", "per_step_ms")
+        cells.append("-" if not small or big is None else f"{big / small:.2f}x")
+        rows_e = [cells]
+        table(["scaling", "per step", "per step", "per step", "largest / 100"], rows_e)
+        if scale.get("note"):
+            notes.append(f"(e) {what}: {scale['note']}")
+    for line in notes:
+        print(f"  {line}")
+    prof = get_dict(legion, "postgresql", "profile")
+    if prof:
+        print(f"  Profile (--legion-profile): worker threads of an in-process engine, {prof['steps']} steps in {prof['seconds']:.1f} s;"
+              f" {prof['total_tt']:.1f} s of thread time ({prof['total_tt'] / prof['steps'] * 1e3:.1f} ms per step, 4 threads)")
+        for line in prof["text"].splitlines():
+            if line.strip():
+                print("    " + line)
+
+
 # ================================================================ main
 
 
@@ -647,6 +1095,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--celery-pool", choices=("threads", "solo"), default="threads")
     parser.add_argument("--celery-concurrency", type=int, default=None, help="threads of the thread pool (default 4)")
     parser.add_argument("--celery-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--legion-db", default="postgresql,sqlite",
+                        help="databases Legion is measured on, comma-separated: postgresql, sqlite (default %(default)s)")
+    parser.add_argument("--legion-profile", action="store_true",
+                        help="also cProfile the worker threads of an in-process engine running 5 x 100-step chains")
     args = parser.parse_args(argv)
     if args.celery_worker:
         celery_worker_main()
@@ -685,20 +1137,13 @@ def main(argv: list[str] | None = None) -> int:
         print("  the first publish to the N-th ack.")
 
     # -- (b), (c) ---------------------------------------------------------------------------
-    heading("(b), (c) Legion on the RabbitMQ runtime")
+    heading("(b), (c), (e) Legion on the RabbitMQ runtime")
+    backends = tuple(b for b in args.legion_db.split(",") if b)
     try:
-        legion = legion_figures(args.amqp_url, args.quick)
+        legion = legion_figures(args.amqp_url, args.quick, tag, backends, profile=args.legion_profile)
     except Exception as exc:  # noqa: BLE001 -- reported; the baselines still run
         legion = {"error": failed(exc)}
-    if legion is None:
-        print("  not measured yet: filled in when the RabbitMQ runtime lands.")
-    elif legion.get("error"):
-        print(f"  ! Legion failed: {legion['error']}")
-    else:
-        table(["figure", "value"], [["single steps/s", rate(get(legion, "single_per_s"))],
-                                    ["chain steps/s", rate(get(legion, "chain_steps_per_s"))],
-                                    ["p50 step-to-step", msec(get(legion, "chain_p50_ms"))],
-                                    ["p99 step-to-step", msec(get(legion, "chain_p99_ms"))]])
+    print_legion(legion)
 
     # -- (d) ------------------------------------------------------------------------------
     cel = celery_figures(args.amqp_url, args.redis_url, args.quick, tag, args.celery_pool, concurrency)
@@ -764,6 +1209,11 @@ def main(argv: list[str] | None = None) -> int:
         row("single tasks/s vs raw pika end-to-end, confirms on", get(legion, "single_per_s"), raw_e2e,
             TARGET_VS_RAW, True, rate),
     ]
+    for kind, what in (("seq", "sequential chain"), ("each", "for_each")):
+        scale = get_dict(legion, "postgresql", f"scale_{kind}")
+        big_n = get(scale, "big", "n")
+        rows.append(row(f"(e) per step, {what} of {big_n or 10_000:,.0f} vs 100", get(scale, "big", "per_step_ms"),
+                        get(scale, "100", "per_step_ms"), TARGET_SCALING, False, msec))
     table(["figure", "Legion", "baseline", "Legion / baseline", "target", "status"], rows)
     print("  Celery's own ratio to the raw ceiling: "
           + ("-" if get(cel, "d1", "tasks_per_s") is None or not raw_e2e else
