@@ -110,6 +110,7 @@ class Batch:
     new_runs: list[dict[str, Any]] = field(default_factory=list)
     messages: list[tuple[Message, float | None]] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
+    locked: Any = None  # shared: the run's locked row (LockedRun), for reads in the event's transaction
 
     def task(self, row: dict[str, Any]) -> None:
         self.tasks.append(row)
@@ -157,6 +158,8 @@ class Engine:
         self._draining = threading.Event()
         self.event_chains: dict[str, list[str]] = {}  # function ref -> chains started when it succeeds
         self._executing: dict[tuple[str, int], tuple[dict[str, Any], Context | None]] = {}  # step runs inside a function now
+        self._published: list[int] = []  # shared: outbox rows published since, deleted with the next event
+        self._published_lock = threading.Lock()
         self.queues = [f"lex.{r.extension}.{r.name}" for r in registry.runners.values()] + [t.CONTROL_QUEUE]
         self.transport.declare(t.control_topology())
         for runner in registry.runners.values():
@@ -281,13 +284,14 @@ class Engine:
         state = RunState.new(run_id, program.name, program.version, self.clock(), input)
         state.task = task
         row = self._run_row(state, trigger)
-        if self.shared:
-            row["state"] = state.to_dict()
-        self.store.create_run(row)
         active = self._hold(ActiveRun(run_id, Conductor(program, state), trigger=trigger))
         if listener is not None:
             active.listeners.append(listener)
-        self._event(run_id, lambda a, b: self._start(a, b))
+        if self.shared:  # the run's row is written with its start, in one transaction
+            self._event(run_id, lambda a, b: self._start(a, b), create=dict(row, state=state.to_dict()))
+        else:
+            self.store.create_run(row)
+            self._event(run_id, lambda a, b: self._start(a, b))
         return run_id
 
     def _run_row(self, state: RunState, trigger: str) -> dict[str, Any]:
@@ -370,13 +374,15 @@ class Engine:
 
     # -- the one path -------------------------------------------------------------------------
 
-    def _event(self, run_id: str, apply: Callable[[ActiveRun, Batch], list[Command] | None]) -> ActiveRun | None:
+    def _event(self, run_id: str, apply: Callable[[ActiveRun, Batch], list[Command] | None],
+               create: dict[str, Any] | None = None) -> ActiveRun | None:
         """Apply one event to a run and keep what it changed (see the module's docstring).
-        None when this process does not hold the run (embedded) or it does not exist."""
+        None when this process does not hold the run (embedded) or it does not exist.
+        `create` (shared): the run's row, inserted in the event's transaction."""
         batch = Batch()
         active: ActiveRun | None
         if self.shared:
-            active = self._shared_event(run_id, apply, batch)
+            active = self._shared_event(run_id, apply, batch, create)
         else:
             active = self.runs.get(run_id) or self._adopt(run_id, ended=False)
             if active is None:
@@ -407,8 +413,12 @@ class Engine:
             self.recorder.run(dict(batch.run, id=active.id))
         self.recorder.state(active.id, active.snapshot)
 
-    def _shared_event(self, run_id: str, apply: Callable[[ActiveRun, Batch], list[Command] | None], batch: Batch) -> ActiveRun:
-        with self.store.lock_run(run_id) as locked:
+    def _shared_event(self, run_id: str, apply: Callable[[ActiveRun, Batch], list[Command] | None], batch: Batch,
+                      create: dict[str, Any] | None = None) -> ActiveRun:
+        with self._published_lock:
+            published, self._published = self._published, []
+        with self.store.lock_run(run_id, create=create) as locked:
+            batch.locked = locked
             active = self.runs.get(run_id)
             if active is None or active.revision != locked.revision:
                 data = locked.state()
@@ -424,15 +434,19 @@ class Engine:
                     tasks = [MASKER.mask_fields(r, TASK_MASKED) for r in batch.tasks] if MASKER.active else batch.tasks
                     if MASKER.active and batch.run:
                         fields = MASKER.mask_fields(fields, tuple(k for k in RUN_MASKED if k in fields))
-                    ids = locked.save(fields, tasks, batch.logs, [(m.to_dict(), due) for m, due in batch.messages], new_runs=batch.new_runs)
+                    ids = locked.save(fields, tasks, batch.logs, [(m.to_dict(), due) for m, due in batch.messages],
+                                      new_runs=batch.new_runs, published=published)
                     active.revision = locked.revision
             except BaseException:
                 with self._runs_lock:  # its state changed without being kept: read it again next time
                     self.runs.pop(run_id, None)
+                with self._published_lock:
+                    self._published.extend(published)
                 raise
         if batch.messages:
             self._publish(batch.messages)
-            self.store.outbox_done(ids)
+            with self._published_lock:
+                self._published.extend(ids)
         if active.state.ended or not self.consume:  # a process that only starts runs keeps none of them
             with self._runs_lock:
                 self.runs.pop(run_id, None)
@@ -618,7 +632,9 @@ class Engine:
                 return []
             claims = 0
             if self.shared:
-                row = self._task_row(active.id, number)
+                if sr.status == "queued" and m.function != conductor.program.steps[sr.step].run:
+                    return []  # a message for what this step run number was before a lost event: stale
+                row = batch.locked.task(number)
                 claims = (row or {}).get("claims") or 0
                 if sr.status == "queued" and claims >= MAX_CLAIMS:
                     began["poison"] = f"step run {number} ({sr.step}) of run {active.id} was taken {claims} times and its worker stopped each time"
@@ -855,6 +871,9 @@ class Engine:
         """Shared: queue again the step runs whose worker was lost; publish what a process
         committed but died before publishing."""
         try:
+            with self._published_lock:
+                published, self._published = self._published, []
+            self.store.outbox_done(published)
             for row in self.store.expired_leases():
                 self._event(row["run_id"], functools.partial(self._requeue, number=int(row["number"])))
             rows = self.store.stale_outbox(OUTBOX_STALE)

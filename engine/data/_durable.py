@@ -45,12 +45,16 @@ class LockedRun:
         return None if row is None else dict(row._mapping)
 
     def save(self, run: Mapping[str, Any] | None, tasks: Sequence[Mapping[str, Any]], logs: Sequence[Mapping[str, Any]] = (),
-             messages: Sequence[tuple[dict[str, Any], float | None]] = (), new_runs: Sequence[Mapping[str, Any]] = ()) -> list[int]:
+             messages: Sequence[tuple[dict[str, Any], float | None]] = (), new_runs: Sequence[Mapping[str, Any]] = (),
+             published: Sequence[int] = ()) -> list[int]:
         """Write the run's new fields (`state` among them; the revision advances), its task
         rows and log entries, the runs it started (`new_runs`: sub-chain runs; one that exists
         already is kept), and the outbox rows of `messages` ((message, due) pairs); the outbox
-        rows' ids."""
+        rows' ids. The outbox rows `published` (of earlier events, since confirmed by the
+        broker) are deleted here too, sparing a transaction of their own."""
         fields = dict(run or {}, revision=self.revision + 1)
+        if published:
+            self.conn.execute(delete(outbox).where(outbox.c.id.in_(list(published))))
         _insert_runs(self.conn, new_runs)
         write_rows(self.conn, [dict(fields, id=self.id)], tasks, logs)
         self.revision += 1
@@ -68,10 +72,21 @@ class LockedRun:
 
 class DurableStore(StoreBase):
     @contextmanager
-    def lock_run(self, run_id: str) -> Iterator[LockedRun]:
-        """The run's row locked for one event (see the module's docstring). NotFound when
-        there is no such run."""
+    def lock_run(self, run_id: str, *, create: Mapping[str, Any] | None = None) -> Iterator[LockedRun]:
+        """The run's row locked for one event (see the module's docstring); with `create`,
+        the run's row is inserted first, in the same transaction. NotFound when there is no
+        such run.
+
+        On PostgreSQL the commit does not wait for the disk (`synchronous_commit` off, for
+        this transaction only): a crash of the database server itself may lose the last
+        fraction of a second of events, never part of one, and a lost event is one that is
+        carried out again (a step run begun or finished then runs again), as after a
+        worker's death; a process crash loses nothing."""
         with missing_run(), self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            if create is not None:
+                conn.execute(insert(runs), [dict(create)])
             row = conn.execute(select(runs.c.status, runs.c.revision).where(runs.c.id == run_id).with_for_update()).first()
             if row is None:
                 raise NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
