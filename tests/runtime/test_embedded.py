@@ -231,6 +231,7 @@ steps:
     # the first run still sleeps, and the store says so.
     class Elsewhere:
         runs: dict[str, Any] = {}
+        shared = False
 
         def submit(self, *args: Any, **kwargs: Any) -> str:
             raise AssertionError("the slot overlaps a running run: nothing may start")

@@ -77,7 +77,7 @@ def test_dead_letters_listed_shown_replayed_purged(ext: str, transport: AmqpTran
     first = entries[0]
     assert first["queue"] == dlq and first["from_queue"] == queue and first["exchange"] == f"lex.{ext}"
     assert first["routing_key"] == f"lex.{ext}.r.work" and first["dead_at"].endswith("Z")
-    assert first["message"] == {"kind": "step", "run_id": "run-1", "number": 3, "function": f"{ext}.r.work", "priority": 3}
+    assert first["message"] == {"kind": "step", "run_id": "run-1", "number": 3, "function": f"{ext}.r.work", "priority": 3, "control": False}
     assert dlq_list(AMQP, queues=[dlq]) == entries  # reading lost nothing, changed no order
     assert dlq_list(AMQP, limit=1, queues=[dlq]) == entries[:1]
     assert dlq_show(AMQP, entries[1]["id"], queues=[dlq]) == entries[1]
