@@ -40,6 +40,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from report import heading, rate, table
+
 from legion.dsl.model import Chain, Edge, Step
 from legion.engine.conductor import ChainProgram
 from legion.engine.data.store import Store
@@ -348,26 +350,10 @@ def ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1e3:,.1f} ms"
 
 
-def rate(v: float | None) -> str:
-    return "-" if v is None else f"{v:,.0f}"
 
 
-def table(headers: list[str], rows: list[list[str]], left: int = 1) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=False)))
-
-    print("  " + line(headers))
-    print("  " + "  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  " + line(r))
 
 
-def heading(text: str) -> None:
-    print()
-    print(text)
-    print("=" * len(text))
 
 
 def errors_of(figures: dict[str, Figure], labels: dict[str, str]) -> None:

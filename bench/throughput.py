@@ -98,6 +98,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from report import heading, rate, table
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 PREFETCH = 100
@@ -978,30 +980,14 @@ def celery_figures(amqp_url: str, redis_url: str, quick: bool, tag: str, pool: s
 # ================================================================ printing
 
 
-def rate(v: float | None) -> str:
-    return "-" if v is None else f"{v:,.0f}"
 
 
 def msec(v: float | None) -> str:
     return "-" if v is None else f"{v:,.2f} ms"
 
 
-def table(headers: list[str], rows: list[list[str]], left: int = 1) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=False)))
-
-    print("  " + line(headers))
-    print("  " + "  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  " + line(r))
 
 
-def heading(text: str) -> None:
-    print()
-    print(text)
-    print("=" * len(text))
 
 
 def get(d: dict[str, Any] | None, *keys: str) -> float | None:
