@@ -73,7 +73,11 @@ def plan(args: argparse.Namespace, ctx: Context) -> int:
     files, issues = load(args.paths, ctx, _applied_names(ctx))
     diff = ctx.store.plan_diff(apply_items(files))
     plans = [dict(f.plan.to_dict(), file=str(f.path)) for f in files]
-    data = {"plans": plans, "diff": diff, "warnings": [i.to_dict() for i in issues]}
+    data: dict[str, Any] = {"plans": plans, "diff": diff, "warnings": [i.to_dict() for i in issues]}
+    if ctx.settings.amqp_url:  # what applying would declare on the broker
+        from legion.engine.transport.admin import missing_objects
+
+        data["broker"] = missing_objects(ctx.settings.amqp_url, _topology(files))
 
     def text() -> str:
         lines = []
@@ -91,10 +95,23 @@ def plan(args: argparse.Namespace, ctx: Context) -> int:
                 lines.append(f"    queue {q['name']} {dumps(q['arguments']) if q['arguments'] else ''}".rstrip())
         lines.append("diff:")
         lines += [f"  {d['action']:9} {d['name']}" + (f" (version {d['version']})" if d.get("version") else "") for d in diff]
+        if "broker" in data:
+            missing = data["broker"]["exchanges"] + data["broker"]["queues"]
+            lines += [f"  declare   {name} (broker)" for name in missing] or ["  the broker has every exchange and queue"]
         return "\n".join(lines)
 
     ctx.out.data(data, text)
     return 0
+
+
+def _topology(files: list[Any]) -> Any:
+    """The broker objects the chains' plans need, each once."""
+    from legion.dsl.compile import Topology
+
+    topology = Topology()
+    for f in files:
+        topology = topology.merge(f.plan.topology)
+    return topology
 
 
 def _applied_names(ctx: Context) -> list[str]:
@@ -105,6 +122,15 @@ def apply(args: argparse.Namespace, ctx: Context) -> int:
     from legion.engine.chains import apply_items
 
     files, issues = load(args.paths, ctx, _applied_names(ctx))
+    if ctx.settings.amqp_url:  # the broker first: a chain applied is one whose steps can be published
+        from legion.engine.transport import control_topology
+        from legion.engine.transport.amqp import AmqpTransport
+
+        transport = AmqpTransport(ctx.settings.amqp_url, name="legion chain apply")
+        try:
+            transport.declare(_topology(files).merge(control_topology()))
+        finally:
+            transport.close()
     report = ctx.store.apply_chains(apply_items(files), prune=args.prune)
     ctx.out.data({"applied": report, "warnings": [i.to_dict() for i in issues]},
                  lambda: "\n".join(f"{r['action']:9} {r['name']}" + (f" (version {r['version']})" if r.get("version") else "") for r in report) or "nothing to apply")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -30,10 +31,14 @@ from urllib.parse import quote, unquote, urlsplit
 import pika
 import pika.exceptions
 
-from legion.dsl.compile import delay_topology
+from legion.dsl.compile import Topology, delay_topology
 from legion.engine.errors import BadInput, NotFound, ServiceUnavailable
 from legion.engine.transport import Message, control_topology
 from legion.engine.transport.amqp import H_DEAD_AT, H_EXCHANGE, H_QUEUE, H_REASON, H_ROUTING_KEY, redact_url
+
+# Passive declarations of what may be missing close their channel with NOT_FOUND, which pika
+# reports as a warning; here that is an answer, not a problem.
+logging.getLogger("pika.channel").setLevel(logging.ERROR)
 
 TIMEOUT_S = 5.0
 MANAGEMENT_PORT = 15672
@@ -286,3 +291,19 @@ def dlq_purge(url: str, queue: str | None = None, *, queues: list[str] | None = 
             names = _dlq_names(url, channel, queues, management_url)
         channel = channel.connection.channel()
         return sum(channel.queue_purge(name).method.message_count for name in names)
+
+
+def missing_objects(url: str, topology: Topology) -> dict[str, list[str]]:
+    """The exchanges and queues of `topology` the broker does not have yet (what applying
+    would declare), found by passive declarations."""
+    missing: dict[str, list[str]] = {"exchanges": [], "queues": []}
+    with _channel(url) as channel:
+        for kind, names, check in (("exchanges", [e.name for e in topology.exchanges], "exchange_declare"),
+                                   ("queues", [q.name for q in topology.queues], "queue_declare")):
+            for name in names:
+                try:
+                    getattr(channel, check)(name, passive=True)
+                except pika.exceptions.ChannelClosedByBroker:  # NOT_FOUND closes the channel
+                    missing[kind].append(name)
+                    channel = channel.connection.channel()
+    return missing

@@ -507,3 +507,25 @@ def test_pause_resume_cancel_and_retry_in_a_shared_deployment(deployment: Deploy
     assert d.legion("run", "retry", run_id, check=2).returncode == 2
     assert d.legion("run", "pause", run_id, check=2).returncode == 2
 
+
+
+# ---------------------------------------------------------- 6. the broker side of plan and apply
+
+
+def test_plan_shows_what_apply_declares_and_a_stopped_worker_exits_0(deployment: Deployment) -> None:
+    d = deployment
+    chains = write_chain(d.tmp / "chains", BEAT)
+    before = d.data("chain", "plan", str(chains))["broker"]
+    assert "lex.core.util" in before["queues"] and "lex.core.util.dlq" in before["queues"]
+    assert "lex.core" in before["exchanges"] and "legion.delay" in before["exchanges"]
+    d.apply(chains)
+    assert d.data("chain", "plan", str(chains))["broker"] == {"exchanges": [], "queues": []}
+    status = {q["name"]: q for q in d.data("broker", "status")["queues"]}
+    assert status["lex.core.util"]["ready"] == 0 and not status["lex.core.util"].get("missing")
+    worker = d.start(workers=1)
+    d.wait_up(1)
+    nodes = d.data("node", "list")
+    assert [n["state"] for n in nodes] == ["up"] and "lex.core.util" in nodes[0]["runners"]
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0, d.logs()
+    assert [n["state"] for n in d.data("node", "list")] == ["stopped"]
