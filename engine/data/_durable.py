@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, tuple_, update
 
 from legion.engine.data._base import StoreBase, rows
 from legion.engine.data._runs import missing_run, write_rows
@@ -83,11 +83,12 @@ class DurableStore(StoreBase):
         carried out again (a step run begun or finished then runs again), as after a
         worker's death; a process crash loses nothing."""
         with missing_run(), self._write() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             if create is not None:
                 conn.execute(insert(runs), [dict(create)])
-            row = conn.execute(select(runs.c.status, runs.c.revision).where(runs.c.id == run_id).with_for_update()).first()
+            query = select(runs.c.status, runs.c.revision)
+            if conn.dialect.name == "postgresql":  # said in the same round trip as the lock
+                query = query.add_columns(func.set_config("synchronous_commit", "off", True))
+            row = conn.execute(query.where(runs.c.id == run_id).with_for_update()).first()
             if row is None:
                 raise NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
             yield LockedRun(conn, run_id, row.status, row.revision)
