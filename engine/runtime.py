@@ -130,7 +130,8 @@ class Engine:
     """Runs chains: `start()` the workers; `submit()` runs; `wait()` for them.
 
     `transport`: the memory transport (the default: embedded) or the AMQP one (shared).
-    `roles`: what this process does: `worker` (take messages), `scheduler` is run by the CLI.
+    `consume`: take messages (a worker); a shared process that only starts runs (a `chain
+    run`, a scheduler) does not. `lease`: seconds a step run's lease lasts (shared).
     """
 
     def __init__(self, registry: Registry, store: Any, *, workers: int = 4, node: str = "local",
