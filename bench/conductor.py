@@ -29,10 +29,8 @@ import logging
 import os
 import platform
 import sqlite3
-import sys
 import tempfile
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +38,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from report import heading, rate, table
+from report import heading, rate, run_main, table
 
 from legion.dsl.model import Chain, Edge, Step
 from legion.engine.conductor import ChainProgram
@@ -622,11 +620,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception:  # noqa: BLE001 -- the last resort: say what broke and exit non-zero
-        traceback.print_exc()
-        print("\nThe benchmark stopped on an unexpected error (above).", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import traceback
+from collections.abc import Callable
+
 
 def rate(v: float | None) -> str:
     return "-" if v is None else f"{v:,.0f}"
@@ -23,3 +27,16 @@ def heading(text: str) -> None:
     print()
     print(text)
     print("=" * len(text))
+
+
+def run_main(main: Callable[[], int]) -> None:
+    """Run a benchmark's `main` and exit with its status; an unexpected error is shown, not
+    hidden, and exits non-zero."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:  # noqa: BLE001 -- the last resort: say what broke and exit non-zero
+        traceback.print_exc()
+        print("\nThe benchmark stopped on an unexpected error (above).", file=sys.stderr)
+        sys.exit(1)

@@ -91,14 +91,13 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from report import heading, rate, table
+from report import heading, rate, run_main, table
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -1222,11 +1221,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception:  # noqa: BLE001 -- the last resort: say what broke and exit non-zero
-        traceback.print_exc()
-        print("\nThe benchmark stopped on an unexpected error (above).", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

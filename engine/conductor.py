@@ -164,11 +164,11 @@ class Interrupt:
 Command = Queue | Schedule | Ended | StartChild | Interrupt
 
 
-def child_outcome(child: RunState) -> tuple[str, Any, dict[str, Any] | None]:
-    """What an ended sub-chain run gives its step: (status, result, error)."""
-    if child.status == "succeeded":
-        return "succeeded", child.output, None
-    err = child.error or {"type": "StepFailed", "message": f"sub-chain {child.run['chain']} {child.status}"}
+def child_outcome(chain: str, status: str, output: Any, error: dict[str, Any] | None) -> tuple[str, Any, dict[str, Any] | None]:
+    """What an ended run of sub-chain `chain` gives its step: (status, result, error)."""
+    if status == "succeeded":
+        return "succeeded", output, None
+    err = error or {"type": "StepFailed", "message": f"sub-chain {chain} {status}"}
     return "failed", None, {"type": err["type"], "message": err["message"]}
 
 

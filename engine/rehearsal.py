@@ -167,8 +167,7 @@ class VirtualRun:
         sub = VirtualRun(program, self.registry, resolve_chain=self.resolve_chain, depth=child.depth,
                          start=self.now, run_id=f"{self.run_id}/{child.step_run.step}", secrets=self.secrets)
         result = sub.run(child.input)
-        state = RunState(run={"chain": child.chain}, input={}, status=result.status, error=result.error, output=result.output)
-        status, output, error = child_outcome(state)
+        status, output, error = child_outcome(child.chain, result.status, result.output, result.error)
         return Outcome(status, output, error), result.elapsed
 
 

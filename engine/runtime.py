@@ -430,11 +430,12 @@ class Engine:
                 active.revision = locked.revision
             try:
                 with active.lock:
-                    self._carry_out(active, apply(active, batch) or [], batch, locked)
+                    self._carry_out(active, apply(active, batch) or [], batch)
                     fields = dict(batch.run, state=active.state.to_dict())
-                    tasks = [MASKER.mask_fields(r, TASK_MASKED) for r in batch.tasks] if MASKER.active else batch.tasks
-                    if MASKER.active and batch.run:
-                        fields = MASKER.mask_fields(fields, tuple(k for k in RUN_MASKED if k in fields))
+                    tasks = batch.tasks
+                    if MASKER.active:  # as the recorder masks what it writes (the state included)
+                        tasks = [MASKER.mask_fields(r, TASK_MASKED) for r in tasks]
+                        fields = MASKER.mask_fields(fields, RUN_MASKED)
                     ids = locked.save(fields, tasks, batch.logs, [(m.to_dict(), due) for m, due in batch.messages],
                                       new_runs=batch.new_runs, published=published)
                     active.revision = locked.revision
@@ -477,7 +478,7 @@ class Engine:
 
     # -- carrying out the conductor's commands ---------------------------------------------
 
-    def _carry_out(self, active: ActiveRun, commands: list[Command], batch: Batch, locked: Any = None) -> None:
+    def _carry_out(self, active: ActiveRun, commands: list[Command], batch: Batch) -> None:
         """Carry out conductor commands; called with the run taken."""
         for command in commands:
             if isinstance(command, Queue):
@@ -610,7 +611,7 @@ class Engine:
             child = RunState.from_dict(data)
             if not child.ended:
                 return []
-            status, result, error = child_outcome(child)
+            status, result, error = child_outcome(child.run["chain"], child.status, child.output, child.error)
             return self._finished(active, batch, number, Outcome(status, result, error))
 
         self._event(parent_id, apply)
@@ -639,7 +640,6 @@ class Engine:
                 claims = (row or {}).get("claims") or 0
                 if sr.status == "queued" and claims >= MAX_CLAIMS:
                     began["poison"] = f"step run {number} ({sr.step}) of run {active.id} was taken {claims} times and its worker stopped each time"
-                    sr.status = "running"
                     self._fail_now(active, number, {"type": "WorkerLost", "message": began["poison"]}, batch)
                     return []
             result = conductor.begin(number, rendered if active is held else None, self.clock())
@@ -685,12 +685,6 @@ class Engine:
         delivery.ack()
         if outcome.status == "succeeded" and self.event_chains:
             self.fire_event(prog.run, outcome.result, source_chain=began["chain"])
-
-    def _task_row(self, run_id: str, number: int) -> dict[str, Any] | None:
-        try:
-            return dict(self.store.get_task_by_number(run_id, number))
-        except NotFound:
-            return None
 
     def _record_begin(self, active: ActiveRun, sr: Any, begin: Any, batch: Batch, claims: int) -> None:
         base = {"run_id": active.id, "number": sr.number, "step": sr.step, "function": _fn(active, sr.step)}
@@ -751,8 +745,10 @@ class Engine:
         """A step run's task id, for `Context.task_id`: rows are written behind the hot path,
         so wait for this one to be committed first."""
         self.recorder.flush()
-        row = self._task_row(run_id, number)
-        return None if row is None else int(row["id"])
+        try:
+            return int(self.store.get_task_by_number(run_id, number)["id"])
+        except NotFound:
+            return None
 
     def _task_log(self, batch: Batch, run_id: str, number: int, level: str, message: str) -> None:
         batch.logs.append({"run_id": run_id, "number": number, "at": utcnow(), "level": level, "message": message,

@@ -42,11 +42,11 @@ def _queues(ctx: Context) -> list[str]:
     """Legion's queues: each runner's (of every extension any node registered, and this
     one's), with its dead-letter queue, and the control and wait queues. (The broker lists
     them itself only through its management API.)"""
-    from legion.engine.transport.admin import _fixed_queues
+    from legion.engine.transport.admin import fixed_queues
 
     runners = {f"lex.{ext['name']}.{r['name']}" for ext in ctx.store.list_extensions() for r in ext.get("runners", [])}
     runners |= {f"lex.{r.extension}.{r.name}" for r in ctx.registry.runners.values()}
-    return sorted(runners | {q + ".dlq" for q in runners} | set(_fixed_queues()))
+    return sorted(runners | {q + ".dlq" for q in runners} | set(fixed_queues()))
 
 
 def broker_status(args: argparse.Namespace, ctx: Context) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, tuple_, update
 
 from legion.engine.data._base import StoreBase, rows
 from legion.engine.data._runs import missing_run, write_rows
@@ -149,16 +149,6 @@ class DurableStore(StoreBase):
                  .order_by(task_table.c.lease_until).limit(limit))
         with self._read() as conn:
             return rows(conn.execute(query))
-
-    def unfinished_state_runs(self, node_prefix: str | None = None) -> list[dict[str, Any]]:
-        """Runs not over that have a stored state: {id, node, status, parent_run_id}. With
-        `node_prefix`, only those whose node starts with it."""
-        query = select(runs.c.id, runs.c.node, runs.c.status, runs.c.parent_run_id).where(
-            runs.c.state.is_not(None), runs.c.status.in_(("pending", "running", "paused")))
-        if node_prefix is not None:
-            query = query.where(and_(runs.c.node.like(node_prefix.replace("%", r"\%") + "%", escape="\\")))
-        with self._read() as conn:
-            return rows(conn.execute(query.order_by(runs.c.created_at)))
 
 
 def _insert_runs(conn: Connection, rows_: Sequence[Mapping[str, Any]]) -> None:

@@ -95,10 +95,6 @@ class Message:
         return cls.from_dict(d)
 
 
-# Kept for the readers of the older name.
-StepMessage = Message
-
-
 def control_topology() -> Topology:
     """The control exchange and queue every worker consumes (with its dead-letter queue)."""
     dlx = CONTROL_EXCHANGE + ".dlx"

@@ -44,7 +44,7 @@ TIMEOUT_S = 5.0
 MANAGEMENT_PORT = 15672
 
 
-def _fixed_queues() -> list[str]:
+def fixed_queues() -> list[str]:
     return [q.name for q in delay_topology().queues + control_topology().queues]
 
 
@@ -120,7 +120,7 @@ def broker_status(url: str, queues: list[str] | None = None, *, management_url: 
                          "consumers": q.get("consumers"), "publish_rate": _rate(stats, "publish_details"),
                          "deliver_rate": _rate(stats, "deliver_get_details")})
         return {"url": redact_url(url), "source": "management", "queues": sorted(rows, key=lambda r: r["name"])}
-    names = sorted({n for n in (queues if queues is not None else _fixed_queues()) if _legion(n)})
+    names = sorted({n for n in (queues if queues is not None else fixed_queues()) if _legion(n)})
     rows = []
     with _channel(url) as channel:
         for name in names:
@@ -144,7 +144,7 @@ def _dlq_names(url: str, channel: Any, queues: list[str] | None, management_url:
         if isinstance(listed, list):
             names = [str(q["name"]) for q in listed if str(q.get("name", "")).endswith(".dlq") and _legion(str(q["name"]))]
         else:
-            names = [q for q in _fixed_queues() if q.endswith(".dlq")]
+            names = [q for q in fixed_queues() if q.endswith(".dlq")]
     present = []
     for name in sorted(set(names)):
         try:
