@@ -312,6 +312,26 @@ class Conductor:
                 self._out.append(StartChild(sr, prog.run[len("chain:"):], args, sr.child, st.depth + 1))
         return Begin(True, args, self._flush())
 
+    def claimable(self, number: int, function: str) -> bool:
+        """Whether a worker may begin queued step run `number` (of `function`) without the
+        run's lock, by claiming its task row: a plain function step within `max_steps`, with
+        no timeout to arm and no sub-chain to start, of a run that is running. For it `begin`
+        would only mark it running, which `started` does once its outcome comes."""
+        st = self.state
+        sr = st.active.get(number)
+        if sr is None or sr.status != "queued" or st.status != "running" or st.halted or number > self.program.max_steps:
+            return False
+        prog = self.program.steps[sr.step]
+        return prog.run == function and prog.timeout is None and not prog.is_sub_chain
+
+    def started(self, number: int) -> None:
+        """A step run a worker claimed (see `claimable`) is running: its state catches up,
+        under the run's lock, before its outcome is applied."""
+        sr = self.state.active.get(number)
+        if sr is not None and sr.status == "queued":
+            sr.status = "running"
+            self.state.began = True
+
     def decide(self, number: int, status: str, result: Any = None, error: Any = None) -> Decided | None:
         """Evaluate a finished step run's `retry.when` and edges, changing nothing: a driver
         may call it without holding the run's lock and pass the result to `finish`. None for
@@ -400,11 +420,12 @@ class Conductor:
         self._out.append(Ended("canceled"))
         return self._flush()
 
-    def requeue(self, number: int) -> list[Command]:
+    def requeue(self, number: int, *, claimed: bool = False) -> list[Command]:
         """A running step run whose worker was lost (its lease expired) is queued again: its
-        function runs again, and it still finishes once."""
+        function runs again, and it still finishes once. `claimed`: the lost worker had
+        claimed it (see `claimable`), so it is still `queued` here; it is queued again too."""
         sr = self.state.active.get(number)
-        if sr is None or sr.status != "running" or self.state.ended:
+        if sr is None or sr.status not in (("running", "queued") if claimed else ("running",)) or self.state.ended:
             return []
         sr.status = "queued"
         if sr.timer is not None:

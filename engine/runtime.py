@@ -70,6 +70,7 @@ LEASE_TTL = 30.0  # shared: a step run's lease (LEGION_STEP_LEASE); renewed ever
 SWEEP_EVERY = 5.0  # shared: seconds between looks for expired leases and outbox rows left behind (at most half a lease)
 OUTBOX_STALE = 10.0  # shared: an outbox row this old was left by a process that died before publishing
 MAX_CLAIMS = 3  # a step run taken this many times (its workers died) fails instead, dead-lettered
+SHARED_CACHE = 2_000  # shared: runs whose state a worker keeps between events (a cache: the database has them)
 Event = dict[str, Any]
 
 
@@ -224,7 +225,12 @@ class Engine:
                 self.recorder.task(dict(row, status="canceled", finished_at=utcnow(),
                                         error={"type": "Canceled", "message": "the engine stopped while the step ran", "step": row["step"]}))
         self.recorder.close()
-        self.transport.close()
+        self.transport.close()  # waits for what is still to be confirmed
+        if self.shared and self._published:
+            try:
+                self.store.outbox_done(self._published)
+            except LegionError as exc:  # the sweeper publishes them again: duplicates, dropped
+                log.warning("clearing the outbox failed: %s", exc.message)
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -236,12 +242,10 @@ class Engine:
 
     def program(self, chain: str, version: int | None = None) -> ChainProgram:
         """The compiled program of an applied chain version (the current one by default)."""
-        record: dict[str, Any] | None = None
         if version is None:
-            record = self.store.get_chain(chain)
-            version = int(record["version"])
+            version = self.store.current_version(chain)
         if (chain, version) not in self._programs:
-            record = record or self.store.get_chain_version(chain, version)
+            record = self.store.get_chain_version(chain, version)
             self._programs[(chain, version)] = ChainProgram(Chain.model_validate(record["definition"]), version, self.registry.catalog())
         return self._programs[(chain, version)]
 
@@ -288,8 +292,12 @@ class Engine:
         active = self._hold(ActiveRun(run_id, Conductor(program, state), trigger=trigger))
         if listener is not None:
             active.listeners.append(listener)
-        if self.shared:  # the run's row is written with its start, in one transaction
-            self._event(run_id, lambda a, b: self._start(a, b), create=dict(row, state=state.to_dict()))
+        if self.shared:
+            # The run's row is written with its start, in one transaction; once that is
+            # committed the run will happen (its messages wait in the outbox), so the
+            # publish is not waited for.
+            self._event(run_id, lambda a, b: self._start(a, b), create=dict(row, state=state.to_dict()),
+                        then=functools.partial(_unconfirmed, run_id))
         else:
             self.store.create_run(row)
             self._event(run_id, lambda a, b: self._start(a, b))
@@ -376,14 +384,18 @@ class Engine:
     # -- the one path -------------------------------------------------------------------------
 
     def _event(self, run_id: str, apply: Callable[[ActiveRun, Batch], list[Command] | None],
-               create: dict[str, Any] | None = None) -> ActiveRun | None:
+               create: dict[str, Any] | None = None, claim: int | None = None,
+               then: Callable[[str | None], None] | None = None) -> ActiveRun | None:
         """Apply one event to a run and keep what it changed (see the module's docstring).
         None when this process does not hold the run (embedded) or it does not exist.
-        `create` (shared): the run's row, inserted in the event's transaction."""
+        `create` (shared): the run's row, inserted in the event's transaction. `claim`
+        (shared): a step run whose claim the event reads (`batch.locked.claimed_by`).
+        `then`: do not wait for the messages to be confirmed; `then(error or None)` once they
+        are (on the transport's thread)."""
         batch = Batch()
         active: ActiveRun | None
         if self.shared:
-            active = self._shared_event(run_id, apply, batch, create)
+            active = self._shared_event(run_id, apply, batch, create, claim, then)
         else:
             active = self.runs.get(run_id) or self._adopt(run_id, ended=False)
             if active is None:
@@ -391,8 +403,7 @@ class Engine:
             with active.lock:
                 self._carry_out(active, apply(active, batch) or [], batch)
                 self._keep(active, batch)
-            if batch.messages:
-                self._publish(batch.messages)
+            self._publish(batch.messages, then)
             if active.state.ended:
                 self._release(active)
         for action in batch.after:
@@ -415,19 +426,18 @@ class Engine:
         self.recorder.state(active.id, active.snapshot)
 
     def _shared_event(self, run_id: str, apply: Callable[[ActiveRun, Batch], list[Command] | None], batch: Batch,
-                      create: dict[str, Any] | None = None) -> ActiveRun:
+                      create: dict[str, Any] | None, claim: int | None,
+                      then: Callable[[str | None], None] | None) -> ActiveRun:
         with self._published_lock:
             published, self._published = self._published, []
-        with self.store.lock_run(run_id, create=create) as locked:
+        with self.store.lock_run(run_id, create=create, claim=claim) as locked:
             batch.locked = locked
             active = self.runs.get(run_id)
             if active is None or active.revision != locked.revision:
                 data = locked.state()
                 if data is None:
                     raise NotFound(f"run {run_id} has no state to continue from")
-                state = RunState.from_dict(data)
-                active = self._hold(ActiveRun(run_id, Conductor(self._program_of(state), state)), replace=True)
-                active.revision = locked.revision
+                active = self._cache(run_id, data, locked.revision, replace=True)
             try:
                 with active.lock:
                     self._carry_out(active, apply(active, batch) or [], batch)
@@ -445,22 +455,69 @@ class Engine:
                 with self._published_lock:
                     self._published.extend(published)
                 raise
-        if batch.messages:
-            self._publish(batch.messages)
-            with self._published_lock:
-                self._published.extend(ids)
         if active.state.ended or not self.consume:  # a process that only starts runs keeps none of them
             with self._runs_lock:
                 self.runs.pop(run_id, None)
+
+        def confirmed(error: str | None) -> None:
+            if error is None:  # deleted with a later event; left for the sweeper otherwise
+                with self._published_lock:
+                    self._published.extend(ids)
+            if then is not None:
+                then(error)
+
+        if then is None:
+            self._publish(batch.messages)
+            confirmed(None)
+        else:
+            self._publish(batch.messages, confirmed)
         return active
 
-    def _publish(self, messages: Sequence[tuple[Message, float | None]]) -> None:
+    def _cache(self, run_id: str, data: dict[str, Any], revision: int, *, replace: bool) -> ActiveRun:
+        """Shared: a run's state read at `revision`, kept here as a cache (the newest read
+        wins unless `replace`); a bounded number of runs are kept."""
+        state = RunState.from_dict(data)
+        active = ActiveRun(run_id, Conductor(self._program_of(state), state), revision=revision)
+        with self._runs_lock:
+            current = self.runs.get(run_id)
+            if replace or current is None or current.revision < revision:
+                self.runs.pop(run_id, None)
+                self.runs[run_id] = active
+                while len(self.runs) > SHARED_CACHE:  # the least recently read first
+                    del self.runs[next(iter(self.runs))]
+        return active
+
+    def _publish(self, messages: Sequence[tuple[Message, float | None]],
+                 then: Callable[[str | None], None] | None = None) -> None:
+        """Publish now or when due; with `then`, without waiting (see `Transport.publish`):
+        called once for all of them, with the first error."""
+        calls: list[tuple[list[Message], float | None]] = []
         now_ = [m for m, due in messages if due is None]
         if now_:
-            self.transport.publish(now_)
-        for message, due in messages:
-            if due is not None:
-                self.transport.publish([message], due=due)
+            calls.append((now_, None))
+        calls.extend(([m], due) for m, due in messages if due is not None)
+        if then is None:
+            for batch, due in calls:
+                self.transport.publish(batch, due=due)
+            return
+        if not calls:
+            then(None)
+            return
+        left = [len(calls)]
+        errors: list[str] = []
+        lock = threading.Lock()
+
+        def one(error: str | None) -> None:
+            with lock:
+                left[0] -= 1
+                if error:
+                    errors.append(error)
+                last = left[0] == 0
+            if last:
+                then(errors[0] if errors else None)
+
+        for batch, due in calls:
+            self.transport.publish(batch, due=due, then=one)
 
     def _release(self, active: ActiveRun) -> None:
         """Embedded: forget an ended run once nothing of it runs here any more (a step run
@@ -620,37 +677,7 @@ class Engine:
 
     def _step(self, m: Message, delivery: Delivery) -> None:
         number = m.number
-        began: dict[str, Any] = {}
-        # Embedded, the arguments are rendered before the run is taken: a template that runs
-        # to the end of its budget holds up this worker only, never a cancel or the run's
-        # other events. (Shared, the state is read under the lock first.)
-        held = None if self.shared else self.runs.get(m.run_id)
-        rendered = held.conductor.render_with(number) if held is not None else None
-
-        def begin(active: ActiveRun, batch: Batch) -> list[Command]:
-            conductor = active.conductor
-            sr = conductor.state.active.get(number)
-            if sr is None:
-                return []
-            claims = 0
-            if self.shared:
-                if sr.status == "queued" and m.function != conductor.program.steps[sr.step].run:
-                    return []  # a message for what this step run number was before a lost event: stale
-                row = batch.locked.task(number)
-                claims = (row or {}).get("claims") or 0
-                if sr.status == "queued" and claims >= MAX_CLAIMS:
-                    began["poison"] = f"step run {number} ({sr.step}) of run {active.id} was taken {claims} times and its worker stopped each time"
-                    self._fail_now(active, number, {"type": "WorkerLost", "message": began["poison"]}, batch)
-                    return []
-            result = conductor.begin(number, rendered if active is held else None, self.clock())
-            if result.duplicate or result.held:
-                return result.commands
-            self._record_begin(active, sr, result, batch, claims)
-            if result.args is not None and number in conductor.state.active and not sr.child:
-                began.update(args=result.args, sr=sr, program=conductor.program, chain=active.state.run["chain"], active=active)
-            return result.commands
-
-        self._event(m.run_id, begin)
+        began = (self._claim(m) if self.shared else None) or self._begin(m)
         if "poison" in began:
             _settle(functools.partial(delivery.dead_letter, began["poison"]))
             return
@@ -679,12 +706,89 @@ class Engine:
 
         def finish(active_: ActiveRun, batch: Batch) -> list[Command]:
             batch.logs.extend(logs)
+            if batch.locked is not None and batch.locked.claimed_by == self.process:
+                active_.conductor.started(number)  # claimed without the lock: the state catches up
             return self._finished(active_, batch, number, outcome, decided if active_ is active else None)
 
-        self._event(m.run_id, finish)
-        delivery.ack()
+        def settle(error: str | None) -> None:
+            # The outcome is committed; the message goes once its successors are confirmed.
+            # Not confirmed: it comes back (a duplicate, dropped) and the sweeper publishes
+            # the successors from the outbox.
+            if error is None:
+                delivery.ack()
+            else:
+                log.warning("the successors of step run %d of run %s were not confirmed: %s", number, m.run_id, error)
+                _settle(delivery.requeue)
+
+        self._event(m.run_id, finish, claim=number if self.shared else None, then=settle)
         if outcome.status == "succeeded" and self.event_chains:
             self.fire_event(prog.run, outcome.result, source_chain=began["chain"])
+
+    def _claim(self, m: Message) -> dict[str, Any] | None:
+        """Shared: begin a queued step run without taking its run, when the conductor says it
+        may be (`Conductor.claimable`): its arguments are rendered from the state cached here
+        or read without a lock, and its task row is claimed in one statement. None when that
+        does not apply or the claim fails: the locked way (`_begin`) then decides."""
+        number = m.number
+        active = self.runs.get(m.run_id)
+        if active is None or not active.conductor.claimable(number, m.function):
+            try:
+                data, revision = self.store.run_state(m.run_id)
+                if data is None:
+                    return None
+                active = self._cache(m.run_id, data, revision, replace=False)
+            except LegionError:
+                return None
+            if not active.conductor.claimable(number, m.function):
+                return None
+        rendered = active.conductor.render_with(number)
+        sr = active.state.active.get(number)
+        if not isinstance(rendered, dict) or sr is None:
+            return None  # its `with` failed: the locked way fails the run with the error
+        now = utcnow()
+        fields = {"node": self.process, "started_at": now, "args": rendered, "lease_until": now + timedelta(seconds=self.lease)}
+        if not self.store.claim_step(m.run_id, number, MASKER.mask_fields(fields, TASK_MASKED), MAX_CLAIMS):
+            return None
+        self._emit(active, {"event": "step.started", "step": sr.step, "number": number, "attempt": sr.attempt, "index": sr.index})
+        return {"args": rendered, "sr": sr, "program": active.conductor.program, "chain": active.state.run["chain"], "active": active}
+
+    def _begin(self, m: Message) -> dict[str, Any]:
+        """Begin a step run as an event of its run: what `_step` runs, or why not."""
+        number = m.number
+        began: dict[str, Any] = {}
+        # Embedded, the arguments are rendered before the run is taken: a template that runs
+        # to the end of its budget holds up this worker only, never a cancel or the run's
+        # other events. (Shared, the state is read under the lock first.)
+        held = None if self.shared else self.runs.get(m.run_id)
+        rendered = held.conductor.render_with(number) if held is not None else None
+
+        def begin(active: ActiveRun, batch: Batch) -> list[Command]:
+            conductor = active.conductor
+            sr = conductor.state.active.get(number)
+            if sr is None:
+                return []
+            claims = 0
+            if self.shared:
+                if sr.status == "queued" and m.function != conductor.program.steps[sr.step].run:
+                    return []  # a message for what this step run number was before a lost event: stale
+                row = batch.locked.task(number) or {}
+                if sr.status == "queued" and row.get("status") == "running":
+                    return []  # a worker claimed it (`_claim`): this message is a duplicate
+                claims = row.get("claims") or 0
+                if sr.status == "queued" and claims >= MAX_CLAIMS:
+                    began["poison"] = f"step run {number} ({sr.step}) of run {active.id} was taken {claims} times and its worker stopped each time"
+                    self._fail_now(active, number, {"type": "WorkerLost", "message": began["poison"]}, batch)
+                    return []
+            result = conductor.begin(number, rendered if active is held else None, self.clock())
+            if result.duplicate or result.held:
+                return result.commands
+            self._record_begin(active, sr, result, batch, claims)
+            if result.args is not None and number in conductor.state.active and not sr.child:
+                began.update(args=result.args, sr=sr, program=conductor.program, chain=active.state.run["chain"], active=active)
+            return result.commands
+
+        self._event(m.run_id, begin)
+        return began
 
     def _record_begin(self, active: ActiveRun, sr: Any, begin: Any, batch: Batch, claims: int) -> None:
         base = {"run_id": active.id, "number": sr.number, "step": sr.step, "function": _fn(active, sr.step)}
@@ -889,7 +993,7 @@ class Engine:
         sr = active.state.active.get(number)
         if sr is not None:
             self._task_log(batch, active.id, number, "warning", "its worker stopped renewing its lease; the step run is queued again")
-        return active.conductor.requeue(number)
+        return active.conductor.requeue(number, claimed=True)  # its task row says `running`: taken, by claim or by event
 
     def _watch_events(self) -> None:
         try:
@@ -947,6 +1051,11 @@ class Engine:
     def active_runs(self) -> list[str]:
         with self._runs_lock:
             return [run_id for run_id, a in self.runs.items() if not a.state.ended]
+
+
+def _unconfirmed(run_id: str, error: str | None) -> None:
+    if error is not None:
+        log.warning("the first messages of run %s were not confirmed (%s); they are sent again from the outbox", run_id, error)
 
 
 def _settle(action: Callable[[], None]) -> None:

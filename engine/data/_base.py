@@ -29,6 +29,13 @@ class StoreBase:
         with connect(self._engine, self.url, **{WRITE: True}) as conn, translate_errors(self.url), conn.begin():
             yield conn
 
+    @contextmanager
+    def _single(self) -> Iterator[Connection]:
+        """For one statement that needs no transaction around it (PostgreSQL: autocommit,
+        sparing the BEGIN and COMMIT round trips)."""
+        with connect(self._engine, self.url, isolation_level="AUTOCOMMIT") as conn, translate_errors(self.url):
+            yield conn
+
     @property
     def dialect(self) -> str:
         """'sqlite', 'postgresql' or 'mysql' (MariaDB included)."""

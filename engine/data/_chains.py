@@ -65,13 +65,19 @@ class ChainStore(StoreBase):
         """The chain with its current version's source, definition and relationships."""
         with self._read() as conn:
             chain = _chain_row(conn, name)
-            if chain is None or not chain["active"] or chain["current_version"] is None:
-                raise NotFound(
-                    f"There is no chain {name!r}"
-                    + (" (it was deleted; apply it again to restore it)" if chain else "")
-                    + "; `legion chain list` shows the applied chains."
-                )
+            _check_current(name, chain)
+            assert chain is not None
             return _version_dict(conn, chain, chain["current_version"])
+
+    def current_version(self, name: str) -> int:
+        """The number of the chain's current version: one small read, for a caller that
+        keeps the versions it compiled."""
+        query = select(chains.c.name, chains.c.active, chains.c.current_version).where(chains.c.name == name)
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        _check_current(name, row)
+        assert row is not None
+        return int(row["current_version"])
 
     def get_chain_version(self, name: str, version: int) -> dict[str, Any]:
         """One version of a chain, also of a deleted chain (its runs still refer to it)."""
@@ -258,6 +264,15 @@ def _relationship_out(row: Mapping[Any, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in ("id", "chain_version_id", "join_")}
     out["join"] = row["join_"]
     return out
+
+
+def _check_current(name: str, chain: Mapping[str, Any] | None) -> None:
+    if chain is None or not chain["active"] or chain["current_version"] is None:
+        raise NotFound(
+            f"There is no chain {name!r}"
+            + (" (it was deleted; apply it again to restore it)" if chain else "")
+            + "; `legion chain list` shows the applied chains."
+        )
 
 
 def _chain_row(conn: Connection, name: str, *, lock: bool = False) -> dict[str, Any] | None:

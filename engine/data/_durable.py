@@ -14,9 +14,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, or_, select, tuple_, update
 
 from legion.engine.data._base import StoreBase, rows
 from legion.engine.data._runs import missing_run, write_rows
@@ -35,13 +36,13 @@ class LockedRun:
     id: str
     status: str
     revision: int
+    claimed_by: str | None = None  # with lock_run's `claim`: the node running that step run, if one is
 
     def state(self) -> dict[str, Any] | None:
-        return self.conn.execute(select(runs.c.state).where(runs.c.id == self.id)).scalar_one()
+        return self.conn.execute(_STATE, {"run_id": self.id}).scalar_one()
 
     def task(self, number: int) -> dict[str, Any] | None:
-        row = self.conn.execute(select(task_table.c.status, task_table.c.node, task_table.c.lease_until, task_table.c.claims)
-                                .where(task_table.c.run_id == self.id, task_table.c.number == number)).first()
+        row = self.conn.execute(_TASK_CLAIMS, {"run_id": self.id, "number": number}).first()
         return None if row is None else dict(row._mapping)
 
     def save(self, run: Mapping[str, Any] | None, tasks: Sequence[Mapping[str, Any]], logs: Sequence[Mapping[str, Any]] = (),
@@ -54,7 +55,7 @@ class LockedRun:
         broker) are deleted here too, sparing a transaction of their own."""
         fields = dict(run or {}, revision=self.revision + 1)
         if published:
-            self.conn.execute(delete(outbox).where(outbox.c.id.in_(list(published))))
+            self.conn.execute(_OUTBOX_DELETE, {"ids": list(published)})
         _insert_runs(self.conn, new_runs)
         write_rows(self.conn, [dict(fields, id=self.id)], tasks, logs)
         self.revision += 1
@@ -63,7 +64,7 @@ class LockedRun:
         now = utcnow()
         ids = []
         for message, due in messages:  # one by one: the ids are needed, and not every driver returns them for many
-            result = self.conn.execute(insert(outbox).values(run_id=self.id, message=message, due=due, created_at=now))
+            result = self.conn.execute(_OUTBOX_INSERT, {"run_id": self.id, "message": message, "due": due, "created_at": now})
             key = result.inserted_primary_key
             assert key is not None
             ids.append(int(key[0]))
@@ -72,10 +73,12 @@ class LockedRun:
 
 class DurableStore(StoreBase):
     @contextmanager
-    def lock_run(self, run_id: str, *, create: Mapping[str, Any] | None = None) -> Iterator[LockedRun]:
+    def lock_run(self, run_id: str, *, create: Mapping[str, Any] | None = None,
+                 claim: int | None = None) -> Iterator[LockedRun]:
         """The run's row locked for one event (see the module's docstring); with `create`,
-        the run's row is inserted first, in the same transaction. NotFound when there is no
-        such run.
+        the run's row is inserted first, in the same transaction. With `claim` (a step run's
+        number), `claimed_by` says which node runs that step run (see `claim_step`), read in
+        the same round trip. NotFound when there is no such run.
 
         On PostgreSQL the commit does not wait for the disk (`synchronous_commit` off, for
         this transaction only): a crash of the database server itself may lose the last
@@ -85,13 +88,37 @@ class DurableStore(StoreBase):
         with missing_run(), self._write() as conn:
             if create is not None:
                 conn.execute(insert(runs), [dict(create)])
-            query = select(runs.c.status, runs.c.revision)
-            if conn.dialect.name == "postgresql":  # said in the same round trip as the lock
-                query = query.add_columns(func.set_config("synchronous_commit", "off", True))
-            row = conn.execute(query.where(runs.c.id == run_id).with_for_update()).first()
+            row = conn.execute(_lock_query(conn.dialect.name, claim is not None), {"run_id": run_id, "claim": claim}).first()
             if row is None:
                 raise NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
-            yield LockedRun(conn, run_id, row.status, row.revision)
+            yield LockedRun(conn, run_id, row.status, row.revision, row.claimed_by if claim is not None else None)
+
+    def run_state(self, run_id: str) -> tuple[dict[str, Any] | None, int]:
+        """A run's state and its revision, read together without a lock: what a worker renders
+        a queued step run's arguments from (they depend only on what was there when it was
+        queued). NotFound when there is no such run."""
+        with self._read() as conn:
+            row = conn.execute(_STATE_REVISION, {"run_id": run_id}).first()
+        if row is None:
+            raise NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
+        return row.state, int(row.revision)
+
+    def claim_step(self, run_id: str, number: int, fields: Mapping[str, Any], max_claims: int) -> bool:
+        """Take a queued step run for one worker, without the run's lock: its task row becomes
+        `running` with `fields` (node, started_at, args, lease_until) and one claim more, but
+        only if it is still queued, has been taken fewer than `max_claims` times, and its run
+        is running (not paused, not ended). False when any of these does not hold: the caller
+        then goes the locked way, which sorts out every other case.
+
+        One statement; on PostgreSQL without a transaction around it (nor waiting for the
+        disk: a claim lost to a server crash is taken again)."""
+        query = _claim_query(self.dialect, tuple(fields))
+        params = {"k_run_id": run_id, "k_number": number, "max_claims": max_claims} | {f"v_{c}": v for c, v in fields.items()}
+        if self.dialect == "postgresql":
+            with self._single() as conn:
+                return conn.execute(query, params).first() is not None
+        with self._write() as conn:
+            return bool(conn.execute(query, params).rowcount)
 
     def create_runs(self, rows_: Sequence[Mapping[str, Any]]) -> None:
         """Insert runs that may exist already (a sub-chain run started again after a crash)."""
@@ -149,6 +176,39 @@ class DurableStore(StoreBase):
                  .order_by(task_table.c.lease_until).limit(limit))
         with self._read() as conn:
             return rows(conn.execute(query))
+
+
+# The hot path's statements, built once (see `_runs._GET_RUN`).
+_STATE = select(runs.c.state).where(runs.c.id == bindparam("run_id"))
+_STATE_REVISION = select(runs.c.state, runs.c.revision).where(runs.c.id == bindparam("run_id"))
+_TASK_CLAIMS = (select(task_table.c.status, task_table.c.node, task_table.c.lease_until, task_table.c.claims)
+                .where(task_table.c.run_id == bindparam("run_id"), task_table.c.number == bindparam("number")))
+_OUTBOX_INSERT = insert(outbox)
+_OUTBOX_DELETE = delete(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+
+
+@lru_cache(maxsize=8)
+def _lock_query(dialect: str, claim: bool) -> Any:
+    query = select(runs.c.status, runs.c.revision)
+    if claim:
+        query = query.add_columns(select(task_table.c.node).where(
+            task_table.c.run_id == bindparam("run_id"), task_table.c.number == bindparam("claim"),
+            task_table.c.status == "running").scalar_subquery().label("claimed_by"))
+    if dialect == "postgresql":  # said in the same round trip as the lock
+        query = query.add_columns(func.set_config("synchronous_commit", "off", True))
+    return query.where(runs.c.id == bindparam("run_id")).with_for_update()
+
+
+@lru_cache(maxsize=8)
+def _claim_query(dialect: str, columns: tuple[str, ...]) -> Any:
+    query = (update(task_table)
+             .where(task_table.c.run_id == bindparam("k_run_id"), task_table.c.number == bindparam("k_number"),
+                    task_table.c.status == "queued", task_table.c.claims < bindparam("max_claims"),
+                    exists().where(runs.c.id == bindparam("k_run_id"), runs.c.status == "running"))
+             .values({c: bindparam(f"v_{c}") for c in columns} | {"status": "running", "claims": task_table.c.claims + 1}))
+    if dialect == "postgresql":
+        query = query.returning(func.set_config("synchronous_commit", "off", True))
+    return query
 
 
 def _insert_runs(conn: Connection, rows_: Sequence[Mapping[str, Any]]) -> None:

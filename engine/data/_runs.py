@@ -63,7 +63,7 @@ class RunStore(StoreBase):
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self._read() as conn:
-            return _one(conn.execute(select(runs).where(runs.c.id == run_id)).first(), run_id)
+            return _one(conn.execute(_GET_RUN, {"run_id": run_id}).first(), run_id)
 
     def list_runs(self, chain: str | None = None, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first."""
@@ -254,6 +254,16 @@ _cancel_task = (
 )
 
 
+# The hot path's statements are built once: building one costs several times what running it
+# does (SQLAlchemy's expression construction and cache key).
+_GET_RUN = select(runs).where(runs.c.id == bindparam("run_id"))
+
+
+@lru_cache(maxsize=128)
+def _run_update(columns: tuple[str, ...]) -> Any:
+    return update(runs).where(runs.c.id == bindparam("k_id")).values({c: bindparam(f"v_{c}") for c in columns})
+
+
 @lru_cache(maxsize=128)
 def _task_update(columns: tuple[str, ...]) -> Any:
     sets: dict[str, Any] = {c: bindparam(f"v_{c}") for c in columns if c not in TASK_KEY}
@@ -318,8 +328,8 @@ def write_rows(conn: Connection, run_rows: Sequence[Mapping[str, Any]], tasks: S
         else:
             _update_tasks(conn, columns, group)
     for run in run_rows:
-        fields = {k: v for k, v in run.items() if k != "id"}
-        if fields and not conn.execute(update(runs).where(runs.c.id == run["id"]).values(fields)).rowcount:
+        columns = tuple(k for k in run if k != "id")
+        if columns and not conn.execute(_run_update(columns), {"k_id": run["id"]} | {f"v_{c}": run[c] for c in columns}).rowcount:
             raise _no_run(run["id"])
     if logs:
         _insert_logs(conn, logs)

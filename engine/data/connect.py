@@ -15,6 +15,7 @@ from sqlalchemy.exc import (
     ArgumentError,
     DataError,
     DBAPIError,
+    DisconnectionError,
     IntegrityError,
     NoSuchModuleError,
     OperationalError,
@@ -32,6 +33,7 @@ from legion.engine.errors import BadInput, ConfigError, LegionError, ServiceUnav
 WRITE = "legion_write"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 CONNECT_TIMEOUT_S = 10
+IDLE_PING_S = 5.0  # a pooled connection idle this long is checked before use
 
 # PyMySQL reports these as OperationalError although they are about the data, not the server:
 # no default for a NOT NULL field, NULL into NOT NULL, value too long, value of the wrong type,
@@ -94,11 +96,9 @@ def make_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     kwargs: dict[str, Any] = {}
     if backend == "postgresql":
-        kwargs["pool_pre_ping"] = True  # survive a server restart under a long-lived worker
         if "connect_timeout" not in parsed.query:
             kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     elif backend in ("mysql", "mariadb"):
-        kwargs["pool_pre_ping"] = True
         kwargs["pool_recycle"] = 3600  # below MySQL's default wait_timeout (8 h)
         # REPEATABLE READ (MySQL's default) takes gap locks on upserts, which deadlock under
         # concurrent workers; the other backends run READ COMMITTED already.
@@ -122,7 +122,35 @@ def make_engine(url: str) -> Engine:
                           f"({_option_error(exc)}); check the part after `?`.") from exc
     if backend == "sqlite":
         _tune_sqlite(engine)
+    else:
+        _ping_when_idle(engine)
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle for a while: a server
+    restart (or an idle timeout) is found then, and the pool opens a new connection. A
+    connection in steady use is not pinged (SQLAlchemy's `pool_pre_ping` would cost a round
+    trip per transaction); one that died meanwhile fails its statement with an
+    OperationalError, which callers take as ServiceUnavailable and retry, and the pool
+    replaces it."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_S:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_conn.rollback()
+        except Exception as exc:
+            raise DisconnectionError(f"the pooled connection is gone ({exc})") from exc
 
 
 def _tune_sqlite(engine: Engine) -> None:

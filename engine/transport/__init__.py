@@ -14,7 +14,7 @@ database.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -125,11 +125,15 @@ class Delivery(Protocol):
 class Transport(Protocol):
     def declare(self, topology: Topology) -> None: ...
 
-    def publish(self, messages: Sequence[Message], *, due: float | None = None) -> None:
+    def publish(self, messages: Sequence[Message], *, due: float | None = None,
+                then: Callable[[str | None], None] | None = None) -> None:
         """Publish `messages` persistently, each to its exchange with its routing key, and
         return once the broker confirmed all of them (confirms pipelined). With `due` (epoch
         seconds), each is delivered once that time has come: never before, a little after.
-        Raises TransportError when they could not all be confirmed."""
+        Raises TransportError when they could not all be confirmed.
+
+        With `then`, return at once instead: `then(error or None)` is called once, when all
+        are confirmed or one failed (on the transport's own thread: it must not block)."""
 
     def consume(self, queues: Sequence[str], prefetch: int) -> None:
         """Start taking messages from `queues` (and only those) for `get`."""

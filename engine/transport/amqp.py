@@ -122,11 +122,12 @@ def dead_letter_exchange(queue: str, arguments: dict[str, Any] | None = None) ->
 class _Batch:
     """The messages of one `publish` call, waited for together."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, then: Callable[[str | None], None] | None = None) -> None:
         self.left = count
         self.error: str | None = None
         self.abandoned = False  # its caller stopped waiting: never publish it again
         self.event = threading.Event()
+        self.then = then  # a caller that does not wait: called once, with the error or None
         if count == 0:
             self.event.set()
 
@@ -135,8 +136,13 @@ class _Batch:
         self.left -= 1
         if error and self.error is None:
             self.error = error
-        if self.left <= 0 or self.error:
+        if (self.left <= 0 or self.error) and not self.event.is_set():
             self.event.set()
+            if self.then is not None:
+                try:
+                    self.then(self.error)
+                except Exception:
+                    log.exception("after a publish was confirmed")
 
 
 @dataclass(eq=False)
@@ -217,6 +223,7 @@ class AmqpTransport:
         self._deliveries: queue_mod.Queue[AmqpDelivery | None] = queue_mod.Queue()
         self._lock = threading.Lock()
         self._in_flight = 0  # handed out by get() and not settled
+        self._pending_batches = 0  # publishes whose caller did not wait, not yet confirmed
         self._settled_cv = threading.Condition(self._lock)
         self._closed = False
 
@@ -553,10 +560,13 @@ class AmqpTransport:
 
         self._call(run)
 
-    def publish(self, messages: Sequence[Message], *, due: float | None = None) -> None:
-        batch = _Batch(len(messages))
+    def publish(self, messages: Sequence[Message], *, due: float | None = None,
+                then: Callable[[str | None], None] | None = None) -> None:
         if not messages:
+            if then is not None:
+                then(None)
             return
+        batch = _Batch(len(messages), self._unpending(then) if then is not None else None)
         delayed = due is not None and due > time.time()
         pendings: list[_Pending] = []
         for m in messages:
@@ -576,13 +586,29 @@ class AmqpTransport:
 
         if self._stopped.is_set():
             raise TransportError(f"the transport to {self.url} is closed")
+        if then is not None:
+            with self._lock:
+                self._pending_batches += 1
         self._ioloop.add_callback_threadsafe(send_all)
+        if then is not None:
+            return
         if not batch.event.wait(self.confirm_timeout):
             batch.abandoned = True
             raise TransportError(f"RabbitMQ at {self.url} did not confirm {batch.left} of {len(messages)} messages "
                                  f"within {self.confirm_timeout:g}s")
         if batch.error:
             raise TransportError(f"publishing to {self.url} failed: {batch.error}")
+
+    def _unpending(self, then: Callable[[str | None], None]) -> Callable[[str | None], None]:
+        def done(error: str | None) -> None:
+            try:
+                then(error)
+            finally:
+                with self._lock:
+                    self._pending_batches -= 1
+                    self._settled_cv.notify_all()
+
+        return done
 
     def consume(self, queues: Sequence[str], prefetch: int) -> None:
         """Consume `queues` (and `legion.ready`, for the delayed messages) with `prefetch`
@@ -620,16 +646,19 @@ class AmqpTransport:
         if d._settled:
             return
 
-        def run(future: Future[None]) -> None:
+        def run() -> None:
             if how == "ack":
                 self._ack(d._epoch, d._tag)
             else:
                 self._nack(d._epoch, d._tag, requeue=True)
-            future.set_result(None)
 
+        # Not waited for (a lost ack is a redelivery, which the runtime drops as a duplicate),
+        # so any thread may settle, the I/O thread among them (from a publish's `then`).
         try:
-            if not self._stopped.is_set():
-                self._call(run)
+            if threading.current_thread() is self._thread:
+                run()  # waking the loop through its pipe would cost more than the ack
+            elif not self._stopped.is_set():
+                self._ioloop.add_callback_threadsafe(run)
         finally:
             self._done_with(d)
 
@@ -733,7 +762,7 @@ class AmqpTransport:
             log.debug("stopping consumption on close: %s", exc)
         deadline = time.monotonic() + grace
         with self._lock:
-            while self._in_flight > 0 and time.monotonic() < deadline:
+            while (self._in_flight > 0 or self._pending_batches > 0) and time.monotonic() < deadline:
                 self._settled_cv.wait(max(0.0, deadline - time.monotonic()))
         self._closed = True
         self._deliveries.put(None)

@@ -13,7 +13,7 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from legion.dsl.compile import Topology
@@ -80,15 +80,18 @@ class MemoryTransport:
                     self._bindings[b.exchange].append((b.routing_key, b.queue))
             self._routes.clear()
 
-    def publish(self, messages: Sequence[Message], *, due: float | None = None) -> None:
+    def publish(self, messages: Sequence[Message], *, due: float | None = None,
+                then: Callable[[str | None], None] | None = None) -> None:
         with self._ready:
             if due is not None and due > time.time():
                 for message in messages:
                     heapq.heappush(self._later, (due, next(self._order), message))
                 self._ready.notify()
-                return
-            for message in messages:
-                self._route(message)
+            else:
+                for message in messages:
+                    self._route(message)
+        if then is not None:
+            then(None)
 
     def _route(self, message: Message) -> None:
         """Called with the lock held."""
