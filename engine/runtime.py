@@ -160,7 +160,7 @@ class Engine:
         self._draining = threading.Event()
         self.event_chains: dict[str, list[str]] = {}  # function ref -> chains started when it succeeds
         self._executing: dict[tuple[str, int], tuple[dict[str, Any], Context | None]] = {}  # step runs inside a function now
-        self._published: list[int] = []  # shared: outbox rows published since, deleted with the next event
+        self._published: list[int] = []  # shared: outbox rows published since, deleted every SWEEP_EVERY
         self._published_lock = threading.Lock()
         self.queues = [f"lex.{r.extension}.{r.name}" for r in registry.runners.values()] + [t.CONTROL_QUEUE]
         self.transport.declare(t.control_topology())
@@ -183,6 +183,7 @@ class Engine:
         self._thread(self._timer_loop, "legion-timers")
         self._later(EVENTS_POLL, self._watch_events)
         if self.shared:
+            self._later(SWEEP_EVERY, self._clear_outbox)
             if self.consume:  # a process that only starts runs (a `chain run`) leaves these to the workers
                 self._later(self.lease / 3, self._renew_leases)
                 self._later(0, self._sweep)
@@ -226,11 +227,8 @@ class Engine:
                                         error={"type": "Canceled", "message": "the engine stopped while the step ran", "step": row["step"]}))
         self.recorder.close()
         self.transport.close()  # waits for what is still to be confirmed
-        if self.shared and self._published:
-            try:
-                self.store.outbox_done(self._published)
-            except LegionError as exc:  # the sweeper publishes them again: duplicates, dropped
-                log.warning("clearing the outbox failed: %s", exc.message)
+        if self.shared:
+            self._clear_outbox()
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -296,7 +294,7 @@ class Engine:
             # The run's row is written with its start, in one transaction; once that is
             # committed the run will happen (its messages wait in the outbox), so the
             # publish is not waited for.
-            self._event(run_id, lambda a, b: self._start(a, b), create=dict(row, state=state.to_dict()),
+            self._event(run_id, lambda a, b: self._start(a, b), create=row,
                         then=functools.partial(_unconfirmed, run_id))
         else:
             self.store.create_run(row)
@@ -428,8 +426,6 @@ class Engine:
     def _shared_event(self, run_id: str, apply: Callable[[ActiveRun, Batch], list[Command] | None], batch: Batch,
                       create: dict[str, Any] | None, claim: int | None,
                       then: Callable[[str | None], None] | None) -> ActiveRun:
-        with self._published_lock:
-            published, self._published = self._published, []
         with self.store.lock_run(run_id, create=create, claim=claim) as locked:
             batch.locked = locked
             active = self.runs.get(run_id)
@@ -447,20 +443,18 @@ class Engine:
                         tasks = [MASKER.mask_fields(r, TASK_MASKED) for r in tasks]
                         fields = MASKER.mask_fields(fields, RUN_MASKED)
                     ids = locked.save(fields, tasks, batch.logs, [(m.to_dict(), due) for m, due in batch.messages],
-                                      new_runs=batch.new_runs, published=published)
+                                      new_runs=batch.new_runs)
                     active.revision = locked.revision
             except BaseException:
                 with self._runs_lock:  # its state changed without being kept: read it again next time
                     self.runs.pop(run_id, None)
-                with self._published_lock:
-                    self._published.extend(published)
                 raise
         if active.state.ended or not self.consume:  # a process that only starts runs keeps none of them
             with self._runs_lock:
                 self.runs.pop(run_id, None)
 
         def confirmed(error: str | None) -> None:
-            if error is None:  # deleted with a later event; left for the sweeper otherwise
+            if error is None:  # deleted soon (`_clear_outbox`); left for the sweeper otherwise
                 with self._published_lock:
                     self._published.extend(ids)
             if then is not None:
@@ -972,9 +966,6 @@ class Engine:
         """Shared: queue again the step runs whose worker was lost; publish what a process
         committed but died before publishing."""
         try:
-            with self._published_lock:
-                published, self._published = self._published, []
-            self.store.outbox_done(published)
             for row in self.store.expired_leases():
                 self._event(row["run_id"], functools.partial(self._requeue, number=int(row["number"])))
             rows = self.store.stale_outbox(OUTBOX_STALE)
@@ -988,6 +979,20 @@ class Engine:
             log.warning("sweeping leases and the outbox failed: %s", exc)
         if not self._stopping.is_set():
             self._later(min(SWEEP_EVERY, self.lease / 2), self._sweep)
+
+    def _clear_outbox(self) -> None:
+        """Shared: delete the outbox rows of messages the broker confirmed (in one statement
+        every SWEEP_EVERY seconds rather than one per event)."""
+        with self._published_lock:
+            published, self._published = self._published, []
+        try:
+            self.store.outbox_done(published)
+        except LegionError as exc:  # kept for the next time; a sweeper may publish them again meanwhile (duplicates, dropped)
+            log.warning("clearing the outbox failed: %s", exc.message)
+            with self._published_lock:
+                self._published.extend(published)
+        if not self._stopping.is_set():
+            self._later(min(SWEEP_EVERY, OUTBOX_STALE / 2), self._clear_outbox)
 
     def _requeue(self, active: ActiveRun, batch: Batch, number: int) -> list[Command]:
         sr = active.state.active.get(number)

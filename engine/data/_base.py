@@ -21,6 +21,12 @@ class StoreBase:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        if self._engine.dialect.name == "postgresql":
+            # Each statement sees its own snapshot at READ COMMITTED anyway: a transaction
+            # around reads would only add the BEGIN and ROLLBACK round trips.
+            with self._single() as conn:
+                yield conn
+            return
         with connect(self._engine, self.url) as conn, translate_errors(self.url), conn.begin():
             yield conn
 

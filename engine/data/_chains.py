@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from legion.engine.data._base import StoreBase, new_id
 from legion.engine.data._ops import set_schedules
@@ -72,9 +72,8 @@ class ChainStore(StoreBase):
     def current_version(self, name: str) -> int:
         """The number of the chain's current version: one small read, for a caller that
         keeps the versions it compiled."""
-        query = select(chains.c.name, chains.c.active, chains.c.current_version).where(chains.c.name == name)
         with self._read() as conn:
-            row = conn.execute(query).mappings().first()
+            row = conn.execute(_CURRENT_VERSION, {"name": name}).mappings().first()
         _check_current(name, row)
         assert row is not None
         return int(row["current_version"])
@@ -264,6 +263,9 @@ def _relationship_out(row: Mapping[Any, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in ("id", "chain_version_id", "join_")}
     out["join"] = row["join_"]
     return out
+
+
+_CURRENT_VERSION = select(chains.c.name, chains.c.active, chains.c.current_version).where(chains.c.name == bindparam("name"))
 
 
 def _check_current(name: str, chain: Mapping[str, Any] | None) -> None:

@@ -27,6 +27,9 @@ from legion.engine.data.types import utcnow
 from legion.engine.errors import NotFound
 
 
+OUTBOX_CHUNK = 1_000  # outbox rows deleted per statement: bounded IN lists
+
+
 @dataclass
 class LockedRun:
     """A run's row, locked until the transaction ends. `state` is read only when asked for:
@@ -37,6 +40,7 @@ class LockedRun:
     status: str
     revision: int
     claimed_by: str | None = None  # with lock_run's `claim`: the node running that step run, if one is
+    creating: Mapping[str, Any] | None = None  # with lock_run's `create`: the row, inserted by `save`
 
     def state(self) -> dict[str, Any] | None:
         return self.conn.execute(_STATE, {"run_id": self.id}).scalar_one()
@@ -46,18 +50,17 @@ class LockedRun:
         return None if row is None else dict(row._mapping)
 
     def save(self, run: Mapping[str, Any] | None, tasks: Sequence[Mapping[str, Any]], logs: Sequence[Mapping[str, Any]] = (),
-             messages: Sequence[tuple[dict[str, Any], float | None]] = (), new_runs: Sequence[Mapping[str, Any]] = (),
-             published: Sequence[int] = ()) -> list[int]:
+             messages: Sequence[tuple[dict[str, Any], float | None]] = (), new_runs: Sequence[Mapping[str, Any]] = ()) -> list[int]:
         """Write the run's new fields (`state` among them; the revision advances), its task
         rows and log entries, the runs it started (`new_runs`: sub-chain runs; one that exists
         already is kept), and the outbox rows of `messages` ((message, due) pairs); the outbox
-        rows' ids. The outbox rows `published` (of earlier events, since confirmed by the
-        broker) are deleted here too, sparing a transaction of their own."""
+        rows' ids."""
         fields = dict(run or {}, revision=self.revision + 1)
-        if published:
-            self.conn.execute(_OUTBOX_DELETE, {"ids": list(published)})
+        created, self.creating = self.creating, None
+        if created is not None:  # its row goes in once, as this event left it
+            self.conn.execute(insert(runs), [dict(created, **fields)])
         _insert_runs(self.conn, new_runs)
-        write_rows(self.conn, [dict(fields, id=self.id)], tasks, logs)
+        write_rows(self.conn, [] if created is not None else [dict(fields, id=self.id)], tasks, logs)
         self.revision += 1
         if not messages:
             return []
@@ -76,7 +79,8 @@ class DurableStore(StoreBase):
     def lock_run(self, run_id: str, *, create: Mapping[str, Any] | None = None,
                  claim: int | None = None) -> Iterator[LockedRun]:
         """The run's row locked for one event (see the module's docstring); with `create`,
-        the run's row is inserted first, in the same transaction. With `claim` (a step run's
+        a new run, whose row `save` inserts, in the same transaction (and whose commit, the
+        run's start, waits for the disk). With `claim` (a step run's
         number), `claimed_by` says which node runs that step run (see `claim_step`), read in
         the same round trip. NotFound when there is no such run.
 
@@ -86,8 +90,9 @@ class DurableStore(StoreBase):
         carried out again (a step run begun or finished then runs again), as after a
         worker's death; a process crash loses nothing."""
         with missing_run(), self._write() as conn:
-            if create is not None:
-                conn.execute(insert(runs), [dict(create)])
+            if create is not None:  # nobody else can see it yet: nothing to lock
+                yield LockedRun(conn, run_id, str(create["status"]), 0, creating=create)
+                return
             row = conn.execute(_lock_query(conn.dialect.name, claim is not None), {"run_id": run_id, "claim": claim}).first()
             if row is None:
                 raise NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
@@ -142,9 +147,9 @@ class DurableStore(StoreBase):
     # -- the outbox -------------------------------------------------------------------------
 
     def outbox_done(self, ids: Sequence[int]) -> None:
-        if ids:
+        for start in range(0, len(ids), OUTBOX_CHUNK):
             with self._write() as conn:
-                conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+                conn.execute(_OUTBOX_DELETE, {"ids": list(ids[start:start + OUTBOX_CHUNK])})
 
     def stale_outbox(self, older_than: float, limit: int = 500) -> list[dict[str, Any]]:
         """Outbox rows written more than `older_than` seconds ago: their process died (or is
