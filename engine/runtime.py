@@ -58,6 +58,7 @@ from legion.engine.registry import Registry
 from legion.engine.runstate import RunState
 from legion.engine.sdk import Context
 from legion.engine.secrets import MASKER, Resolver, SecretError
+from legion.engine.signals import Signals, TransportSignals
 from legion.engine.steplog import StepLogCapture
 from legion.engine.transport import Delivery, Message
 from legion.engine.transport.memory import MemoryTransport
@@ -133,11 +134,14 @@ class Engine:
     `transport`: the memory transport (the default: embedded) or the AMQP one (shared).
     `consume`: take messages (a worker); a shared process that only starts runs (a `chain
     run`, a scheduler) does not. `lease`: seconds a step run's lease lasts (shared).
+    `signals`: how interrupts reach the process running a step run (the transport's by
+    default; Redis's when configured).
     """
 
     def __init__(self, registry: Registry, store: Any, *, workers: int = 4, node: str = "local",
                  clock: Callable[[], float] = time.time, secrets: Resolver | None = None,
-                 transport: Any = None, consume: bool = True, lease: float = LEASE_TTL) -> None:
+                 transport: Any = None, consume: bool = True, lease: float = LEASE_TTL,
+                 signals: Signals | None = None) -> None:
         self.registry = registry
         self.secrets = secrets or Resolver()
         self.store = store
@@ -146,6 +150,7 @@ class Engine:
         self.clock = clock
         self.transport = transport if transport is not None else MemoryTransport()
         self.shared = not isinstance(self.transport, MemoryTransport)
+        self.signals = signals or TransportSignals(self.transport)
         self.consume = consume
         self.lease = lease
         self.recorder = Recorder(store, on_lost=self._record_lost)
@@ -177,9 +182,12 @@ class Engine:
         if root.level > logging.INFO or root.level == logging.NOTSET:
             root.setLevel(logging.INFO)  # handlers keep their own levels; steps' INFO is kept
         if self.consume:
+            self.signals.listen(self._interrupted)
             self.transport.consume(self.queues, prefetch=max(1, self.workers))
             for i in range(self.workers):
                 self._thread(self._work, f"legion-worker-{i}")
+            # Waits that end, sub-chains, cancels: never stuck behind steps that take long.
+            self._thread(functools.partial(self._work, control=True), "legion-control")
         self._thread(self._timer_loop, "legion-timers")
         self._later(EVENTS_POLL, self._watch_events)
         if self.shared:
@@ -226,6 +234,7 @@ class Engine:
                 self.recorder.task(dict(row, status="canceled", finished_at=utcnow(),
                                         error={"type": "Canceled", "message": "the engine stopped while the step ran", "step": row["step"]}))
         self.recorder.close()
+        self.signals.close()
         self.transport.close()  # waits for what is still to be confirmed
         if self.shared:
             self._clear_outbox()
@@ -580,9 +589,9 @@ class Engine:
             batch.after.append(functools.partial(self._emit, active, {
                 "event": "step.finished", "step": sr.step, "number": sr.number, "status": command.status,
                 "result": None, "error": command.error}))
-        executing = self._executing.get((active.id, sr.number))
-        if executing is not None and executing[1] is not None:
-            batch.after.append(executing[1].cancel)  # a sync function that checks ctx.canceled stops; an async one is cancelled
+        # Where the step run executes (here or on another worker), a sync function that checks
+        # ctx.canceled stops; an async one is cancelled.
+        batch.after.append(functools.partial(self.signals.interrupt, active.id, sr.number))
         if sr.child is not None:
             batch.messages.append((Message(sr.child, kind=t.CANCEL), None))
 
@@ -593,9 +602,20 @@ class Engine:
                 batch.task({"run_id": active.id, "number": number, "step": sr.step, "function": _fn(active, sr.step),
                             "status": "canceled", "finished_at": utcnow()})
         batch.run.update(status=st.status, output=st.output, error=st.error, ended_at=utcnow())
+        if self.shared and st.status != "succeeded":
+            # Step runs claimed by workers were still `queued` here (see `_claim`), so no
+            # Interrupt named them: stop whatever of the run still executes.
+            batch.after.append(functools.partial(self.signals.interrupt, active.id, None))
         if st.parent is not None and self.shared:
             batch.messages.append((Message(st.parent[0], st.parent[1], kind=t.CHILD), None))
         batch.after.append(functools.partial(self._finalize, active))
+
+    def _interrupted(self, run_id: str, number: int | None) -> None:
+        """An interrupt (see legion.engine.signals): cancel the step runs of `run_id` executing
+        here (step run `number`, or all of them)."""
+        for (rid, n), (_, context) in list(self._executing.items()):
+            if rid == run_id and (number is None or n == number) and context is not None:
+                context.cancel()
 
     def _finalize(self, active: ActiveRun) -> None:
         st = active.state
@@ -612,9 +632,9 @@ class Engine:
 
     # -- workers ------------------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _work(self, control: bool = False) -> None:
         while not self._stopping.is_set():
-            delivery = self.transport.get(0.5)
+            delivery = self.transport.get(0.5, control=control)
             if delivery is None:
                 continue
             try:

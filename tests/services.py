@@ -15,6 +15,8 @@ SERVER_URLS = {
     "mariadb": os.environ.get("LEGION_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
 }
 
+REDIS_URL = os.environ.get("LEGION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
 BACKENDS = [
     pytest.param("sqlite"),
     pytest.param("postgresql", marks=pytest.mark.integration),
@@ -26,6 +28,20 @@ def unreachable(message: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message} (CI=true: integration services must be up)")
     pytest.skip(message)
+
+
+def redis_url() -> str:
+    """REDIS_URL, once Redis answers there (else `unreachable`)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        unreachable(f"Redis at {REDIS_URL} is unreachable: {exc}")
+    finally:
+        client.close()
+    return REDIS_URL
 
 
 def create_database(backend: str, prefix: str = "legion_test") -> str:

@@ -18,6 +18,9 @@ from legion.engine.cli.main import Context
 from legion.engine.cli.output import dumps, table
 from legion.engine.errors import ConfigError
 
+PRESENCE_TTL = 5.0  # Redis: a node that has not said it is alive for this long is not
+DB_BEAT_EVERY = 10  # Redis: the database's heartbeat every this many seconds (every second without Redis)
+
 
 def make_engine(ctx: Context, workers: int | None = None, *, consume: bool = True) -> Any:
     """The engine of this command. With LEGION_AMQP_URL it is shared: its runs are kept in
@@ -38,9 +41,14 @@ def make_engine(ctx: Context, workers: int | None = None, *, consume: bool = Tru
         transport = AmqpTransport(ctx.settings.amqp_url, name=f"legion {ctx.settings.node}:{os.getpid()}")
     else:
         consume = True  # embedded: nobody else would run this process's runs
+    signals = None
+    if ctx.settings.redis_url and transport is not None:
+        from legion.engine.signals import RedisSignals
+
+        signals = RedisSignals(ctx.settings.redis_url)
     ctx.store.sync_registry(registry_rows(ctx.registry))
     engine = Engine(ctx.registry, ctx.store, workers=workers or ctx.settings.workers, node=ctx.settings.node,
-                    transport=transport, consume=consume, lease=ctx.settings.step_lease)
+                    transport=transport, consume=consume, lease=ctx.settings.step_lease, signals=signals)
     engine.refresh_events()
     return engine
 
@@ -186,11 +194,19 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
         for r in applied:
             ctx.out.progress(f"  {r['action']:9} {r['name']}" + (f" v{r['version']}" if r.get("version") else ""))
         ctx.out.progress("Ctrl-C stops it")
+        presence = getattr(engine.signals, "beat", None)  # Redis: alive every second there, in the database less often
+        beats = 0
         while not stop.wait(1.0):
-            ctx.store.heartbeat(node, info=info())
+            if presence is not None:
+                presence(node, dict(info(), host=os.uname().nodename, pid=os.getpid()), PRESENCE_TTL)
+            if presence is None or beats % DB_BEAT_EVERY == 0:
+                ctx.store.heartbeat(node, info=info())
+            beats += 1
         if role != "worker":
             actors.stop()
             scheduler.stop()
+        if presence is not None:
+            engine.signals.gone(node)
     ctx.store.heartbeat(node, status="stopped", info=info())
     ctx.out.data({"stopped": node, "applied": applied}, "stopped")
     return 0

@@ -26,7 +26,6 @@ from legion.engine.data.models import tasks as task_table
 from legion.engine.data.types import utcnow
 from legion.engine.errors import NotFound
 
-
 OUTBOX_CHUNK = 1_000  # outbox rows deleted per statement: bounded IN lists
 
 

@@ -25,6 +25,9 @@ from legion.engine.errors import LegionError
 # ended, a cancel. Every worker consumes this queue.
 CONTROL_EXCHANGE = "legion.control"
 CONTROL_QUEUE = "legion.control"
+# Signals to every process at once (see legion.engine.signals): each process binds a queue of
+# its own, exclusive, which goes with its connection.
+SIGNALS_EXCHANGE = "legion.signals"
 STEP = "step"  # start step run `number`
 WAKE = "wake"  # wait `number` is over
 START = "start"  # start the sub-chain run of step run `number`
@@ -99,7 +102,7 @@ def control_topology() -> Topology:
     """The control exchange and queue every worker consumes (with its dead-letter queue)."""
     dlx = CONTROL_EXCHANGE + ".dlx"
     return Topology(
-        exchanges=(Exchange(CONTROL_EXCHANGE, type="direct"), Exchange(dlx, type="direct")),
+        exchanges=(Exchange(CONTROL_EXCHANGE, type="direct"), Exchange(dlx, type="direct"), Exchange(SIGNALS_EXCHANGE, type="fanout")),
         queues=(QueueDecl(CONTROL_QUEUE, arguments={"x-dead-letter-exchange": dlx}), QueueDecl(CONTROL_QUEUE + ".dlq")),
         bindings=(Binding(CONTROL_EXCHANGE, CONTROL_QUEUE, CONTROL_QUEUE), Binding(dlx, CONTROL_QUEUE + ".dlq", CONTROL_QUEUE)),
     )
@@ -138,7 +141,15 @@ class Transport(Protocol):
     def consume(self, queues: Sequence[str], prefetch: int) -> None:
         """Start taking messages from `queues` (and only those) for `get`."""
 
-    def get(self, timeout: float) -> Delivery | None:
-        """The next delivery, or None after `timeout` seconds (or once closed)."""
+    def get(self, timeout: float, *, control: bool = False) -> Delivery | None:
+        """The next delivery, or None after `timeout` seconds (or once closed): from the
+        control queue with `control`, else from the runners' queues. (A process takes its
+        control messages on a thread of their own, never behind its steps.)"""
+
+    def broadcast(self, body: bytes) -> None:
+        """Send `body` to every process subscribed now (not kept, not confirmed: a signal)."""
+
+    def subscribe(self, on_body: Callable[[bytes], None]) -> None:
+        """Call `on_body(body)` for every broadcast from now on (on the transport's thread)."""
 
     def close(self) -> None: ...

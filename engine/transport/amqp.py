@@ -39,7 +39,7 @@ from pika.adapters.select_connection import IOLoop
 
 from legion.dsl.compile import DELAY_BUCKETS_MS, Topology, delay_topology
 from legion.engine.errors import ServiceUnavailable
-from legion.engine.transport import CONTROL_QUEUE, Message, TransportError, control_topology
+from legion.engine.transport import CONTROL_QUEUE, SIGNALS_EXCHANGE, Message, TransportError, control_topology
 
 log = logging.getLogger("legion.transport.amqp")
 # pika narrates every channel and socket at INFO; a worker's log (and its steps' logs) keeps its warnings only.
@@ -215,12 +215,14 @@ class AmqpTransport:
         self._prefetch = 0
         self._consuming = False
         self._consumer_tags: dict[str, str] = {}  # consumer tag -> queue
+        self._subscribers: list[Callable[[bytes], None]] = []  # of broadcasts (signals)
         self._backoff = BACKOFF_FIRST_S
         self._first: Future[None] = Future()
         self._stopped = threading.Event()
         self.reconnects = 0  # connections made after the first (read by anyone)
         # Shared with the worker threads.
-        self._deliveries: queue_mod.Queue[AmqpDelivery | None] = queue_mod.Queue()
+        self._deliveries: queue_mod.Queue[AmqpDelivery | None] = queue_mod.Queue()  # of the runners' queues
+        self._controls: queue_mod.Queue[AmqpDelivery | None] = queue_mod.Queue()  # of the control queue
         self._lock = threading.Lock()
         self._in_flight = 0  # handed out by get() and not settled
         self._pending_batches = 0  # publishes whose caller did not wait, not yet confirmed
@@ -310,6 +312,8 @@ class AmqpTransport:
             log.error("declaring the topology again on %s failed: %s", self.url, error)
         if self._consuming:
             self._start_consuming()
+        if self._subscribers:
+            self._start_listening(channel)
         self._online = True
         self._backoff = BACKOFF_FIRST_S
         if self._first.done():
@@ -428,6 +432,44 @@ class AmqpTransport:
                                         auto_ack=False, callback=lambda _frame: None)
             self._consumer_tags[tag] = name
 
+    def _start_listening(self, channel: Any) -> None:
+        """A queue of this connection's own (exclusive: it goes with it), bound to the
+        signals exchange, consumed without acks."""
+
+        def declared(frame: Any) -> None:
+            queue = frame.method.queue
+            channel.queue_bind(queue, SIGNALS_EXCHANGE, callback=lambda _f: channel.basic_consume(
+                queue, self._on_signal, auto_ack=True, callback=_ignore))
+
+        channel.queue_declare("", exclusive=True, auto_delete=True, callback=declared)
+
+    def _on_signal(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        for on_body in list(self._subscribers):
+            try:
+                on_body(body)
+            except Exception:
+                log.exception("a signal's subscriber failed")
+
+    def subscribe(self, on_body: Callable[[bytes], None]) -> None:
+        def run(future: Future[None]) -> None:
+            first = not self._subscribers
+            self._subscribers.append(on_body)
+            if first and self._online and self._channel is not None:
+                self._start_listening(self._channel)
+            future.set_result(None)
+
+        self._call(run)
+
+    def broadcast(self, body: bytes) -> None:
+        props = pika.BasicProperties(delivery_mode=1, message_id=uuid.uuid4().hex, content_type="application/json")
+
+        def failed(error: str | None) -> None:
+            if error and not error.startswith("unroutable"):  # unroutable: no process listens
+                log.warning("a signal to every process was not sent: %s", error)
+
+        if not self._stopped.is_set():
+            self._ioloop.add_callback_threadsafe(lambda: self._send(_Pending(SIGNALS_EXCHANGE, "", body, props, failed)))
+
     def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         queue_name = self._consumer_tags.get(method.consumer_tag, method.routing_key)
         try:
@@ -445,8 +487,9 @@ class AmqpTransport:
 
             self._publish_dead_letter(delivery, str(exc), done)
             return
-        self._deliveries.put(AmqpDelivery(message, queue_name, bool(method.redelivered), self, method.delivery_tag,
-                                          self._epoch, method.routing_key, method.exchange, properties, body))
+        (self._controls if queue_name == CONTROL_QUEUE else self._deliveries).put(AmqpDelivery(
+            message, queue_name, bool(method.redelivered), self, method.delivery_tag, self._epoch, method.routing_key,
+            method.exchange, properties, body))
 
     def _on_ready(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         """A message back from a delay bucket: to its real exchange once due, else to the next bucket."""
@@ -625,15 +668,16 @@ class AmqpTransport:
 
         self._call(run)
 
-    def get(self, timeout: float) -> AmqpDelivery | None:
+    def get(self, timeout: float, *, control: bool = False) -> AmqpDelivery | None:
         deadline = time.monotonic() + timeout
+        deliveries = self._controls if control else self._deliveries
         while not self._closed:
             try:
-                d = self._deliveries.get(timeout=max(0.0, deadline - time.monotonic()))
+                d = deliveries.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue_mod.Empty:
                 return None
             if d is None or self._closed:
-                self._deliveries.put(None)  # and wake the next waiting thread too
+                deliveries.put(None)  # and wake the next waiting thread too
                 return None
             if d._epoch != self._epoch:
                 continue  # taken before a reconnect: the broker gives it again
@@ -766,6 +810,7 @@ class AmqpTransport:
                 self._settled_cv.wait(max(0.0, deadline - time.monotonic()))
         self._closed = True
         self._deliveries.put(None)
+        self._controls.put(None)
         self._shutdown_loop()
 
     def _shutdown_loop(self) -> None:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from legion.dsl.compile import Topology
-from legion.engine.transport import Message
+from legion.engine.transport import CONTROL_QUEUE, Message
+
+log = logging.getLogger("legion.transport")
 
 
 def topic_matches(pattern: str, key: str) -> bool:
@@ -65,9 +68,12 @@ class MemoryTransport:
         self._consumed: tuple[str, ...] | None = None  # None: every queue
         self._later: list[tuple[float, int, Message]] = []
         self._order = itertools.count()
-        self._ready = threading.Condition()
+        lock = threading.RLock()  # of everything here
+        self._ready = threading.Condition(lock)  # a step message came
+        self._control_ready = threading.Condition(lock)  # a control message came, or a message is due
         self._closed = False
         self.dead: list[tuple[str, Message, str]] = []  # (queue or exchange, message, why): the dead letters
+        self._subscribers: list[Callable[[bytes], None]] = []
 
     def declare(self, topology: Topology) -> None:
         with self._ready:
@@ -86,12 +92,22 @@ class MemoryTransport:
             if due is not None and due > time.time():
                 for message in messages:
                     heapq.heappush(self._later, (due, next(self._order), message))
-                self._ready.notify()
+                self._control_ready.notify_all()  # the control taker waits for the first due one
             else:
                 for message in messages:
                     self._route(message)
         if then is not None:
             then(None)
+
+    def broadcast(self, body: bytes) -> None:
+        for on_body in list(self._subscribers):
+            try:
+                on_body(body)
+            except Exception:
+                log.exception("a signal's subscriber failed")
+
+    def subscribe(self, on_body: Callable[[bytes], None]) -> None:
+        self._subscribers.append(on_body)
 
     def _route(self, message: Message) -> None:
         """Called with the lock held."""
@@ -105,12 +121,15 @@ class MemoryTransport:
             return
         for q in targets:
             heapq.heappush(self._queues[q], (-message.priority, next(self._order), message, False))
-        self._ready.notify(len(targets))
+            self._notify(q)
+
+    def _notify(self, queue: str) -> None:
+        (self._control_ready if queue == CONTROL_QUEUE else self._ready).notify()
 
     def _put(self, queue: str, message: Message, *, redelivered: bool) -> None:
         with self._ready:
             heapq.heappush(self._queues.setdefault(queue, []), (-message.priority, next(self._order), message, redelivered))
-            self._ready.notify()
+            self._notify(queue)
 
     def consume(self, queues: Sequence[str], prefetch: int = 0) -> None:
         with self._ready:
@@ -118,9 +137,11 @@ class MemoryTransport:
                 self._queues.setdefault(q, [])
             self._consumed = tuple(queues)
 
-    def get(self, timeout: float = 0.5) -> MemoryDelivery | None:
-        """The next message from a consumed queue: highest priority first, then oldest."""
+    def get(self, timeout: float = 0.5, *, control: bool = False) -> MemoryDelivery | None:
+        """The next message from a consumed queue: highest priority first, then oldest. From
+        the control queue only with `control`, else from the others."""
         deadline = time.monotonic() + timeout
+        ready = self._control_ready if control else self._ready
         with self._ready:
             while not self._closed:
                 now = time.time()
@@ -129,6 +150,8 @@ class MemoryTransport:
                 best: tuple[str, list[tuple[int, int, Message, bool]]] | None = None
                 names = self._consumed if self._consumed is not None else tuple(self._queues)
                 for name in names:
+                    if (name == CONTROL_QUEUE) != control:
+                        continue
                     q = self._queues[name]
                     if q and (best is None or q[0] < best[1][0]):
                         best = (name, q)
@@ -138,9 +161,9 @@ class MemoryTransport:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
-                if self._later:
+                if self._later and control:
                     remaining = min(remaining, max(0.0, self._later[0][0] - now))
-                self._ready.wait(remaining)
+                ready.wait(remaining)
             return None
 
     def depth(self) -> dict[str, int]:
@@ -151,3 +174,4 @@ class MemoryTransport:
         with self._ready:
             self._closed = True
             self._ready.notify_all()
+            self._control_ready.notify_all()

@@ -42,7 +42,7 @@ import os
 import signal
 import time
 
-from legion.sdk import Failure
+from legion.sdk import Context, Failure
 
 
 def _note(log: str, name: str) -> None:
@@ -101,6 +101,20 @@ def broken(name: str, log: str, flag: str) -> str:
     _note(log, name)
     if os.path.exists(flag):
         raise Failure("still broken")
+    return name
+
+
+def linger(name: str, log: str, *, ctx: Context | None = None) -> str:
+    """Note the call; wait up to 60 s, or until the step run is interrupted (then note that).
+
+    Args:
+        name: what to note
+        log: the file
+    """
+    _note(log, name)
+    assert ctx is not None
+    if ctx.wait(60):
+        _note(log, name + "-interrupted")
     return name
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 from integration.deployment import BACKENDS, STEP_LEASE, Deployment
+from services import redis_url
 
 from legion.engine.registry import Registry
 from legion.engine.runstate import RunState
@@ -268,6 +269,14 @@ steps:
     with: {name: after, log: "{{ input.log }}"}
 output: {last: "{{ result }}"}
 """,
+    "linger": """
+chain: linger
+input: {type: object, required: [log]}
+steps:
+  long:
+    run: probe.probe.linger
+    with: {name: long, log: "{{ input.log }}"}
+""",
     "mend": """
 chain: mend
 input: {type: object, required: [log, flag]}
@@ -507,6 +516,36 @@ def test_pause_resume_cancel_and_retry_in_a_shared_deployment(deployment: Deploy
     assert d.legion("run", "retry", run_id, check=2).returncode == 2
     assert d.legion("run", "pause", run_id, check=2).returncode == 2
 
+
+
+@pytest.mark.parametrize("redis", [False, True], ids=["broker", "redis"])
+def test_a_cancel_interrupts_the_function_on_the_worker_running_it(deployment: Deployment, redis: bool) -> None:
+    """The worker that carries out the cancel is not the one running the step: the interrupt
+    reaches the other one (on the broker, or on Redis when it is configured)."""
+    d = deployment
+    if redis:
+        d.env["LEGION_REDIS_URL"] = redis_url()
+    apply_probe_chains(d, "linger")
+    d.start(workers=1)
+    d.start(workers=1)
+    d.wait_up(2)
+    if redis:  # `node list` reads who is alive from Redis
+        def live() -> list[dict[str, Any]] | None:
+            up = [n for n in d.data("node", "list") if n["state"] == "up"]
+            return up if len(up) == 2 else None
+
+        up = wait_for(live, 30, "the two live nodes", d)
+        assert all(n["role"] == "worker" and n["runners"] for n in up), up
+    log = d.tmp / "linger.log"
+    run_id = d.submit("linger", {"log": str(log)})
+    wait_for(lambda: names(log) == ["long"], 30, "the step to start", d)
+    started = time.monotonic()
+    assert d.data("run", "cancel", run_id) == {"canceled": run_id}
+    wait_for(lambda: names(log) == ["long", "long-interrupted"], 30, "the function to be interrupted", d)
+    assert time.monotonic() - started < 20, "interrupted only when its wait ran out"
+    ended = d.wait_ended(run_id, 30)
+    assert ended["status"] == "canceled", ended
+    assert [(t["step"], t["status"]) for t in d.tasks(run_id)] == [("long", "canceled")]
 
 
 # ---------------------------------------------------------- 6. the broker side of plan and apply

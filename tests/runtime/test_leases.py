@@ -3,18 +3,15 @@ test_store_leases.py), against a real Redis; skipped locally when it is down, fa
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from services import unreachable
+from services import REDIS_URL, unreachable
 
 from legion.engine.errors import ServiceUnavailable
 from legion.engine.leases import RedisLeases, StoreLeases, leases_for
-
-REDIS_URL = os.environ.get("LEGION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
