@@ -91,6 +91,7 @@ class ActiveRun:
     trigger: str = "manual"
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
     revision: int = 0
+    recovered: bool = False  # embedded: taken up from a dead process (its steps' begins are written at once)
 
     @property
     def state(self) -> RunState:
@@ -306,7 +307,9 @@ class Engine:
             self._event(run_id, lambda a, b: self._start(a, b), create=row,
                         then=functools.partial(_unconfirmed, run_id))
         else:
-            self.store.create_run(row)
+            # With its state: a process dying before the start's batch is written leaves a run
+            # the next process can start (see `recover`).
+            self.store.create_run(MASKER.mask_fields(dict(row, state=state.to_dict()), ("state",)))
             self._event(run_id, lambda a, b: self._start(a, b))
         return run_id
 
@@ -544,11 +547,7 @@ class Engine:
             if isinstance(command, Queue):
                 sr = command.step_run
                 prog = active.conductor.program.steps[sr.step]
-                batch.task({
-                    "run_id": active.id, "number": sr.number, "step": sr.step, "function": prog.run,
-                    "status": "queued", "attempt": sr.attempt, "item_index": sr.index, "queued_at": utcnow(),
-                    "parent_number": sr.prior[3],
-                })
+                batch.task(self._queued_row(active, sr))
                 # A sub-chain needs no worker of its own; embedded, neither does a function not
                 # installed here (it fails at once rather than wait on a queue for ever).
                 control = prog.is_sub_chain or (not self.shared and prog.run not in self.registry.functions)
@@ -561,6 +560,11 @@ class Engine:
                 self._interrupt(active, command, batch)
             elif isinstance(command, Ended):
                 self._ended(active, batch)
+
+    def _queued_row(self, active: ActiveRun, sr: Any) -> dict[str, Any]:
+        return {"run_id": active.id, "number": sr.number, "step": sr.step, "function": _fn(active, sr.step),
+                "status": "queued", "attempt": sr.attempt, "item_index": sr.index, "queued_at": utcnow(),
+                "parent_number": sr.prior[3]}
 
     def _start_child(self, active: ActiveRun, command: StartChild, batch: Batch) -> None:
         sr = command.step_run
@@ -699,6 +703,10 @@ class Engine:
             delivery.ack()
             return
         active, sr, program = began["active"], began["sr"], began["program"]
+        if active.recovered:
+            # Its process died before: the begin is kept before the function runs, so a step
+            # that kills its process is counted when the next process takes the run up.
+            self.recorder.flush()
         prog = program.steps[sr.step]
         function = self.registry.functions.get(prog.run)
         # Only a function that can be reached by a cancel gets a context: one that declares
@@ -897,7 +905,7 @@ class Engine:
             program = self._program_of(state)
         except LegionError:
             return None
-        active = self._hold(ActiveRun(run_id, Conductor(program, state), trigger=row.get("trigger") or "manual"))
+        active = self._hold(ActiveRun(run_id, Conductor(program, state), trigger=row.get("trigger") or "manual", recovered=True))
         if not state.ended:
             self.recorder.run({"id": run_id, "node": self.process})
         return active
@@ -918,11 +926,26 @@ class Engine:
             elif self._interrupt_run(run):
                 handled.append(run["id"])
         for run_id in continued:
-            self._event(run_id, self._continue)
+            self._event(run_id, functools.partial(self._continue, claims=self._count_losses(self.runs[run_id])))
             log.warning("run %s continues here: the process that ran it is gone", run_id)
         return continued + handled
 
-    def _continue(self, active: ActiveRun, batch: Batch) -> list[Command]:
+    def _count_losses(self, active: ActiveRun) -> dict[int, int]:
+        """Embedded: each step run of `active` that was in flight (queued or running) when its
+        process died counts one claim more, written at once (a step that kills its process as
+        soon as it starts must not escape the count); their claims by number."""
+        known = {t["number"]: t.get("claims") or 0 for t in self.store.run_tasks(active.id)}
+        claims: dict[int, int] = {}
+        rows = []
+        for sr in active.state.active.values():
+            if sr.child is None and sr.status in ("queued", "running"):
+                claims[sr.number] = known.get(sr.number, 0) + 1
+                rows.append(dict(self._queued_row(active, sr), claims=claims[sr.number]))
+        if rows:
+            self.store.record(None, rows)
+        return claims
+
+    def _continue(self, active: ActiveRun, batch: Batch, claims: dict[int, int]) -> list[Command]:
         st = active.state
         if st.status == "pending":
             batch.messages.append((Message(active.id, kind=t.START), None))
@@ -932,6 +955,11 @@ class Engine:
             if sr.status == "running" and sr.child is not None:
                 batch.messages.append((Message(sr.child, kind=t.START), None))  # started already: nothing happens
                 batch.messages.append((Message(active.id, sr.number, kind=t.CHILD), None))  # ended already: its outcome
+            elif claims.get(sr.number, 0) >= MAX_CLAIMS:
+                sr.status = "running"  # fails as a step run that began
+                self._fail_now(active, sr.number, {"type": "WorkerLost", "message": (
+                    f"step run {sr.number} ({sr.step}) of run {active.id} was in flight each of the {claims[sr.number]} "
+                    f"times its process stopped")}, batch)
             elif sr.status == "running":
                 commands.extend(active.conductor.requeue(sr.number))
             elif sr.status == "queued":

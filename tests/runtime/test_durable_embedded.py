@@ -5,6 +5,7 @@ succeeded. And the run control API: retry of a failed run, pause and resume."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from legion.engine.chains import apply_items, load_chains
 from legion.engine.conductor import ChainProgram
 from legion.engine.data.store import Store
 from legion.engine.registry import Registry
-from legion.engine.runtime import Engine
+from legion.engine.runtime import MAX_CLAIMS, Engine
 from legion.engine.sdk import Extension
 from legion.sdk import Failure
 
@@ -67,6 +68,18 @@ def once(name: str, log: str, flag: str) -> str:
     if not os.path.exists(flag):
         open(flag, "w").close()
         raise Failure("the first attempt fails")
+    return name
+
+
+def die(name: str, log: str) -> str:
+    """Note the call, then kill the process running it.
+
+    Args:
+        name: what to note
+        log: the file
+    """
+    _note(log, name)
+    os.kill(os.getpid(), 9)
     return name
 
 
@@ -116,14 +129,23 @@ steps:
 output: {napped: "{{ result }}"}
 """
 
+DOOMED = """
+chain: doomed
+input: {type: object, required: [log]}
+steps:
+  fatal:
+    run: durable.probe.die
+    with: {name: fatal, log: "{{ input.log }}"}
+"""
+
 # The first process: an embedded engine that starts the run, then lives until it is killed.
 FIRST = """
-import sys, threading
+import json, sys, threading
 from legion.engine.data.store import Store
 from legion.engine.registry import Registry
-from legion.engine.runtime import Engine
+from legion.engine.runtime import MAX_CLAIMS, Engine
 engine = Engine(Registry.discover(), Store(sys.argv[1]), workers=2).start()
-print(engine.submit("durable", {"log": sys.argv[2], "flag": sys.argv[3]}), flush=True)
+print(engine.submit(sys.argv[2], json.loads(sys.argv[3])), flush=True)
 threading.Event().wait()
 """
 
@@ -180,7 +202,7 @@ def test_a_run_continues_after_its_processes_are_killed(tmp_path: Path) -> None:
 
     try:
         # 1. The first process starts the run; it is killed while the retry of `flaky` waits.
-        first = procs.start("first", [sys.executable, "-c", FIRST, url, str(log), str(flag)])
+        first = procs.start("first", [sys.executable, "-c", FIRST, url, "durable", json.dumps({"log": str(log), "flag": str(flag)})])
         assert first.stdout is not None
         run_id = first.stdout.readline().strip()
         assert run_id, (tmp_path / "first.err").read_text()
@@ -230,6 +252,50 @@ def test_a_run_continues_after_its_processes_are_killed(tmp_path: Path) -> None:
     assert child["status"] == "succeeded" and child["parent_run_id"] == run_id
     assert tasks(child_id) == [("nap", 1, "succeeded")]
     assert [r["id"] for r in store.list_runs(chain="napper")] == [child_id]  # the sub-chain was started once
+
+
+def test_a_step_that_kills_its_process_each_time_fails_after_max_claims(tmp_path: Path) -> None:
+    """No crash loop: a step run in flight at each of MAX_CLAIMS deaths of its process fails
+    with WorkerLost when the next process picks the run up."""
+    home, chains, log = tmp_path / "home", tmp_path / "chains", tmp_path / "calls.log"
+    chains.mkdir()
+    (chains / "doomed.yaml").write_text(DOOMED)
+    env = install_extension(tmp_path / "site", "durable", {"probe": PROBE})
+    legion(home, "chain", "apply", str(chains), env=env)
+    full_env = dict(os.environ, LEGION_HOME=str(home), **env)
+    full_env.pop("LEGION_DATABASE_URL", None)
+    url = f"sqlite:///{home / 'legion.db'}"
+    store = Store(url)
+    procs = Processes(tmp_path, full_env)
+    try:
+        first = procs.start("first", [sys.executable, "-c", FIRST, url, "doomed", json.dumps({"log": str(log)})])
+        assert first.stdout is not None
+        run_id = first.stdout.readline().strip()
+        assert run_id, (tmp_path / "first.err").read_text()
+        assert first.wait(timeout=30) == -signal.SIGKILL
+        deaths = 1
+        while True:  # each next process takes the run up and dies of the step again, until one fails it
+            proc = procs.start(f"next-{deaths}", [*LEGION, "start", "--no-apply", "--workers", "1"])
+            wait_until(lambda p=proc: p.poll() is not None or store.get_run(run_id)["status"] == "failed",
+                       timeout=60, what="the process to die or the run to fail")
+            if proc.poll() is None:
+                break
+            assert proc.returncode == -signal.SIGKILL, (tmp_path / f"next-{deaths}.err").read_text()
+            deaths += 1
+            assert deaths <= MAX_CLAIMS + 1, "a crash loop"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        procs.close()
+    ended = store.get_run(run_id)
+    assert ended["error"]["type"] == "WorkerLost", ended["error"]
+    # The first death may come before the first batch of rows is written (embedded rows are
+    # written behind), so it may go uncounted; from the first recovery on, a begin is written
+    # before the function runs, and every death counts.
+    assert deaths in (MAX_CLAIMS, MAX_CLAIMS + 1)
+    assert log.read_text().split() == ["fatal"] * deaths
+    (task,) = store.run_tasks(run_id)
+    assert (task["status"], task["claims"], task["error"]["type"]) == ("failed", MAX_CLAIMS, "WorkerLost")
 
 
 # ------------------------------------------------------------------------------ in one process
