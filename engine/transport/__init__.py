@@ -14,12 +14,15 @@ database.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from legion.dsl.compile import Binding, Exchange, QueueDecl, Topology, routing_key
 from legion.engine.errors import LegionError
+
+log = logging.getLogger("legion.transport")
 
 # Messages to the runs themselves, not to a runner: a wait that ended, a sub-chain that
 # ended, a cancel. Every worker consumes this queue.
@@ -96,6 +99,15 @@ class Message:
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"not a Legion message: {exc}") from None
         return cls.from_dict(d)
+
+
+def hand_out(subscribers: Sequence[Callable[[bytes], None]], body: bytes) -> None:
+    """A broadcast to this process's subscribers; one failing does not keep it from the rest."""
+    for on_body in list(subscribers):
+        try:
+            on_body(body)
+        except Exception:
+            log.exception("a signal's subscriber failed")
 
 
 def control_topology() -> Topology:

@@ -39,7 +39,7 @@ from pika.adapters.select_connection import IOLoop
 
 from legion.dsl.compile import DELAY_BUCKETS_MS, Topology, delay_topology
 from legion.engine.errors import ServiceUnavailable
-from legion.engine.transport import CONTROL_QUEUE, SIGNALS_EXCHANGE, Message, TransportError, control_topology
+from legion.engine.transport import CONTROL_QUEUE, SIGNALS_EXCHANGE, Message, TransportError, control_topology, hand_out
 
 log = logging.getLogger("legion.transport.amqp")
 # pika narrates every channel and socket at INFO; a worker's log (and its steps' logs) keeps its warnings only.
@@ -444,11 +444,7 @@ class AmqpTransport:
         channel.queue_declare("", exclusive=True, auto_delete=True, callback=declared)
 
     def _on_signal(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        for on_body in list(self._subscribers):
-            try:
-                on_body(body)
-            except Exception:
-                log.exception("a signal's subscriber failed")
+        hand_out(self._subscribers, body)
 
     def subscribe(self, on_body: Callable[[bytes], None]) -> None:
         def run(future: Future[None]) -> None:

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from legion.dsl.compile import Topology
-from legion.engine.transport import CONTROL_QUEUE, Message
-
-log = logging.getLogger("legion.transport")
+from legion.engine.transport import CONTROL_QUEUE, Message, hand_out
 
 
 def topic_matches(pattern: str, key: str) -> bool:
@@ -100,11 +97,7 @@ class MemoryTransport:
             then(None)
 
     def broadcast(self, body: bytes) -> None:
-        for on_body in list(self._subscribers):
-            try:
-                on_body(body)
-            except Exception:
-                log.exception("a signal's subscriber failed")
+        hand_out(self._subscribers, body)
 
     def subscribe(self, on_body: Callable[[bytes], None]) -> None:
         self._subscribers.append(on_body)

@@ -181,18 +181,24 @@ class Processes:
                 proc.wait(timeout=30)
 
 
-def test_a_run_continues_after_its_processes_are_killed(tmp_path: Path) -> None:
-    home, chains, log, flag = tmp_path / "home", tmp_path / "chains", tmp_path / "calls.log", tmp_path / "flag"
+def embedded_home(tmp_path: Path, *chain_texts: str) -> tuple[str, Store, Processes]:
+    """A Legion home with the probe extension and `chain_texts` applied: its database URL,
+    store, and the test's processes (which run with that home)."""
+    home, chains = tmp_path / "home", tmp_path / "chains"
     chains.mkdir()
-    (chains / "durable.yaml").write_text(DURABLE)
-    (chains / "napper.yaml").write_text(NAPPER)
+    for i, text in enumerate(chain_texts):
+        (chains / f"chain{i}.yaml").write_text(text)
     env = install_extension(tmp_path / "site", "durable", {"probe": PROBE})
     legion(home, "chain", "apply", str(chains), env=env)
     full_env = dict(os.environ, LEGION_HOME=str(home), **env)
     full_env.pop("LEGION_DATABASE_URL", None)
     url = f"sqlite:///{home / 'legion.db'}"
-    store = Store(url)
-    procs = Processes(tmp_path, full_env)
+    return url, Store(url), Processes(tmp_path, full_env)
+
+
+def test_a_run_continues_after_its_processes_are_killed(tmp_path: Path) -> None:
+    log, flag = tmp_path / "calls.log", tmp_path / "flag"
+    url, store, procs = embedded_home(tmp_path, DURABLE, NAPPER)
 
     def calls() -> list[str]:
         return log.read_text().split() if log.exists() else []
@@ -257,16 +263,8 @@ def test_a_run_continues_after_its_processes_are_killed(tmp_path: Path) -> None:
 def test_a_step_that_kills_its_process_each_time_fails_after_max_claims(tmp_path: Path) -> None:
     """No crash loop: a step run in flight at each of MAX_CLAIMS deaths of its process fails
     with WorkerLost when the next process picks the run up."""
-    home, chains, log = tmp_path / "home", tmp_path / "chains", tmp_path / "calls.log"
-    chains.mkdir()
-    (chains / "doomed.yaml").write_text(DOOMED)
-    env = install_extension(tmp_path / "site", "durable", {"probe": PROBE})
-    legion(home, "chain", "apply", str(chains), env=env)
-    full_env = dict(os.environ, LEGION_HOME=str(home), **env)
-    full_env.pop("LEGION_DATABASE_URL", None)
-    url = f"sqlite:///{home / 'legion.db'}"
-    store = Store(url)
-    procs = Processes(tmp_path, full_env)
+    log = tmp_path / "calls.log"
+    url, store, procs = embedded_home(tmp_path, DOOMED)
     try:
         first = procs.start("first", [sys.executable, "-c", FIRST, url, "doomed", json.dumps({"log": str(log)})])
         assert first.stdout is not None
