@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conformance_order import output_matches
 from integration.deployment import BACKENDS, STEP_LEASE, Deployment
 from services import redis_url
 
@@ -143,22 +144,6 @@ REHEARSALS = _rehearsals()
 # checked against every outcome an order of the workers could give.
 
 
-def _either_branch_last(output: Any) -> bool:  # parallel: the run's `result` is the last ended step's
-    return output in ({"left": "L1", "right": "R1", "last": "R1+R2"}, {"left": "L1", "right": "R1", "last": "L1+L2"})
-
-
-def _either_split_last(output: Any) -> bool:  # split: the context of the branch that ended last
-    return output in ({"said": "hello two", "last": "hello two"}, {"said": "hello one", "last": "hello one"})
-
-
-def _first_two_arrivals(output: Any) -> bool:  # join-count: the first two of a, b and c2
-    seen = (output or {}).get("seen") or {}
-    full = {"a": "A", "b": "B", "c": "C"}
-    return set(seen) == set(full) and sum(1 for k, v in seen.items() if v == full[k]) == 2 and \
-        all(v in (None, full[k]) for k, v in seen.items())
-
-
-ORDER_DEPENDENT_OUTPUT = {"parallel": _either_branch_last, "split": _either_split_last, "join-count": _first_two_arrivals}
 
 
 def test_the_rehearsals_that_run_for_real_are_found() -> None:
@@ -200,8 +185,7 @@ def test_conformance_rehearsals_on_two_worker_processes(deployment: Deployment) 
         elif not _fans_out(chain) and got["trace"] != expect["sequence"]:
             problems.append(f"sequence {got['trace']}, expected {expect['sequence']} (one step at a time: the order is pinned)")
         if "output" in expect:
-            check = ORDER_DEPENDENT_OUTPUT.get(name)
-            if not (check(got["output"]) if check else got["output"] == expect["output"]):
+            if not output_matches(name, got["output"], expect["output"]):
                 problems.append(f"output {got['output']!r}, expected {expect['output']!r}")
         if expect.get("error") is not None:
             error = got.get("error") or {}
