@@ -21,7 +21,7 @@ by hand after handling it. Default broker: amqp://guest:guest@127.0.0.1:5672/%2F
     one Python process, not of the broker.
 
 (b), (c), (e) Legion on the RabbitMQ runtime (its AMQP transport always uses publisher
-    confirms: each publish waits for them). Measured in a vhost of this invocation's own
+    confirms: a step's message is acked once its successors are confirmed). Measured in a vhost of this invocation's own
     (`rabbitmqctl add_vhost`, deleted at the end; the URL's vhost when that is refused), on a
     fresh PostgreSQL database (tests/services.py; LEGION_TEST_POSTGRES_URL; dropped at the end)
     and, for comparison, a fresh SQLite file (`--legion-db` picks them). The chains are YAML
@@ -1010,8 +1010,8 @@ def print_legion(legion: dict[str, Any] | None) -> None:
         print("  not measured.")
         return
     if legion.get("broker"):
-        print("  Legion's AMQP transport: publisher confirms ON (always; each publish waits for its confirms), persistent")
-        print(f"  messages, acks after the outcome is committed. Broker: {legion['broker']}.")
+        print("  Legion's AMQP transport: publisher confirms ON (always), persistent messages; a step's message is acked")
+        print(f"  once its outcome is committed and its successors confirmed. Broker: {legion['broker']}.")
         print(f"  'workers': {legion['processes']} `legion start --role worker --no-apply --workers {legion['threads']}` subprocesses;"
               " this process only submits")
         print(f"  (one after another). 'in-process': one Engine with {legion['threads']} worker threads that submits and consumes.")
