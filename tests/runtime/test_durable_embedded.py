@@ -275,7 +275,7 @@ def test_a_step_that_kills_its_process_each_time_fails_after_max_claims(tmp_path
         while True:  # each next process takes the run up and dies of the step again, until one fails it
             proc = procs.start(f"next-{deaths}", [*LEGION, "start", "--no-apply", "--workers", "1"])
             wait_until(lambda p=proc: p.poll() is not None or store.get_run(run_id)["status"] == "failed",
-                       timeout=60, what="the process to die or the run to fail")
+                       timeout=120, what="the process to die or the run to fail")
             if proc.poll() is None:
                 break
             assert proc.returncode == -signal.SIGKILL, (tmp_path / f"next-{deaths}.err").read_text()
