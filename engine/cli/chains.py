@@ -74,10 +74,10 @@ def plan(args: argparse.Namespace, ctx: Context) -> int:
     diff = ctx.store.plan_diff(apply_items(files))
     plans = [dict(f.plan.to_dict(), file=str(f.path)) for f in files]
     data: dict[str, Any] = {"plans": plans, "diff": diff, "warnings": [i.to_dict() for i in issues]}
-    if ctx.settings.amqp_url:  # what applying would declare on the broker
-        from legion.engine.transport.admin import missing_objects
+    if ctx.settings.amqp_url:  # what applying would do on the broker
+        from legion.engine.transport.admin import broker_diff
 
-        data["broker"] = missing_objects(ctx.settings.amqp_url, _topology(files))
+        data["broker"] = broker_diff(ctx.settings.amqp_url, _topology(files), _unused_topology(ctx, files))
 
     def text() -> str:
         lines = []
@@ -96,8 +96,14 @@ def plan(args: argparse.Namespace, ctx: Context) -> int:
         lines.append("diff:")
         lines += [f"  {d['action']:9} {d['name']}" + (f" (version {d['version']})" if d.get("version") else "") for d in diff]
         if "broker" in data:
-            missing = data["broker"]["exchanges"] + data["broker"]["queues"]
-            lines += [f"  declare   {name} (broker)" for name in missing] or ["  the broker has every exchange and queue"]
+            broker = data["broker"]
+            lines += [f"  declare   {name} (broker)" for name in broker["exchanges"] + broker["queues"]]
+            lines += [f"  change    {c['queue']} (broker): {c['reason']}; delete the queue once drained, then apply"
+                      for c in broker["change"]]
+            lines += [f"  remove    {name} (broker): no chain needs it; apply keeps it, delete it once drained"
+                      for name in broker["remove"]]
+            if not any(broker.values()):
+                lines.append("  the broker has every exchange and queue, as declared")
         return "\n".join(lines)
 
     ctx.out.data(data, text)
@@ -112,6 +118,26 @@ def _topology(files: list[Any]) -> Any:
     for f in files:
         topology = topology.merge(f.plan.topology)
     return topology
+
+
+def _unused_topology(ctx: Context, files: list[Any]) -> Any:
+    """The queues the applied chains use that no chain needs once `files` are applied (their
+    new versions replace the applied ones of the same names; the other chains stay)."""
+    from legion.dsl.compile import Topology, compile_chain
+    from legion.dsl.model import Chain
+
+    replaced = {f.chain.chain for f in files}
+    before, after = Topology(), _topology(files)
+    for row in ctx.store.list_chains():
+        try:
+            topology = compile_chain(Chain.model_validate(ctx.store.get_chain(row["name"])["definition"])).topology
+        except LegionError:  # deleted, or no longer compiles here: nothing it needs counts
+            continue
+        before = before.merge(topology)
+        if row["name"] not in replaced:
+            after = after.merge(topology)
+    needed = {q.name for q in after.queues}
+    return Topology(queues=tuple(q for q in before.queues if q.name not in needed))
 
 
 def _applied_names(ctx: Context) -> list[str]:

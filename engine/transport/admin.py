@@ -293,17 +293,44 @@ def dlq_purge(url: str, queue: str | None = None, *, queues: list[str] | None = 
         return sum(channel.queue_purge(name).method.message_count for name in names)
 
 
-def missing_objects(url: str, topology: Topology) -> dict[str, list[str]]:
-    """The exchanges and queues of `topology` the broker does not have yet (what applying
-    would declare), found by passive declarations."""
-    missing: dict[str, list[str]] = {"exchanges": [], "queues": []}
-    with _channel(url) as channel:
-        for kind, names, check in (("exchanges", [e.name for e in topology.exchanges], "exchange_declare"),
-                                   ("queues", [q.name for q in topology.queues], "queue_declare")):
-            for name in names:
-                try:
-                    getattr(channel, check)(name, passive=True)
-                except pika.exceptions.ChannelClosedByBroker:  # NOT_FOUND closes the channel
-                    missing[kind].append(name)
-                    channel = channel.connection.channel()
-    return missing
+def broker_diff(url: str, topology: Topology, unused: Topology | None = None) -> dict[str, Any]:
+    """What applying `topology` would do on the broker, found without changing anything:
+
+    - `exchanges`, `queues`: what it would declare (missing now: passive declarations);
+    - `change`: queues that exist with other arguments than Legion declares, each {queue,
+      reason}: the declaration would be refused (delete the queue once it is drained, then
+      apply again);
+    - `remove`: queues of `unused` (the runners no chain needs once applied) that exist.
+      Applying never deletes a queue, which may still hold messages: delete it yourself
+      (`rabbitmqctl delete_queue NAME`) once it is empty."""
+    diff: dict[str, Any] = {"exchanges": [], "queues": [], "change": [], "remove": []}
+    with _channel(url) as first:
+        channel = first
+
+        def check(method: str, *args: Any, **kwargs: Any) -> str | None:
+            """None when the channel's `method` passed; the broker's reason when it closed the
+            channel (a new one is opened)."""
+            nonlocal channel
+            try:
+                getattr(channel, method)(*args, **kwargs)
+                return None
+            except pika.exceptions.ChannelClosedByBroker as exc:  # NOT_FOUND, PRECONDITION_FAILED
+                channel = channel.connection.channel()
+                return str(exc.reply_text)
+
+        for e in topology.exchanges:
+            if check("exchange_declare", e.name, passive=True):
+                diff["exchanges"].append(e.name)
+        for q in topology.queues:
+            if check("queue_declare", q.name, passive=True):
+                diff["queues"].append(q.name)
+                continue
+            # The same declaration as Legion's changes nothing; another is refused, saying why.
+            reason = check("queue_declare", q.name, durable=q.durable, arguments=dict(q.arguments) or None)
+            if reason:
+                diff["change"].append({"queue": q.name, "reason": reason})
+        needed = {q.name for q in topology.queues}
+        for q in (unused.queues if unused is not None else ()):
+            if q.name not in needed and not check("queue_declare", q.name, passive=True):
+                diff["remove"].append(q.name)
+    return diff

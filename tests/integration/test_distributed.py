@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pika
 import pytest
 import yaml
 from conformance_order import output_matches
@@ -534,6 +535,43 @@ def test_a_cancel_interrupts_the_function_on_the_worker_running_it(deployment: D
 
 # ---------------------------------------------------------- 6. the broker side of plan and apply
 
+FETCH = """
+chain: fetch
+steps:
+  get:
+    run: http.request.get
+    with: {url: "http://127.0.0.1:1/"}
+"""
+
+
+def test_plan_shows_queues_to_change_and_to_remove(deployment: Deployment) -> None:
+    d = deployment
+    # A queue Legion would declare exists with other arguments: applying would be refused.
+    connection = pika.BlockingConnection(pika.URLParameters(d.amqp_url))
+    try:
+        connection.channel().queue_declare("lex.http.request", durable=True)
+    finally:
+        connection.close()
+    fetch = write_chain(d.tmp / "v1", FETCH)
+    broker = d.data("chain", "plan", str(fetch))["broker"]
+    assert [c["queue"] for c in broker["change"]] == ["lex.http.request"], broker
+    assert "PRECONDITION_FAILED" in broker["change"][0]["reason"] and "x-" in broker["change"][0]["reason"]
+    assert "lex.http.request" not in broker["queues"] and broker["remove"] == []
+    connection = pika.BlockingConnection(pika.URLParameters(d.amqp_url))
+    try:
+        connection.channel().queue_delete("lex.http.request")
+    finally:
+        connection.close()
+    d.apply(fetch)
+    # Its next version no longer needs the http.request runner: its queues are for you to remove.
+    noop = write_chain(d.tmp / "v2", FETCH.replace("http.request.get", "core.util.noop").replace(
+        'with: {url: "http://127.0.0.1:1/"}', ""))
+    broker = d.data("chain", "plan", str(noop))["broker"]
+    assert sorted(broker["remove"]) == ["lex.http.request", "lex.http.request.dlq"], broker
+    assert "lex.core.util" in broker["queues"] and broker["change"] == []
+    text = d.legion("chain", "plan", str(noop)).stdout
+    assert "remove    lex.http.request (broker)" in text
+
 
 def test_plan_shows_what_apply_declares_and_a_stopped_worker_exits_0(deployment: Deployment) -> None:
     d = deployment
@@ -542,7 +580,7 @@ def test_plan_shows_what_apply_declares_and_a_stopped_worker_exits_0(deployment:
     assert "lex.core.util" in before["queues"] and "lex.core.util.dlq" in before["queues"]
     assert "lex.core" in before["exchanges"] and "legion.delay" in before["exchanges"]
     d.apply(chains)
-    assert d.data("chain", "plan", str(chains))["broker"] == {"exchanges": [], "queues": []}
+    assert d.data("chain", "plan", str(chains))["broker"] == {"exchanges": [], "queues": [], "change": [], "remove": []}
     status = {q["name"]: q for q in d.data("broker", "status")["queues"]}
     assert status["lex.core.util"]["ready"] == 0 and not status["lex.core.util"].get("missing")
     worker = d.start(workers=1)
