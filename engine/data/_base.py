@@ -37,8 +37,8 @@ class StoreBase:
 
     @contextmanager
     def _single(self) -> Iterator[Connection]:
-        """For one statement that needs no transaction around it (PostgreSQL: autocommit,
-        sparing the BEGIN and COMMIT round trips)."""
+        """For statements that need no transaction around them: autocommit, sparing the
+        BEGIN and COMMIT round trips (used on PostgreSQL)."""
         with connect(self._engine, self.url, isolation_level="AUTOCOMMIT") as conn, translate_errors(self.url):
             yield conn
 

@@ -64,9 +64,7 @@ class ChainStore(StoreBase):
     def get_chain(self, name: str) -> dict[str, Any]:
         """The chain with its current version's source, definition and relationships."""
         with self._read() as conn:
-            chain = _chain_row(conn, name)
-            _check_current(name, chain)
-            assert chain is not None
+            chain = _current(name, _chain_row(conn, name))
             return _version_dict(conn, chain, chain["current_version"])
 
     def current_version(self, name: str) -> int:
@@ -74,9 +72,7 @@ class ChainStore(StoreBase):
         keeps the versions it compiled."""
         with self._read() as conn:
             row = conn.execute(_CURRENT_VERSION, {"name": name}).mappings().first()
-        _check_current(name, row)
-        assert row is not None
-        return int(row["current_version"])
+        return int(_current(name, row)["current_version"])
 
     def get_chain_version(self, name: str, version: int) -> dict[str, Any]:
         """One version of a chain, also of a deleted chain (its runs still refer to it)."""
@@ -268,13 +264,15 @@ def _relationship_out(row: Mapping[Any, Any]) -> dict[str, Any]:
 _CURRENT_VERSION = select(chains.c.name, chains.c.active, chains.c.current_version).where(chains.c.name == bindparam("name"))
 
 
-def _check_current(name: str, chain: Mapping[str, Any] | None) -> None:
+def _current(name: str, chain: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """`chain` (its row), when it is applied and not deleted; else NotFound, saying so."""
     if chain is None or not chain["active"] or chain["current_version"] is None:
         raise NotFound(
             f"There is no chain {name!r}"
             + (" (it was deleted; apply it again to restore it)" if chain else "")
             + "; `legion chain list` shows the applied chains."
         )
+    return chain
 
 
 def _chain_row(conn: Connection, name: str, *, lock: bool = False) -> dict[str, Any] | None:

@@ -304,8 +304,7 @@ def broker_diff(url: str, topology: Topology, unused: Topology | None = None) ->
       Applying never deletes a queue, which may still hold messages: delete it yourself
       (`rabbitmqctl delete_queue NAME`) once it is empty."""
     diff: dict[str, Any] = {"exchanges": [], "queues": [], "change": [], "remove": []}
-    with _channel(url) as first:
-        channel = first
+    with _channel(url) as channel:
 
         def check(method: str, *args: Any, **kwargs: Any) -> str | None:
             """None when the channel's `method` passed; the broker's reason when it closed the

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import pytest
 from cli.cli_helpers import LEGION, ROOT, install_extension
+from probe import PROBE
 from services import create_database, drop_database, unreachable
 from sqlalchemy.exc import DBAPIError
 
@@ -33,107 +34,6 @@ STEP_LEASE = 3
 AMQP_BASE = os.environ.get("LEGION_TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
 AMQP_USER = "guest"
 
-# Functions whose calls leave a line in a file (`log`), so a test counts side effects across
-# processes, and whose behaviour a test steers with files.
-PROBE = '''
-"""Functions whose calls leave a line in a file."""
-
-import os
-import signal
-import time
-
-from legion.sdk import Context, Failure
-
-
-def _note(log: str, name: str) -> None:
-    with open(log, "a") as f:
-        f.write(f"{name} {os.getpid()}\\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def mark(name: str, log: str) -> str:
-    """Note the call, return `name`.
-
-    Args:
-        name: what to note
-        log: the file
-    """
-    _note(log, name)
-    return name
-
-
-def nap(name: str, log: str, seconds: float) -> str:
-    """Note the call, sleep `seconds`, return `name`.
-
-    Args:
-        name: what to note
-        log: the file
-        seconds: how long to sleep
-    """
-    _note(log, name)
-    time.sleep(seconds)
-    return name
-
-
-def poison(name: str, log: str, flag: str) -> str:
-    """Note the call; while the file `flag` exists, kill the worker process running it.
-
-    Args:
-        name: what to note
-        log: the file
-        flag: while it exists, the call kills its process
-    """
-    _note(log, name)
-    if os.path.exists(flag):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return name
-
-
-def broken(name: str, log: str, flag: str) -> str:
-    """Note the call; fail while the file `flag` exists.
-
-    Args:
-        name: what to note
-        log: the file
-        flag: while it exists, the call fails
-    """
-    _note(log, name)
-    if os.path.exists(flag):
-        raise Failure("still broken")
-    return name
-
-
-def linger(name: str, log: str, *, ctx: Context | None = None) -> str:
-    """Note the call; wait up to 60 s, or until the step run is interrupted (then note that).
-
-    Args:
-        name: what to note
-        log: the file
-    """
-    _note(log, name)
-    assert ctx is not None
-    if ctx.wait(60):
-        _note(log, name + "-interrupted")
-    return name
-
-
-def hold(name: str, log: str, gate: str) -> str:
-    """Note the call; return once the file `gate` exists (at most 60 s).
-
-    Args:
-        name: what to note
-        log: the file
-        gate: the file that releases the call
-    """
-    _note(log, name)
-    deadline = time.monotonic() + 60
-    while not os.path.exists(gate):
-        if time.monotonic() > deadline:
-            raise Failure("the test never released the step")
-        time.sleep(0.05)
-    return name
-'''
 
 
 def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -26,7 +26,9 @@ import pytest
 import yaml
 from conformance_order import output_matches
 from integration.deployment import BACKENDS, STEP_LEASE, Deployment
+from probe import calls, names
 from services import redis_url
+from waiting import wait_until
 
 from legion.engine.registry import Registry
 from legion.engine.runstate import RunState
@@ -53,17 +55,6 @@ def deployment(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Deplo
         yield d
     finally:
         d.close()
-
-
-def calls(log: Path) -> list[tuple[str, int]]:
-    """The probe functions' calls: (name, pid of the worker process that made it)."""
-    if not log.exists():
-        return []
-    return [(name, int(pid)) for name, pid in (line.split() for line in log.read_text().splitlines() if line.strip())]
-
-
-def names(log: Path) -> list[str]:
-    return [name for name, _ in calls(log)]
 
 
 def write_chain(folder: Path, text: str) -> Path:
@@ -314,13 +305,11 @@ def test_a_step_whose_worker_is_killed_runs_again_on_another_worker(deployment: 
 
 
 def wait_for(condition: Any, timeout: float, what: str, d: Deployment) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:g}s\n{d.logs()}"
-        time.sleep(0.05)
+    """`wait_until`, failing with the deployment's logs."""
+    try:
+        return wait_until(condition, timeout, interval=0.05, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{d.logs()}") from None
 
 
 # -------------------------------------------------------------- 3. a step that kills its workers

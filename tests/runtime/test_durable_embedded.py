@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from cli.cli_helpers import LEGION, install_extension, legion
+from probe import PROBE, names
 from waiting import wait_until
 
 from legion.dsl.validate import load_chain
@@ -29,72 +30,6 @@ from legion.engine.registry import Registry
 from legion.engine.runtime import MAX_CLAIMS, Engine
 from legion.engine.sdk import Extension
 from legion.sdk import Failure
-
-# Side effects a test can count: each call appends its name to the file `log`.
-PROBE = '''
-"""Functions whose calls leave a line in a file."""
-
-import os
-import time
-
-from legion.sdk import Failure
-
-
-def _note(log: str, name: str) -> None:
-    with open(log, "a") as f:
-        f.write(name + "\\n")
-
-
-def mark(name: str, log: str) -> str:
-    """Note the call, return `name`.
-
-    Args:
-        name: what to note
-        log: the file
-    """
-    _note(log, name)
-    return name
-
-
-def once(name: str, log: str, flag: str) -> str:
-    """Note the call; fail the first time (while `flag` does not exist), then return `name`.
-
-    Args:
-        name: what to note
-        log: the file
-        flag: a file made by the first call
-    """
-    _note(log, name)
-    if not os.path.exists(flag):
-        open(flag, "w").close()
-        raise Failure("the first attempt fails")
-    return name
-
-
-def die(name: str, log: str) -> str:
-    """Note the call, then kill the process running it.
-
-    Args:
-        name: what to note
-        log: the file
-    """
-    _note(log, name)
-    os.kill(os.getpid(), 9)
-    return name
-
-
-def nap(name: str, log: str, seconds: float) -> str:
-    """Note the call, sleep `seconds`, return `name`.
-
-    Args:
-        name: what to note
-        log: the file
-        seconds: how long to sleep
-    """
-    _note(log, name)
-    time.sleep(seconds)
-    return name
-'''
 
 DURABLE = """
 chain: durable
@@ -201,7 +136,7 @@ def test_a_run_continues_after_its_processes_are_killed(tmp_path: Path) -> None:
     url, store, procs = embedded_home(tmp_path, DURABLE, NAPPER)
 
     def calls() -> list[str]:
-        return log.read_text().split() if log.exists() else []
+        return names(log)
 
     def tasks(run_id: str) -> list[tuple[str, int, str]]:
         return [(t["step"], t["attempt"], t["status"]) for t in store.run_tasks(run_id)]
@@ -291,7 +226,7 @@ def test_a_step_that_kills_its_process_each_time_fails_after_max_claims(tmp_path
     # written behind), so it may go uncounted; from the first recovery on, a begin is written
     # before the function runs, and every death counts.
     assert deaths in (MAX_CLAIMS, MAX_CLAIMS + 1)
-    assert log.read_text().split() == ["fatal"] * deaths
+    assert names(log) == ["fatal"] * deaths
     (task,) = store.run_tasks(run_id)
     assert (task["status"], task["claims"], task["error"]["type"]) == ("failed", MAX_CLAIMS, "WorkerLost")
 
