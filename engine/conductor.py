@@ -303,7 +303,8 @@ class Conductor:
         args = args if isinstance(args, dict) else {}
         prog = self.program.steps[sr.step]
         if prog.timeout is not None:
-            sr.timer = self._wait("timeout", prog.timeout, now, sr.step, sr.ctx, sr.prior, number=number)
+            sr.timer = self._wait("timeout", prog.timeout, now, sr.step, sr.ctx, sr.prior, item=sr.item, index=sr.index,
+                                  group=sr.group, number=number)
         if prog.is_sub_chain:
             if st.depth + 1 > MAX_DEPTH:
                 self._stop(sr, "failed", make_error("SubChainDepthExceeded", f"sub-chains nest deeper than {MAX_DEPTH} at step {sr.step!r}"), now)
@@ -616,10 +617,9 @@ class Conductor:
         g = self.state.groups[sr.group]
         g.finished += 1
         g.last_attempt = sr.attempt
-        if status == "succeeded":
-            g.results[sr.index] = result
-        else:
-            g.results[sr.index] = result
+        g.results[sr.index] = result
+        self.state.result_set(sr.group, sr.index)
+        if status != "succeeded":
             assert err is not None
             g.errors[sr.index] = err
         if g.next_index < len(g.items):

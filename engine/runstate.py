@@ -2,20 +2,111 @@
 
 `RunState.to_dict()` is JSON; `RunState.from_dict()` restores it, so a run can be stored
 between events and continued by another process.
+
+A `for_each` step holds state that grows with its items: the items, their results, and a step
+run (and maybe a wait) per item in flight. Rewritten whole by every event, that makes a run's
+cost grow with the square of its items. So a stored run is written in parts (`RunState.core`
+and `RunState.changes`): the core (everything but those) is small and rewritten per event;
+each item's step run, wait and result, and each group's items, is a part of its own,
+written when it changes and deleted with its group. `RunState.from_parts` reads a run back,
+from all its parts or, on top of the state a process already holds, from the parts that
+changed since.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from legion.dsl.errors import LegionError
 
 FINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 
 # (result, status, error, number) of the step run whose edge started a step run: what its
 # `with` sees as result/status/error, and its parent in the task records.
 Prior = tuple[Any, Any, Any, int | None]
+
+# A part of a stored run: (key, its for_each group, its data; None for a step run or wait gone).
+Part = tuple[str, int, Any]
+
+
+class Tracked(dict[int, Any]):
+    """A dict of step runs, waits or groups that, once `touched` is a set, remembers every key
+    an event read, wrote or removed (reads count: the caller may change what it looked up),
+    and what it removed. `loose`: the keys of entries that belong to no for_each group (of
+    step runs and waits: what a run's core holds)."""
+
+    __slots__ = ("touched", "removed", "loose")
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.touched: set[int] | None = None
+        self.removed: dict[int, Any] = {}
+        self.loose = {k for k, v in dict.items(self) if getattr(v, "group", 0) is None}
+
+    def __getitem__(self, key: int) -> Any:
+        if self.touched is not None:
+            self.touched.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: int, default: Any = None) -> Any:
+        if self.touched is not None:
+            self.touched.add(key)
+        return super().get(key, default)
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        if self.touched is not None:
+            self.touched.add(key)
+        if getattr(value, "group", 0) is None:
+            self.loose.add(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: int) -> None:
+        self.pop(key)
+
+    def pop(self, key: int, *default: Any) -> Any:
+        if key in self:
+            if self.touched is not None:
+                self.touched.add(key)
+                self.removed[key] = dict.__getitem__(self, key)
+            self.loose.discard(key)
+        elif not default:
+            raise KeyError(key)
+        return super().pop(key, *default)
+
+    def clear(self) -> None:
+        if self.touched is not None:
+            self.touched.update(dict.keys(self))
+            self.removed.update(dict.items(self))
+        self.loose.clear()
+        super().clear()
+
+    def values(self) -> Any:
+        self._touch_all()
+        return super().values()
+
+    def items(self) -> Any:
+        self._touch_all()
+        return super().items()
+
+    def __iter__(self) -> Iterator[int]:
+        self._touch_all()
+        return super().__iter__()
+
+    def _touch_all(self) -> None:
+        if self.touched is not None:
+            self.touched.update(dict.keys(self))
+
+    def track(self) -> None:
+        """Remember from now on what events touch (again from nothing)."""
+        self.touched = set()
+        self.removed.clear()
+
+    def peek(self) -> Iterable[Any]:
+        """The values, read without counting as touched."""
+        return dict.values(self)
 
 
 @dataclass(slots=True)
@@ -97,10 +188,10 @@ class RunState:
     halted: bool = False  # fail-fast (or cancel): no step run starts any more
     began: bool = False  # a step run has started (a run failing before that has a null output)
     numbered: int = 0
-    active: dict[int, StepRun] = field(default_factory=dict)
-    groups: dict[int, Group] = field(default_factory=dict)
+    active: dict[int, StepRun] = field(default_factory=Tracked)
+    groups: dict[int, Group] = field(default_factory=Tracked)
     joins: dict[str, Join] = field(default_factory=dict)
-    waits: dict[int, Wait] = field(default_factory=dict)
+    waits: dict[int, Wait] = field(default_factory=Tracked)
     next_id: int = 1
     merged: dict[str, Any] = field(default_factory=dict)
     last_result: Any = None
@@ -109,6 +200,10 @@ class RunState:
     parent: tuple[str, int] | None = None  # (run id, step run number) of the sub-chain step that started it
     resume: list[Resume] = field(default_factory=list)
     task: str | None = None  # the function of a one-function run (`legion task run`)
+    # Written in parts (see the module's docstring): each for_each group's step, context, prior
+    # and items, by group id, as they were written once; and the groups whose results changed.
+    statics: dict[int, tuple[str, dict[str, Any], Prior, list[Any]]] | None = field(default=None, compare=False, repr=False)
+    new_results: list[tuple[int, int]] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def new(cls, run_id: str, chain: str, version: int, started: float, input: dict[str, Any], *,
@@ -123,8 +218,15 @@ class RunState:
         return self.status in FINAL_RUN_STATUSES
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON. Each context is written once, however many step runs, waits and arrivals
-        share it (they refer to it by index), and comes back shared."""
+        """JSON, whole. Each context is written once, however many step runs, waits and
+        arrivals share it (they refer to it by index), and comes back shared."""
+        return self._dump(whole=True)
+
+    def core(self) -> dict[str, Any]:
+        """JSON: the run's core, without what its for_each groups hold (see `changes`)."""
+        return self._dump(whole=False)
+
+    def _dump(self, *, whole: bool) -> dict[str, Any]:
         contexts: list[dict[str, Any]] = []
         index: dict[int, int] = {}
 
@@ -135,38 +237,212 @@ class RunState:
                 contexts.append(ctx)
             return i
 
+        active, waits = _peek(self.active, whole), _peek(self.waits, whole)
+        if whole:
+            groups = {str(k): [g.step, ref(g.ctx), list(g.prior), g.items, g.limit, g.next_index, g.finished, g.results,
+                               {str(i): e for i, e in g.errors.items()}, g.last_attempt]
+                      for k, g in dict.items(self.groups)}
+        else:
+            groups = {str(k): [g.limit, g.next_index, g.finished, {str(i): e for i, e in g.errors.items()}, g.last_attempt]
+                      for k, g in dict.items(self.groups)}
         return {
             "run": self.run, "input": self.input, "status": self.status, "error": self.error,
             "output": self.output, "halted": self.halted, "began": self.began, "numbered": self.numbered,
             "active": [[s.number, s.step, ref(s.ctx), list(s.prior), s.attempt, s.item, s.index, s.group, s.status, s.timer, s.child]
-                       for s in self.active.values()],
-            "groups": {str(k): [g.step, ref(g.ctx), list(g.prior), g.items, g.limit, g.next_index, g.finished, g.results,
-                                {str(i): e for i, e in g.errors.items()}, g.last_attempt]
-                       for k, g in self.groups.items()},
+                       for s in active],
+            "groups": groups,
             "joins": {k: [j.state, [[p, ref(c)] for p, c in j.arrivals], j.counted] for k, j in self.joins.items()},
             "waits": [[w.id, w.due, w.kind, w.step, ref(w.ctx), list(w.prior), w.attempt, w.item, w.index, w.group, w.number, w.held]
-                      for w in self.waits.values()],
+                      for w in waits],
             "resume": [[r.step, ref(r.ctx), list(r.prior)] for r in self.resume],
             "next_id": self.next_id, "merged": self.merged, "last_result": self.last_result, "vars": self.vars,
             "depth": self.depth, "parent": list(self.parent) if self.parent else None, "task": self.task,
-            "contexts": contexts,
+            "contexts": contexts, "parts": not whole,
+            # how many step runs and waits are parts: what a reader checks its parts against
+            "grouped": [len(self.active) - len(_loose(self.active)), len(self.waits) - len(_loose(self.waits))],
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunState:
+        """The state `to_dict` wrote (or a core with no groups, such as a run's before it started)."""
+        if d.get("parts"):
+            return cls.from_parts(d, ())
+        state = cls._restore(d)
+        contexts = d["contexts"]
+        state.groups = Tracked({int(k): Group(g[0], contexts[g[1]], _prior(g[2]), g[3], g[4], g[5], g[6], g[7],
+                                              {int(i): e for i, e in g[8].items()}, g[9])
+                                for k, g in d["groups"].items()})
+        return state
+
+    @classmethod
+    def _restore(cls, d: Mapping[str, Any]) -> RunState:
+        """The state's fields but its groups; step runs and waits as the data lists them."""
         contexts = d["contexts"]
         state = cls(run=d["run"], input=d["input"], status=d["status"], error=d["error"], output=d["output"],
                     halted=d["halted"], began=d["began"], numbered=d["numbered"], next_id=d["next_id"], merged=d["merged"],
                     last_result=d["last_result"], vars=d["vars"], depth=d["depth"],
                     parent=(d["parent"][0], d["parent"][1]) if d["parent"] else None, task=d.get("task"))
-        state.active = {s[0]: StepRun(s[0], s[1], contexts[s[2]], _prior(s[3]), *s[4:]) for s in d["active"]}
-        state.groups = {int(k): Group(g[0], contexts[g[1]], _prior(g[2]), g[3], g[4], g[5], g[6], g[7],
-                                      {int(i): e for i, e in g[8].items()}, g[9])
-                        for k, g in d["groups"].items()}
+        state.active = Tracked({s[0]: StepRun(s[0], s[1], contexts[s[2]], _prior(s[3]), *s[4:]) for s in d["active"]})
         state.joins = {k: Join(j[0], [(p, contexts[c]) for p, c in j[1]], j[2]) for k, j in d["joins"].items()}
-        state.waits = {w[0]: Wait(w[0], w[1], w[2], w[3], contexts[w[4]], _prior(w[5]), *w[6:]) for w in d["waits"]}
+        state.waits = Tracked({w[0]: Wait(w[0], w[1], w[2], w[3], contexts[w[4]], _prior(w[5]), *w[6:]) for w in d["waits"]})
         state.resume = [Resume(r[0], contexts[r[1]], _prior(r[2])) for r in d["resume"]]
         return state
+
+    # -- written in parts ---------------------------------------------------------------------
+
+    def track(self) -> None:
+        """From now on, remember what events change, for `changes`: the state is written in
+        parts, and what it holds now has not been written in parts yet."""
+        if self.statics is None:
+            self.statics = {}
+        for entries in (self.active, self.waits, self.groups):
+            assert isinstance(entries, Tracked)
+            entries.track()
+        self.new_results.clear()
+
+    def result_set(self, group: int, index: int) -> None:
+        """An item's result changed (the conductor says so: results are a list, not tracked)."""
+        if self.statics is not None:
+            self.new_results.append((group, index))
+
+    @property
+    def quiet(self) -> bool:
+        """Ended, with nothing running or waiting: its parts are needed no more."""
+        return self.ended and not self.active and not self.waits
+
+    def changes(self) -> list[Part]:
+        """The parts that events changed since `track` (or the last call), to write with the
+        core; tracking starts again. Keys: `g<group>` a group's step, context, prior and
+        items (written once); `s<number>` a group's step run; `w<id>` a group's wait;
+        `r<group>.<index>` an item's result. None for a step run or wait that is gone."""
+        statics = self.statics
+        assert statics is not None, "track() first"
+        active, waits, groups = self.active, self.waits, self.groups
+        assert isinstance(active, Tracked) and isinstance(waits, Tracked) and isinstance(groups, Tracked)
+        parts: list[Part] = []
+        # Copies of what was touched: a worker reading the state without the run's lock (to
+        # render a step run's arguments) may touch more meanwhile, which changes nothing.
+        for gid in list(groups.touched or ()):
+            if gid not in statics:
+                g = dict.get(groups, gid) or groups.removed[gid]
+                statics[gid] = (g.step, g.ctx, g.prior, g.items)
+                parts.append((f"g{gid}", gid, [g.step, g.ctx, list(g.prior), g.items]))
+        for number in list(active.touched or ()):
+            sr = dict.get(active, number)
+            was = sr or active.removed.get(number)
+            if was is not None and was.group is not None:
+                parts.append((f"s{number}", was.group, None if sr is None else [sr.attempt, sr.index, sr.status, sr.timer, sr.child]))
+        for wid in list(waits.touched or ()):
+            w = dict.get(waits, wid)
+            was = w or waits.removed.get(wid)
+            if was is not None and was.group is not None:
+                parts.append((f"w{wid}", was.group, None if w is None else [w.due, w.kind, w.attempt, w.index, w.number, w.held]))
+        for gid, index in self.new_results:
+            g = dict.get(groups, gid)
+            if g is not None:
+                parts.append((f"r{gid}.{index}", gid, g.results[index]))
+        self.track()
+        return parts
+
+    @classmethod
+    def from_parts(cls, core: Mapping[str, Any], parts: Iterable[Part], base: RunState | None = None) -> RunState:
+        """A run written in parts: its `core` and `parts`, all of them, or, with `base` (the
+        state at an earlier revision, tracked), only those changed since; `base` is taken
+        apart to make it (use it no more). A core written whole (`to_dict`) needs no parts.
+        PartMissing when a group's written data is not among what was read (a read that saw
+        a later delete): read again, under the run's lock."""
+        if not core.get("parts"):  # written whole: its next write writes every part
+            state = cls.from_dict(core)
+            state.track()
+            for entries in (state.active, state.waits, state.groups):
+                assert isinstance(entries, Tracked) and entries.touched is not None
+                entries.touched.update(dict.keys(entries))
+            state.new_results = [(gid, i) for gid, g in dict.items(state.groups) for i in range(len(g.results))]
+            return state
+        state = cls._restore(core)
+        statics = dict(base.statics or {}) if base is not None else {}
+        later: list[Part] = []
+        for part in parts:
+            key, gid, data = part
+            if key[0] == "g":
+                statics[gid] = (data[0], data[1], _prior(data[2]), data[3])
+            else:
+                later.append(part)
+        groups = Tracked()
+        for k, g in core["groups"].items():
+            gid = int(k)
+            if gid not in statics:
+                raise PartMissing(f"group {gid}")
+            step, ctx, prior, items = statics[gid]
+            old = dict.get(base.groups, gid) if base is not None else None
+            results = old.results if old is not None else [None] * len(items)
+            dict.__setitem__(groups, gid, Group(step, ctx, prior, items, g[0], g[1], g[2], results,
+                                                {int(i): e for i, e in g[3].items()}, g[4]))
+        state.groups = groups
+        if base is not None:  # its groups' step runs and waits are kept; the rest is the core's
+            for mine, theirs in ((state.active, base.active), (state.waits, base.waits)):
+                assert isinstance(mine, Tracked) and isinstance(theirs, Tracked)
+                for number in theirs.loose:
+                    dict.__delitem__(theirs, number)
+                theirs.loose = set()
+                for number, entry in dict.items(mine):
+                    theirs[number] = entry
+            state.active, state.waits = base.active, base.waits
+        for key, gid, data in later:
+            kind = key[0]
+            if kind == "r":
+                g = dict.get(groups, gid)
+                if g is not None:
+                    g.results[int(key.partition(".")[2])] = data
+                continue
+            if gid not in statics:
+                raise PartMissing(f"group {gid}")
+            step, ctx, prior, items = statics[gid]
+            number = int(key[1:])
+            if kind == "s":
+                if data is None:
+                    dict.pop(state.active, number, None)
+                    continue
+                attempt, index, status, timer, child = data
+                state.active[number] = StepRun(number, step, ctx, prior, attempt, _item(items, index), index, gid, status, timer, child)
+            elif kind == "w":
+                if data is None:
+                    dict.pop(state.waits, number, None)
+                    continue
+                due, wkind, attempt, index, for_number, held = data
+                state.waits[number] = Wait(number, due, wkind, step, ctx, prior, attempt, _item(items, index), index, gid, for_number, held)
+        grouped = core.get("grouped") or [0, 0]
+        for entries, count in ((state.active, grouped[0]), (state.waits, grouped[1])):
+            assert isinstance(entries, Tracked)
+            if len(entries) - len(entries.loose) == count:
+                continue
+            if count:
+                raise PartMissing(f"{count} step runs or waits in parts, {len(entries) - len(entries.loose)} read")
+            for number in [k for k, v in dict.items(entries) if v.group is not None]:  # the run is quiet: its parts are gone
+                dict.__delitem__(entries, number)
+        state.statics = statics
+        state.track()
+        return state
+
+
+class PartMissing(LegionError):
+    """A run's parts, read without its lock, did not fit its core: read them under the lock."""
+
+
+def _peek(entries: Mapping[int, Any], whole: bool) -> Iterable[Any]:
+    """Step runs or waits to write: all of them, or (a core) those of no group."""
+    if whole:
+        return dict.values(entries)  # type: ignore[arg-type]
+    assert isinstance(entries, Tracked)
+    return [dict.__getitem__(entries, key) for key in entries.loose]
+
+
+def _loose(entries: Mapping[int, Any]) -> set[int]:
+    return entries.loose if isinstance(entries, Tracked) else {k for k, v in entries.items() if v.group is None}
+
+
+def _item(items: list[Any], index: int | None) -> Any:
+    return items[index] if index is not None and index < len(items) else None
 
 
 def _prior(p: list[Any]) -> Prior:

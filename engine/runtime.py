@@ -55,7 +55,7 @@ from legion.engine.errors import BadInput, LegionError, NotFound, ServiceUnavail
 from legion.engine.invoke import Outcome, call, outcome_of_exception
 from legion.engine.recorder import RUN_MASKED, TASK_MASKED, Recorder
 from legion.engine.registry import Registry
-from legion.engine.runstate import RunState
+from legion.engine.runstate import FINAL_RUN_STATUSES, Part, RunState
 from legion.engine.sdk import Context
 from legion.engine.secrets import MASKER, Resolver, SecretError
 from legion.engine.signals import Signals, TransportSignals
@@ -71,6 +71,7 @@ LEASE_TTL = 30.0  # shared: a step run's lease (LEGION_STEP_LEASE); renewed ever
 SWEEP_EVERY = 5.0  # shared: seconds between looks for expired leases and outbox rows left behind (at most half a lease)
 OUTBOX_STALE = 10.0  # shared: an outbox row this old was left by a process that died before publishing
 MAX_CLAIMS = 3  # a step run taken this many times (its workers died) fails instead, dead-lettered
+STALE = -1  # the revision of a run's copy that must be read whole again
 SHARED_CACHE = 2_000  # shared: runs whose state a worker keeps between events (a cache: the database has them)
 Event = dict[str, Any]
 
@@ -296,6 +297,8 @@ class Engine:
         run_id = run_id or str(uuid.uuid4())
         state = RunState.new(run_id, program.name, program.version, self.clock(), input)
         state.task = task
+        if self.shared:
+            state.track()
         row = self._run_row(state, trigger)
         active = self._hold(ActiveRun(run_id, Conductor(program, state), trigger=trigger))
         if listener is not None:
@@ -440,27 +443,27 @@ class Engine:
                       then: Callable[[str | None], None] | None) -> ActiveRun:
         with self.store.lock_run(run_id, create=create, claim=claim) as locked:
             batch.locked = locked
-            active = self.runs.get(run_id)
-            if active is None or active.revision != locked.revision:
-                data = locked.state()
-                if data is None:
-                    raise NotFound(f"run {run_id} has no state to continue from")
-                active = self._cache(run_id, data, locked.revision, replace=True)
-            try:
-                with active.lock:
+            active = self._copy(run_id, locked.revision, locked.state)
+            with active.lock:
+                try:
+                    if active.revision != locked.revision:  # another thread read it again meanwhile
+                        self._bring_up(active, locked.revision, locked.state)
                     self._carry_out(active, apply(active, batch) or [], batch)
-                    fields = dict(batch.run, state=active.state.to_dict())
-                    tasks = batch.tasks
+                    state = active.state
+                    fields = dict(batch.run, state=state.core())
+                    tasks, parts = batch.tasks, state.changes()
                     if MASKER.active:  # as the recorder masks what it writes (the state included)
                         tasks = [MASKER.mask_fields(r, TASK_MASKED) for r in tasks]
                         fields = MASKER.mask_fields(fields, RUN_MASKED)
+                        parts = [(key, group, MASKER.mask(data)) for key, group, data in parts]
                     ids = locked.save(fields, tasks, batch.logs, [(m.to_dict(), due) for m, due in batch.messages],
-                                      new_runs=batch.new_runs)
+                                      new_runs=batch.new_runs, parts=parts, quiet=state.quiet)
                     active.revision = locked.revision
-            except BaseException:
-                with self._runs_lock:  # its state changed without being kept: read it again next time
-                    self.runs.pop(run_id, None)
-                raise
+                except BaseException:
+                    active.revision = STALE  # its state changed without being kept: read it again next time
+                    with self._runs_lock:
+                        self.runs.pop(run_id, None)
+                    raise
         if active.state.ended or not self.consume:  # a process that only starts runs keeps none of them
             with self._runs_lock:
                 self.runs.pop(run_id, None)
@@ -479,19 +482,39 @@ class Engine:
             self._publish(batch.messages, confirmed)
         return active
 
-    def _cache(self, run_id: str, data: dict[str, Any], revision: int, *, replace: bool) -> ActiveRun:
-        """Shared: a run's state read at `revision`, kept here as a cache (the newest read
-        wins unless `replace`); a bounded number of runs are kept."""
-        state = RunState.from_dict(data)
-        active = ActiveRun(run_id, Conductor(self._program_of(state), state), revision=revision)
+    def _copy(self, run_id: str, revision: int, read: Callable[[int | None], tuple[dict[str, Any] | None, list[Part]]]) -> ActiveRun:
+        """Shared: this process's copy of a run (a cache: the database has it), read whole
+        (`read(None)`: its core and every part) when there is none; the caller brings it up
+        to `revision` under its lock (`_bring_up`). A bounded number of runs are kept."""
+        active = self.runs.get(run_id)
+        if active is not None:
+            return active
+        core, parts = read(None)
+        if core is None:
+            raise NotFound(f"run {run_id} has no state to continue from")
+        state = RunState.from_parts(core, parts)
+        fresh = ActiveRun(run_id, Conductor(self._program_of(state), state), revision=revision)
         with self._runs_lock:
-            current = self.runs.get(run_id)
-            if replace or current is None or current.revision < revision:
-                self.runs.pop(run_id, None)
-                self.runs[run_id] = active
-                while len(self.runs) > SHARED_CACHE:  # the least recently read first
-                    del self.runs[next(iter(self.runs))]
+            active = self.runs.setdefault(run_id, fresh)
+            while len(self.runs) > SHARED_CACHE:  # the least recently read first
+                del self.runs[next(iter(self.runs))]
         return active
+
+    def _bring_up(self, active: ActiveRun, revision: int,
+                  read: Callable[[int | None], tuple[dict[str, Any] | None, list[Part]]]) -> None:
+        """Shared, with `active.lock` held: bring this process's copy of a run up to
+        `revision`, from the parts written since its own (all of them when it is stale)."""
+        since = None if active.revision == STALE else active.revision
+        core, parts = read(since)
+        if core is None:
+            raise NotFound(f"run {active.id} has no state to continue from")
+        try:
+            state = RunState.from_parts(core, parts, None if since is None else active.state)
+        except BaseException:
+            active.revision = STALE  # taken apart: read whole next time
+            raise
+        active.conductor.state = state
+        active.revision = revision
 
     def _publish(self, messages: Sequence[tuple[Message, float | None]],
                  then: Callable[[str | None], None] | None = None) -> None:
@@ -575,7 +598,7 @@ class Engine:
             return
         state = RunState.new(command.run_id, program.name, program.version, self.clock(), command.input,
                              depth=command.depth, parent=(active.id, sr.number))
-        batch.new_runs.append(dict(self._run_row(state, "sub-chain"), state=state.to_dict()))
+        batch.new_runs.append(dict(self._run_row(state, "sub-chain"), state=state.core()))
         batch.messages.append((Message(command.run_id, kind=t.START), None))
 
     def _fail_now(self, active: ActiveRun, number: int, error: dict[str, Any], batch: Batch) -> None:
@@ -680,13 +703,10 @@ class Engine:
             sr = active.state.active.get(number)
             if sr is None or sr.child is None or sr.status != "running":
                 return []
-            data = self.store.get_run(sr.child).get("state")
-            if data is None:
+            child = self.store.get_run(sr.child).get("state")  # its outcome is in its core
+            if child is None or child["status"] not in FINAL_RUN_STATUSES:
                 return []
-            child = RunState.from_dict(data)
-            if not child.ended:
-                return []
-            status, result, error = child_outcome(child.run["chain"], child.status, child.output, child.error)
+            status, result, error = child_outcome(child["run"]["chain"], child["status"], child["output"], child["error"])
             return self._finished(active, batch, number, Outcome(status, result, error))
 
         self._event(parent_id, apply)
@@ -749,20 +769,26 @@ class Engine:
     def _claim(self, m: Message) -> dict[str, Any] | None:
         """Shared: begin a queued step run without taking its run, when the conductor says it
         may be (`Conductor.claimable`): its arguments are rendered from the state cached here
-        or read without a lock, and its task row is claimed in one statement. None when that
-        does not apply or the claim fails: the locked way (`_begin`) then decides."""
+        (brought up to date without a lock when needed), and its task row is claimed in one
+        statement. None when that does not apply or the claim fails: the locked way
+        (`_begin`) then decides."""
         number = m.number
-        active = self.runs.get(m.run_id)
-        if active is None or not active.conductor.claimable(number, m.function):
-            try:
-                data, revision = self.store.run_state(m.run_id)
-                if data is None:
+        try:
+            active = self.runs.get(m.run_id)
+            if active is None or not active.conductor.claimable(number, m.function):
+                if active is None:
+                    core, parts, revision = self.store.run_state(m.run_id)
+                    active = self._copy(m.run_id, revision, lambda _: (core, parts))
+                with active.lock:
+                    if not active.conductor.claimable(number, m.function):
+                        since = None if active.revision == STALE else active.revision
+                        core, parts, revision = self.store.run_state(m.run_id, since)
+                        if since is None or revision > since:  # (an event of this process may not be committed yet)
+                            self._bring_up(active, revision, lambda _: (core, parts))
+                if not active.conductor.claimable(number, m.function):
                     return None
-                active = self._cache(m.run_id, data, revision, replace=False)
-            except LegionError:
-                return None
-            if not active.conductor.claimable(number, m.function):
-                return None
+        except LegionError:  # gone, or read while it changed: the locked way sorts it out
+            return None
         rendered = active.conductor.render_with(number)
         sr = active.state.active.get(number)
         if not isinstance(rendered, dict) or sr is None:

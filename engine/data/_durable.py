@@ -15,16 +15,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, delete, exists, func, insert, or_, select, tuple_, update
 
 from legion.engine.data._base import StoreBase, rows
 from legion.engine.data._runs import missing_run, write_rows
-from legion.engine.data.models import outbox, runs
+from legion.engine.data._upsert import upsert
+from legion.engine.data.models import outbox, run_parts, runs
 from legion.engine.data.models import tasks as task_table
 from legion.engine.data.types import utcnow
 from legion.engine.errors import NotFound
+
+if TYPE_CHECKING:
+    from legion.engine.runstate import Part
 
 OUTBOX_CHUNK = 1_000  # outbox rows deleted per statement: bounded IN lists
 
@@ -41,26 +45,38 @@ class LockedRun:
     claimed_by: str | None = None  # with lock_run's `claim`: the node running that step run, if one is
     creating: Mapping[str, Any] | None = None  # with lock_run's `create`: the row, inserted by `save`
 
-    def state(self) -> dict[str, Any] | None:
-        return self.conn.execute(_STATE, {"run_id": self.id}).scalar_one()
+    def state(self, since: int | None = None) -> tuple[dict[str, Any] | None, list[Part]]:
+        """The run's state: its core and its parts, all of them or (`since`: a revision) those
+        written after that revision (see engine/runstate.py)."""
+        core = self.conn.execute(_STATE, {"run_id": self.id}).scalar_one()
+        return core, _parts(self.conn, self.id, since)
 
     def task(self, number: int) -> dict[str, Any] | None:
         row = self.conn.execute(_TASK_CLAIMS, {"run_id": self.id, "number": number}).first()
         return None if row is None else dict(row._mapping)
 
     def save(self, run: Mapping[str, Any] | None, tasks: Sequence[Mapping[str, Any]], logs: Sequence[Mapping[str, Any]] = (),
-             messages: Sequence[tuple[dict[str, Any], float | None]] = (), new_runs: Sequence[Mapping[str, Any]] = ()) -> list[int]:
-        """Write the run's new fields (`state` among them; the revision advances), its task
-        rows and log entries, the runs it started (`new_runs`: sub-chain runs; one that exists
-        already is kept), and the outbox rows of `messages` ((message, due) pairs); the outbox
-        rows' ids."""
-        fields = dict(run or {}, revision=self.revision + 1)
+             messages: Sequence[tuple[dict[str, Any], float | None]] = (), new_runs: Sequence[Mapping[str, Any]] = (),
+             parts: Sequence[Part] = (), quiet: bool = False) -> list[int]:
+        """Write the run's new fields (`state` among them, its core; the revision advances),
+        the parts of its state that changed, its task rows and log entries, the runs it
+        started (`new_runs`: sub-chain runs; one that exists already is kept), and the outbox
+        rows of `messages` ((message, due) pairs); the outbox rows' ids. `quiet`: the run is
+        over and nothing of it runs or waits, so its parts are deleted."""
+        revision = self.revision + 1
+        fields = dict(run or {}, revision=revision)
         created, self.creating = self.creating, None
         if created is not None:  # its row goes in once, as this event left it
             self.conn.execute(insert(runs), [dict(created, **fields)])
         _insert_runs(self.conn, new_runs)
         write_rows(self.conn, [] if created is not None else [dict(fields, id=self.id)], tasks, logs)
-        self.revision += 1
+        if quiet:
+            self.conn.execute(_PARTS_DELETE, {"run_id": self.id})
+        elif parts:
+            self.conn.execute(_parts_upsert(self.conn.dialect.name),
+                              [{"run_id": self.id, "part": key, "grp": group, "revision": revision, "data": data}
+                               for key, group, data in parts])
+        self.revision = revision
         if not messages:
             return []
         now = utcnow()
@@ -97,15 +113,17 @@ class DurableStore(StoreBase):
                 raise NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
             yield LockedRun(conn, run_id, row.status, row.revision, row.claimed_by if claim is not None else None)
 
-    def run_state(self, run_id: str) -> tuple[dict[str, Any] | None, int]:
-        """A run's state and its revision, read together without a lock: what a worker renders
-        a queued step run's arguments from (they depend only on what was there when it was
-        queued). NotFound when there is no such run."""
+    def run_state(self, run_id: str, since: int | None = None) -> tuple[dict[str, Any] | None, list[Part], int]:
+        """A run's state (its core and parts, as `LockedRun.state` gives them) and its
+        revision, read without a lock: what a worker renders a queued step run's arguments
+        from (they depend only on what was there when it was queued). The parts may have
+        been written after the core (each is read at once): `RunState.from_parts` says
+        when they do not fit. NotFound when there is no such run."""
         with self._read() as conn:
             row = conn.execute(_STATE_REVISION, {"run_id": run_id}).first()
-        if row is None:
-            raise NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
-        return row.state, int(row.revision)
+            if row is None:
+                raise NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
+            return row.state, _parts(conn, run_id, since), int(row.revision)
 
     def claim_step(self, run_id: str, number: int, fields: Mapping[str, Any], max_claims: int) -> bool:
         """Take a queued step run for one worker, without the run's lock: its task row becomes
@@ -187,8 +205,22 @@ _STATE = select(runs.c.state).where(runs.c.id == bindparam("run_id"))
 _STATE_REVISION = select(runs.c.state, runs.c.revision).where(runs.c.id == bindparam("run_id"))
 _TASK_CLAIMS = (select(task_table.c.status, task_table.c.node, task_table.c.lease_until, task_table.c.claims)
                 .where(task_table.c.run_id == bindparam("run_id"), task_table.c.number == bindparam("number")))
+_PARTS = select(run_parts.c.part, run_parts.c.grp, run_parts.c.data).where(run_parts.c.run_id == bindparam("run_id"))
+_PARTS_SINCE = _PARTS.where(run_parts.c.revision > bindparam("since"))
+_PARTS_DELETE = delete(run_parts).where(run_parts.c.run_id == bindparam("run_id"))
 _OUTBOX_INSERT = insert(outbox)
 _OUTBOX_DELETE = delete(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def _parts(conn: Connection, run_id: str, since: int | None) -> list[Part]:
+    if since is None:
+        return [tuple(r) for r in conn.execute(_PARTS, {"run_id": run_id})]  # type: ignore[misc]
+    return [tuple(r) for r in conn.execute(_PARTS_SINCE, {"run_id": run_id, "since": since})]  # type: ignore[misc]
+
+
+@lru_cache(maxsize=4)
+def _parts_upsert(dialect: str) -> Any:
+    return upsert(dialect, run_parts, ("run_id", "part", "grp", "revision", "data"), ("run_id", "part"))
 
 
 @lru_cache(maxsize=8)

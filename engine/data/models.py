@@ -242,6 +242,20 @@ leases = table(
     required("expires_at", UTCDateTime),
 )
 
+# A run's state is written in parts (engine/runstate.py): `runs.state` holds its core; each
+# for_each group's items, and each of its step runs, waits and results, is a row here, written
+# when it changes (`revision`: the run's revision that wrote it; `data` null: a step run or
+# wait that is gone) and deleted once the run is over.
+run_parts = table(
+    "run_parts",
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("part", String(64), primary_key=True),
+    required("grp", Integer),
+    required("revision", Integer),
+    optional("data", Json),
+    Index(None, "run_id", "revision"),
+)
+
 # Messages a committed event must still publish: written in the event's transaction, deleted
 # once the broker confirmed them; rows left by a process that died between are republished.
 outbox = table(

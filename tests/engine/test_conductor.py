@@ -1684,10 +1684,48 @@ output: {last: "{{ result }}", n: "{{ ctx.n }}"}
 """
 
 
-def _drive(program: ChainProgram, registry, outcomes: dict[str, list[tuple[str, Any, Any]]], *, round_trip: bool):
+class PartStore:
+    """What a database keeps of a run written in parts: its core and its parts, each with the
+    revision that wrote it (deleted all at once when the run is quiet)."""
+
+    def __init__(self) -> None:
+        self.revision = 0
+        self.core: dict[str, Any] | None = None
+        self.parts: dict[str, tuple[int, int, Any]] = {}  # key -> (group, revision, data)
+
+    def save(self, state: RunState) -> None:
+        self.revision += 1
+        self.core = json.loads(json.dumps(state.core()))
+        for key, group, data in state.changes():
+            self.parts[key] = (group, self.revision, json.loads(json.dumps(data)))
+        if state.quiet:
+            self.parts.clear()
+
+    def read(self, since: int = -1) -> list[tuple[str, int, Any]]:
+        return [(key, group, data) for key, (group, revision, data) in self.parts.items() if revision > since]
+
+
+def canonical(state: RunState) -> dict[str, Any]:
+    """`to_dict` with each context written where it is used, and step runs and waits in
+    number order: two states that mean the same compare equal."""
+    d = state.to_dict()
+    ctx = d.pop("contexts")
+    d["active"] = sorted([*a[:2], ctx[a[2]], *a[3:]] for a in d["active"])
+    d["waits"] = sorted([*w[:4], ctx[w[4]], *w[5:]] for w in d["waits"])
+    d["groups"] = {k: [g[0], ctx[g[1]], *g[2:]] for k, g in d["groups"].items()}
+    d["joins"] = {k: [j[0], [[p, ctx[c]] for p, c in j[1]], j[2]] for k, j in d["joins"].items()}
+    d["resume"] = [[r[0], ctx[r[1]], r[2]] for r in d["resume"]]
+    return d
+
+
+def _drive(program: ChainProgram, registry, outcomes: dict[str, list[tuple[str, Any, Any]]], *, round_trip: bool | str):
     """A FIFO driver on a virtual clock; with `round_trip`, the state goes through JSON text
-    (and a fresh Conductor) after every event."""
+    (and a fresh Conductor) after every event: written whole (True), or in parts and read
+    back whole ("parts") or on top of the state before ("delta", every other event)."""
     state = RunState(run={"id": "rt", "chain": program.name, "version": 1, "started_at": "2000-01-01T00:00:00Z"}, input={})
+    store = PartStore()
+    if round_trip in ("parts", "delta"):
+        state.track()
     conductor = Conductor(program, state, jitter=False)
     queue: deque[int] = deque()
     waits: list[tuple[float, int, int]] = []
@@ -1696,6 +1734,8 @@ def _drive(program: ChainProgram, registry, outcomes: dict[str, list[tuple[str, 
     trace: list[str] = []
     pending = {k: deque(v) for k, v in outcomes.items()}
     trips = 0
+    holders: dict[int, tuple[RunState, int]] = {}
+    current = 0
 
     def apply(commands):
         nonlocal created
@@ -1708,11 +1748,31 @@ def _drive(program: ChainProgram, registry, outcomes: dict[str, list[tuple[str, 
                 waits.sort()
 
     def reload():
-        nonlocal conductor, trips
-        if round_trip:
+        nonlocal conductor, trips, current
+        if round_trip is True:
             text = json.dumps(conductor.state.to_dict())
             conductor = Conductor(program, RunState.from_dict(json.loads(text)), jitter=False)
-            trips += 1
+        elif round_trip:
+            # Two processes take turns, two events each: each brings its copy up to date
+            # with the parts written since it last held the run ("delta"), or reads it all.
+            expected = canonical(conductor.state)
+            store.save(conductor.state)
+            holders[current] = (conductor.state, store.revision)
+            current = (trips // 2) % 2 if round_trip == "delta" else 0
+            held, revision = holders.get(current, (None, 0))
+            assert store.core is not None
+            if round_trip == "parts" or held is None:
+                state = RunState.from_parts(store.core, store.read())
+            elif revision == store.revision:
+                state = held
+            else:
+                state = RunState.from_parts(store.core, store.read(revision), held)
+            assert canonical(state) == expected
+            holders[current] = (state, store.revision)
+            conductor = Conductor(program, state, jitter=False)
+        else:
+            return
+        trips += 1
 
     apply(conductor.start(now))
     reload()
@@ -1760,6 +1820,69 @@ def test_run_state_round_trips_through_json_mid_run(compile_chain, registry):
     virtual = VirtualRun(program, registry, mocks=mocks, start=0.0, run_id="rt").run({})
     assert (virtual.status, virtual.output, virtual.error, virtual.sequence, virtual.elapsed) == (
         plain["status"], plain["output"], plain["error"], plain["trace"], plain["now"])
+
+
+HALTED_GROUP_CHAIN = """
+chain: halted-group
+steps:
+  start:
+    run: core.util.noop
+    next:
+      - do: [items, other]
+  items:
+    run: core.util.echo
+    for_each: "{{ range(6) | list }}"
+    concurrency: 3
+    timeout: 30s
+    retry: {count: 1, delay: 1s, jitter: false}
+    with: {message: "{{ item }}"}
+  other:
+    run: core.util.echo
+    delay: 1s
+    with: {message: other}
+output: {ctx: "{{ ctx }}"}
+"""
+
+
+@pytest.mark.parametrize("how", ["parts", "delta"])
+@pytest.mark.parametrize("chain, outcomes, status", [
+    (ROUND_TRIP_CHAIN, {"flaky": [("failed", None, "no"), ("failed", None, "no")]}, "succeeded"),
+    # two items wait for their retries when `other` fails the run: queued items are cut short
+    (HALTED_GROUP_CHAIN, {"items": [("failed", None, "x"), ("failed", None, "x")], "other": [("failed", None, "boom")]}, "failed"),
+    (HALTED_GROUP_CHAIN, {"items": [("failed", None, "x")] * 4}, "failed"),  # item 0 fails twice
+    (HALTED_GROUP_CHAIN, {}, "succeeded"),
+])
+def test_a_run_written_in_parts_reads_back_the_same_after_every_event(compile_chain, registry, how, chain, outcomes, status):
+    program = compile_chain(chain)
+    plain, _ = _drive(program, registry, outcomes, round_trip=False)
+    tripped, trips = _drive(program, registry, outcomes, round_trip=how)
+    assert trips > 8
+    assert tripped == plain
+    assert plain["status"] == status
+
+
+def test_only_what_an_event_changed_is_written_as_parts(compile_chain):
+    program = compile_chain(HALTED_GROUP_CHAIN)
+    state = RunState.new("p", program.name, 1, 0.0, {})
+    state.track()
+    c = Conductor(program, state, jitter=False)
+    c.start(0.0)
+    assert state.changes() == []  # start and other's delay: all in the core
+    c.begin(1)
+    queued = _queued(c.finish(1, "succeeded", None, None, 0.0))
+    assert [s for _, s in queued] == ["items"] * 3
+    parts = state.changes()
+    assert sorted(k for k, _, _ in parts) == ["g1", "s2", "s3", "s4"]
+    g = next(d for k, _, d in parts if k == "g1")
+    assert g[0] == "items" and g[3] == [0, 1, 2, 3, 4, 5]
+    core = json.dumps(state.core())
+    assert "items" not in json.loads(core)["active"] and len(json.loads(core)["active"]) == 0
+    c.begin(2)
+    assert [(k, d) for k, _, d in state.changes()] == [("s2", [1, 0, "running", 3, None]), ("w3", [30.0, "timeout", 1, 0, 2, False])]
+    c.finish(2, "succeeded", "zero", None, 0.0)
+    assert sorted((k, d) for k, _, d in state.changes()) == [
+        ("r1.0", "zero"), ("s2", None), ("s5", [1, 3, "queued", None, None]), ("w3", None)]
+    assert state.changes() == []
 
 
 def test_run_state_round_trip_in_the_middle_keeps_groups_joins_and_waits(compile_chain, registry):
