@@ -307,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     stdout = sys.stdout
     out = Output("--json" in argv, stdout)
+    root = logging.getLogger()
+    level, handler = root.level, None
     try:
         args = parse(argv)
         out.json_mode = out.json_mode or bool(args.json)
@@ -315,8 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = logging.StreamHandler(sys.stderr)
         handler.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
         handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(handler)
-        logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG if args.verbose else logging.INFO)
         if not getattr(args, "handler", None):
             raise BadInput("give a command: start, lex, task, chain, run, secret, db or doctor (see `legion --help`)")
         handler_fn = _handler(args.handler)
@@ -343,6 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one clear message (and one JSON document)
         logging.getLogger("legion").debug("unexpected error", exc_info=True)
         return out.error(LegionError(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"))
+    finally:  # a caller that runs several commands in one process (tests, an embedding program) gets one handler at a time
+        if handler is not None:
+            root.removeHandler(handler)
+            root.setLevel(level)
 
 
 if __name__ == "__main__":

@@ -455,3 +455,19 @@ def test_run_cancel_does_not_overwrite_a_run_that_just_ended(home: Path) -> None
     proc = legion(home, "run", "cancel", run_id, check=2)
     assert "already ended (succeeded)" in proc.stderr
     assert as_json(legion(home, "run", "show", run_id, "--json"))["data"]["status"] == "succeeded"
+
+
+def test_commands_run_in_one_process_leave_no_log_handler_behind(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from legion.engine.cli.main import main
+
+    monkeypatch.setenv("LEGION_HOME", str(home))
+    monkeypatch.delenv("LEGION_DATABASE_URL", raising=False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    assert main(["chain", "validate", str(home / "missing.yaml")]) == 2
+    assert main(["lex", "list", "--json"]) == 0
+    assert root.handlers == handlers and root.level == level
+    assert "missing.yaml" in capsys.readouterr().err
