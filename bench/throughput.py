@@ -599,7 +599,10 @@ def legion_backend(backend: str, amqp_url: str, quick: bool, scale: bool, profil
         # separate processes: `legion start --role worker`, this process only submits
         workers = LegionWorkers(LEGION_PROCESSES, amqp_url, db_url, os.path.join(tmp.name, "home"))
         workers.wait_ready()
-        client = Engine(registry, store, workers=1, transport=AmqpTransport(amqp_url, name="legion-bench-client"), consume=False)
+        # Started, as `legion chain run` starts its engine: it deletes the outbox rows of the
+        # messages it published once the broker confirmed them (left there, the workers'
+        # sweeper would publish them again as left behind, duplicates that load the workers).
+        client = Engine(registry, store, workers=1, transport=AmqpTransport(amqp_url, name="legion-bench-client"), consume=False).start()
         try:
             try:
                 measure(client, "workers")
@@ -612,7 +615,7 @@ def legion_backend(backend: str, amqp_url: str, quick: bool, scale: bool, profil
                     except Exception as exc:  # noqa: BLE001
                         out[f"scale_{kind}"] = {"error": failed(exc)}
         finally:
-            client.transport.close()
+            client.stop()
     finally:
         if workers is not None:
             workers.stop()
