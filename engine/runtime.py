@@ -441,7 +441,8 @@ class Engine:
     def _shared_event(self, run_id: str, apply: Callable[[ActiveRun, Batch], list[Command] | None], batch: Batch,
                       create: dict[str, Any] | None, claim: int | None,
                       then: Callable[[str | None], None] | None) -> ActiveRun:
-        with self.store.lock_run(run_id, create=create, claim=claim) as locked:
+        held = self.runs.get(run_id)  # its state comes with the lock when this copy is behind
+        with self.store.lock_run(run_id, create=create, claim=claim, known=held.revision if held is not None else STALE) as locked:
             batch.locked = locked
             active = self._copy(run_id, locked.revision, locked.state)
             with active.lock:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, delete, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, bindparam, case, delete, exists, func, insert, or_, select, tuple_, type_coerce, update
 
 from legion.engine.data._base import StoreBase, rows
 from legion.engine.data._runs import missing_run, write_rows
@@ -44,12 +44,13 @@ class LockedRun:
     revision: int
     claimed_by: str | None = None  # with lock_run's `claim`: the node running that step run, if one is
     creating: Mapping[str, Any] | None = None  # with lock_run's `create`: the row, inserted by `save`
+    core: Any = None  # with lock_run's `known`: the state's core, read with the lock when the revision is another
 
     def state(self, since: int | None = None) -> tuple[dict[str, Any] | None, list[Part]]:
         """The run's state: its core and its parts, all of them or (`since`: a revision) those
         written after that revision (see engine/runstate.py)."""
-        core = self.conn.execute(_STATE, {"run_id": self.id}).scalar_one()
-        return core, _parts(self.conn, self.id, since)
+        core = self.core if self.core is not None else self.conn.execute(_STATE, {"run_id": self.id}).scalar_one()
+        return core, _parts(self.conn, self.id, since, core)
 
     def task(self, number: int) -> dict[str, Any] | None:
         row = self.conn.execute(_TASK_CLAIMS, {"run_id": self.id, "number": number}).first()
@@ -92,12 +93,14 @@ class LockedRun:
 class DurableStore(StoreBase):
     @contextmanager
     def lock_run(self, run_id: str, *, create: Mapping[str, Any] | None = None,
-                 claim: int | None = None) -> Iterator[LockedRun]:
+                 claim: int | None = None, known: int | None = None) -> Iterator[LockedRun]:
         """The run's row locked for one event (see the module's docstring); with `create`,
         a new run, whose row `save` inserts, in the same transaction (and whose commit, the
         run's start, waits for the disk). With `claim` (a step run's
         number), `claimed_by` says which node runs that step run (see `claim_step`), read in
-        the same round trip. NotFound when there is no such run.
+        the same round trip. With `known` (the revision of the caller's copy of the state),
+        the state's core comes in that round trip too when the revision is another (for
+        `LockedRun.state`). NotFound when there is no such run.
 
         On PostgreSQL the commit does not wait for the disk (`synchronous_commit` off, for
         this transaction only): a crash of the database server itself may lose the last
@@ -108,10 +111,12 @@ class DurableStore(StoreBase):
             if create is not None:  # nobody else can see it yet: nothing to lock
                 yield LockedRun(conn, run_id, str(create["status"]), 0, creating=create)
                 return
-            row = conn.execute(_lock_query(conn.dialect.name, claim is not None), {"run_id": run_id, "claim": claim}).first()
+            row = conn.execute(_lock_query(conn.dialect.name, claim is not None, known is not None),
+                               {"run_id": run_id, "claim": claim, "known": known}).first()
             if row is None:
                 raise NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
-            yield LockedRun(conn, run_id, row.status, row.revision, row.claimed_by if claim is not None else None)
+            yield LockedRun(conn, run_id, row.status, row.revision, row.claimed_by if claim is not None else None,
+                            core=row.state if known is not None else None)
 
     def run_state(self, run_id: str, since: int | None = None) -> tuple[dict[str, Any] | None, list[Part], int]:
         """A run's state (its core and parts, as `LockedRun.state` gives them) and its
@@ -123,7 +128,7 @@ class DurableStore(StoreBase):
             row = conn.execute(_STATE_REVISION, {"run_id": run_id}).first()
             if row is None:
                 raise NotFound(f"There is no run {run_id!r}; `legion run list` shows the recent ones.")
-            return row.state, _parts(conn, run_id, since), int(row.revision)
+            return row.state, _parts(conn, run_id, since, row.state), int(row.revision)
 
     def claim_step(self, run_id: str, number: int, fields: Mapping[str, Any], max_claims: int) -> bool:
         """Take a queued step run for one worker, without the run's lock: its task row becomes
@@ -212,7 +217,11 @@ _OUTBOX_INSERT = insert(outbox)
 _OUTBOX_DELETE = delete(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
 
 
-def _parts(conn: Connection, run_id: str, since: int | None) -> list[Part]:
+def _parts(conn: Connection, run_id: str, since: int | None, core: Any) -> list[Part]:
+    """A run's parts (all, or those written after revision `since`); none to read when its
+    core has no group and no step run or wait in parts."""
+    if core is None or (not core.get("groups") and not any(core.get("grouped") or ())):
+        return []
     if since is None:
         return [tuple(r) for r in conn.execute(_PARTS, {"run_id": run_id})]  # type: ignore[misc]
     return [tuple(r) for r in conn.execute(_PARTS_SINCE, {"run_id": run_id, "since": since})]  # type: ignore[misc]
@@ -223,9 +232,12 @@ def _parts_upsert(dialect: str) -> Any:
     return upsert(dialect, run_parts, ("run_id", "part", "grp", "revision", "data"), ("run_id", "part"))
 
 
-@lru_cache(maxsize=8)
-def _lock_query(dialect: str, claim: bool) -> Any:
+@lru_cache(maxsize=16)
+def _lock_query(dialect: str, claim: bool, known: bool) -> Any:
     query = select(runs.c.status, runs.c.revision)
+    if known:  # the state only for a caller whose copy is behind
+        state = case((runs.c.revision == bindparam("known"), None), else_=runs.c.state)
+        query = query.add_columns(type_coerce(state, runs.c.state.type).label("state"))
     if claim:
         query = query.add_columns(select(task_table.c.node).where(
             task_table.c.run_id == bindparam("run_id"), task_table.c.number == bindparam("claim"),
