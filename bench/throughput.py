@@ -72,6 +72,11 @@ by hand after handling it. Default broker: amqp://guest:guest@127.0.0.1:5672/%2F
          with no chain carried in the message (the fair baseline, as celery.chain carries the
          rest of the chain in every message).
 
+(f) The database floor (bench/sqlfloor.py): the statements Legion issues per run and per step on
+    PostgreSQL, by a bare psycopg loop with no engine and no broker, for (b) and (c). The targets
+    against Celery are set beside it: a target above the floor cannot be met while each step
+    keeps its records the way it does.
+
 `--quick`: N=2,000 raw messages, 500 Celery tasks and 100 Legion runs, one timed repetition;
 otherwise N=20,000, 5,000 and 500, best of 3 (after one warm-up of the Celery worker). `--json` also prints one JSON
 document with every figure at the end. A scenario that fails is reported as failed and the
@@ -98,6 +103,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from report import heading, rate, run_main, table
+from sqlfloor import floor_figures, print_floor
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -1163,6 +1169,10 @@ def main(argv: list[str] | None = None) -> int:
     if cel.get("cleanup_error"):
         print(f"  ! the Celery queue could not be deleted: {cel['cleanup_error']}")
 
+    # -- (f) ------------------------------------------------------------------------------
+    floor = floor_figures(args.quick)
+    print_floor(floor)
+
     # -- ratios and targets -------------------------------------------------------------------
     heading("RATIOS AND TARGETS")
     raw_e2e = get(raw, "confirms_on", "end_to_end_per_s")
@@ -1206,6 +1216,19 @@ def main(argv: list[str] | None = None) -> int:
     print("  Celery's own ratio to the raw ceiling: "
           + ("-" if get(cel, "d1", "tasks_per_s") is None or not raw_e2e else
              f"(d1) {get(cel, 'd1', 'tasks_per_s') / raw_e2e:.0%} of raw pika end-to-end with confirms"))
+    if "error" not in floor:
+        print("  The throughput targets against the database floor (f): what a target asks, what the bare statements reach,")
+        print("  and what Legion reaches of them.")
+        frows = []
+        for name, times, base, floor_key, ours in (
+                ("single runs/s (1.5x d1)", TARGET_SINGLE_VS_CELERY, get(cel, "d1", "tasks_per_s"), "single_per_s", get(legion, "single_per_s")),
+                ("chain steps/s (3x d2)", TARGET_CHAIN_VS_CELERY, get(d2, "steps_per_s"), "chain_steps_per_s", get(legion, "chain_steps_per_s")),
+                ("chain steps/s (3x d3)", TARGET_CHAIN_VS_CELERY, get(d3, "steps_per_s"), "chain_steps_per_s", get(legion, "chain_steps_per_s"))):
+            asked = None if base is None else times * base
+            frows.append([name, rate(asked), rate(floor[floor_key]),
+                          "-" if asked is None else ("above the floor" if asked > floor[floor_key] else "within the floor"),
+                          rate(ours), "-" if ours is None else f"{ours / floor[floor_key]:.2f}x"])
+        table(["target", "asks", "floor (f)", "the target is", "Legion", "Legion / floor"], frows)
     elapsed = time.perf_counter() - began
     print(f"\nDone in {elapsed:,.1f} s.")
 
@@ -1216,6 +1239,7 @@ def main(argv: list[str] | None = None) -> int:
             "raw_pika": raw,
             "legion": legion or None,
             "celery": cel,
+            "floor": floor,
             "targets": checks,
             "elapsed_s": elapsed,
         }
