@@ -646,12 +646,12 @@ def legion_profile(registry: Any, store: Any, amqp_url: str) -> dict[str, Any]:
     profiles: list[cProfile.Profile] = []
 
     class ProfiledEngine(Engine):
-        def _work(self) -> None:
+        def _work(self, control: bool = False) -> None:
             prof = cProfile.Profile()
             profiles.append(prof)
             prof.enable()
             try:
-                super()._work()
+                super()._work(control)
             finally:
                 prof.disable()
 
