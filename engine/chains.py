@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from legion.dsl.compile import Plan, compile_chain
 from legion.dsl.errors import Issue, ValidationFailed
+from legion.dsl.loader import load_text
 from legion.dsl.model import Chain
 from legion.dsl.validate import validate_chain_document
 from legion.engine.schedules import next_fire
-from legion.engine.yamlfiles import YamlFiles, find_yaml
+from legion.engine.yamlfiles import YamlFile, YamlFiles, find_yaml
 
 if TYPE_CHECKING:
     from legion.engine.registry import Registry
@@ -51,11 +52,27 @@ def load_chains(paths: Iterable[str | Path], registry: Registry, known_chains: I
     """Validate every chain file; raise ValidationFailed with every error of every file.
     `files`: the command's loaded files, when it has already read some of them."""
     files = files if files is not None else YamlFiles()
+    return validate_chain_files([files.get(path) for path in chain_paths(list(paths), files)], registry, known_chains)
+
+
+def load_chain_text(text: str, registry: Registry, known_chains: Iterable[str] = (), name: str = "<request>") -> tuple[list[ChainFile], list[Issue]]:
+    """Validate one chain given as YAML text (an API request's body, an agent's draft), its
+    issues placed in `name`; as `load_chains`."""
+    try:
+        loaded = YamlFile(Path(name), load_text(text, name))
+    except ValidationFailed as exc:
+        loaded = YamlFile(Path(name), None, tuple(exc.issues))
+    if loaded.kind not in ("chain", "broken"):
+        raise ValidationFailed([Issue("this is not a chain: a chain is a YAML mapping with `chain` (its name) and `steps`", name, 1, 1)])
+    return validate_chain_files([loaded], registry, known_chains)
+
+
+def validate_chain_files(loaded_files: list[YamlFile], registry: Registry, known_chains: Iterable[str] = ()) -> tuple[list[ChainFile], list[Issue]]:
     docs = []
     issues: list[Issue] = []
     names: dict[str, Path] = {}
-    for path in chain_paths(list(paths), files):
-        loaded = files.get(path)
+    for loaded in loaded_files:
+        path = loaded.path
         if loaded.doc is None:
             issues += loaded.issues
             continue

@@ -12,112 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from legion.dsl.durations import parse_duration
-from legion.dsl.errors import BadInput, LegionError
-from legion.engine.cli.ids import resolve_run, resolve_task
+from legion.dsl.errors import BadInput
 from legion.engine.cli.main import Context
 from legion.engine.cli.output import dumps, table
-from legion.engine.errors import ConfigError
 
 PRESENCE_TTL = 5.0  # Redis: a node that has not said it is alive for this long is not
 DB_BEAT_EVERY = 10  # Redis: the database's heartbeat every this many seconds (every second without Redis)
 
 
-def make_engine(ctx: Context, workers: int | None = None, *, consume: bool = True) -> Any:
-    """The engine of this command. With LEGION_AMQP_URL it is shared: its runs are kept in
-    the database and travel through RabbitMQ, so any worker anywhere carries them on, and
-    `consume=False` makes a process that only starts runs (a `chain run`) and waits for them.
-    Without it, this process runs its runs itself (embedded)."""
-    from legion.engine.runtime import Engine
-
-    transport = None
-    if ctx.settings.amqp_url:
-        if not os.environ.get("LEGION_SECRET_TOKEN_KEY"):
-            raise ConfigError(
-                "LEGION_AMQP_URL is set, so steps run in other processes, on other hosts, but LEGION_SECRET_TOKEN_KEY "
-                "is not: every process of a deployment must sign `secret()` references with the same key. Set "
-                "LEGION_SECRET_TOKEN_KEY (a value, env://NAME or vault://path#key) alike in every process.")
-        from legion.engine.transport.amqp import AmqpTransport
-
-        transport = AmqpTransport(ctx.settings.amqp_url, name=f"legion {ctx.settings.node}:{os.getpid()}")
-    else:
-        consume = True  # embedded: nobody else would run this process's runs
-    signals = None
-    if ctx.settings.redis_url and transport is not None:
-        from legion.engine.signals import RedisSignals
-
-        signals = RedisSignals(ctx.settings.redis_url)
-    ctx.store.sync_registry(registry_rows(ctx.registry))
-    engine = Engine(ctx.registry, ctx.store, workers=workers or ctx.settings.workers, node=ctx.settings.node,
-                    transport=transport, consume=consume, lease=ctx.settings.step_lease, signals=signals)
-    engine.refresh_events()
-    return engine
-
-
-def send_request(ctx: Context, run_id: str, kind: str) -> None:
-    """Ask whichever process carries a run on to cancel, pause or resume it: on RabbitMQ, a
-    control message (any worker takes it); embedded, a request the process holding the
-    run reads within half a second."""
-    from legion.engine.transport import Message
-
-    message = Message(run_id, kind=kind)
-    if ctx.settings.amqp_url:
-        from legion.engine.transport.amqp import AmqpTransport
-
-        transport = AmqpTransport(ctx.settings.amqp_url, name=f"legion {ctx.settings.node}:{os.getpid()}")
-        try:
-            transport.publish([message])
-        finally:
-            transport.close()
-    else:
-        ctx.store.request(message.to_dict())
-
-
-def registry_rows(registry: Any) -> list[dict[str, Any]]:
-    """The extensions that loaded, with their runners and functions (what `store.sync_registry`
-    records and `legion lex list` shows)."""
-    rows = []
-    for ext in registry.extensions.values():
-        runners = [r for r in registry.runners.values() if r.extension == ext.name]
-        rows.append({
-            "name": ext.name, "status": "ok", "description": ext.description, "version": ext.version,
-            "runners": [{
-                "name": r.name, "module": r.module, "queue": r.queue, "description": r.description,
-                "functions": [function_row(f) for f in r.functions],
-            } for r in runners],
-        })
-    return rows
-
-
-def function_row(function: Any) -> dict[str, Any]:
-    """A function with its parameters and declared options. One whose signature cannot be
-    read keeps its row, with the `error` (calling it fails the same way)."""
-    actor = function.actor
-    row: dict[str, Any] = {"name": function.name, "ref": function.ref,
-                           "actor": {"kind": actor.kind, "interval": actor.interval, "delay": actor.delay}}
-    try:
-        spec = function.spec
-    except LegionError as exc:
-        return row | {"args_schema": None, "description": None, "params": [], "returns": {}, "timeout": None,
-                      "retry": None, "expose": True, "error": exc.message}
-    params = [{"name": p.name, "type": _type(p.schema), "schema": p.schema, "required": p.required,
-               "default": None if p.required else p.schema.get("default"), "description": p.description}
-              for p in spec.params]
-    return row | {"args_schema": spec.args_schema(), "description": spec.description, "params": params,
-                  "returns": spec.returns, "timeout": spec.timeout, "retry": None if spec.retry is None else dict(spec.retry),
-                  "expose": spec.expose, "error": None}
-
-
-def broken_rows(registry: Any) -> list[dict[str, Any]]:
-    """The installed extensions that failed to load: what went wrong and what to do."""
-    return [{"name": b.name, "status": "broken", "description": None, "version": None, "entry_point": b.entry_point,
-             "error": b.error, "hint": b.hint, "traceback": b.traceback, "runners": []}
-            for b in registry.broken.values()]
-
-
-def print_run(ctx: Context, run_id: str) -> int:
-    run = ctx.store.get_run(run_id)
-    tasks = ctx.store.run_tasks(run_id)
-    data = dict(run, tasks=tasks, trace=[t["step"] for t in tasks if t.get("started_at")])
+def print_run(ctx: Context, run: dict[str, Any]) -> int:
+    """A run as `Service.get_run` gives it; exit 0 when it succeeded."""
+    data, tasks = run, run["tasks"]
 
     def text() -> str:
         lines = [f"run {run['id']}  chain {run['chain_name']} v{run['chain_version']}  {run['status']}"]
@@ -155,16 +60,14 @@ def run_error_line(error: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
 
 def start(args: argparse.Namespace, ctx: Context) -> int:
     from legion.engine.actors import ActorHost
-    from legion.engine.chains import apply_items, load_chains
     from legion.engine.scheduler import Scheduler
 
     role = getattr(args, "role", "all")
-    engine = make_engine(ctx, args.workers, consume=role != "scheduler")
+    engine = ctx.engine(args.workers, consume=role != "scheduler")
     applied: list[dict[str, Any]] = []
     if not args.no_apply:
         folders = args.chains or ([Path("chains")] if Path("chains").is_dir() else [Path(str(resources.files("legion.chains")))])
-        files, _ = load_chains(folders, ctx.registry, [c["name"] for c in ctx.store.list_chains()])
-        applied = ctx.store.apply_chains(apply_items(files))
+        applied = ctx.apply_chains(paths=[str(f) for f in folders])["applied"]
         engine.refresh_events()
     node = f"{ctx.settings.node}:{os.getpid()}"
     runners = sorted(q for q in engine.queues if q.startswith("lex."))
@@ -216,7 +119,8 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def lex_list(args: argparse.Namespace, ctx: Context) -> int:
-    ok, broken = registry_rows(ctx.registry), broken_rows(ctx.registry)
+    rows = ctx.list_extensions()
+    ok, broken = [r for r in rows if r["status"] == "ok"], [r for r in rows if r["status"] == "broken"]
 
     def text() -> str:
         lines = []
@@ -264,25 +168,6 @@ def _function_lines(f: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _type(schema: dict[str, Any]) -> str:
-    """A parameter's JSON Schema in a word or two: `string`, `integer|null`, `"a"|"b"`."""
-    if "enum" in schema:
-        return "|".join(dumps(v) for v in schema["enum"])
-    if "const" in schema:
-        return dumps(schema["const"])
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            return "|".join(_type(s) for s in schema[key])
-    if "$ref" in schema:
-        return str(schema["$ref"]).rsplit("/", 1)[-1]
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        return "|".join(map(str, kind))
-    if kind == "array" and isinstance(schema.get("items"), dict) and schema["items"]:
-        return f"array[{_type(schema['items'])}]"
-    return str(kind) if kind else "any"
-
-
 def lex_create(args: argparse.Namespace, ctx: Context) -> int:
     from legion.engine.scaffold import create_extension
 
@@ -306,33 +191,20 @@ def task_run(args: argparse.Namespace, ctx: Context) -> int:
 
     items = input_items(args.args, (), args.input_json)
     spec = ctx.registry.function(args.function).spec  # NotFound (or a broken extension) before anything starts
-    payload = build_input(items, spec.args_schema())
-    engine = make_engine(ctx, 1, consume=False)
-    with engine:
-        run_id = engine.run_task(args.function, payload)
-        engine.wait(run_id)
-    tasks = ctx.store.run_tasks(run_id)
-    if not tasks:  # the run ended before its one task was recorded
-        run = ctx.store.get_run(run_id)
-        error = run.get("error") or {}
-        detail = f": {error.get('type')}: {error.get('message')}" if error else ""
-        raise LegionError(f"run {run_id} of {args.function} recorded no task; it ended {run['status']}{detail}",
-                          details={"run_id": run_id, "status": run["status"], "error": run.get("error")})
-    task = tasks[0]
+    task = ctx.run_task(args.function, build_input(items, spec.args_schema()))
     ctx.out.data(task, lambda: (dumps(task["result"], indent=2) if task["status"] == "succeeded"
                                 else f"task {task['id']} {task['status']}: {error_line(task['error'] or {})} (legion task show {task['id']})"))
     return 0 if task["status"] == "succeeded" else 1
 
 
 def task_list(args: argparse.Namespace, ctx: Context) -> int:
-    run_id = resolve_run(ctx.store, args.run_id) if args.run_id is not None else None
-    tasks = ctx.store.list_tasks(run_id=run_id, status=args.status, limit=args.limit)
+    tasks = ctx.list_tasks(run_id=args.run_id, status=args.status, limit=args.limit)
     ctx.out.data(tasks, lambda: table(tasks, ["id", "run_id", "step", "function", "status", "attempt", "finished_at"]))
     return 0
 
 
 def task_show(args: argparse.Namespace, ctx: Context) -> int:
-    task = resolve_task(ctx.store, args.id)
+    task = ctx.get_task(args.id)
     ctx.out.data(task, lambda: task_text(task))
     return 0
 
@@ -375,8 +247,7 @@ def error_line(error: dict[str, Any]) -> str:
 
 
 def task_logs(args: argparse.Namespace, ctx: Context) -> int:
-    task = resolve_task(ctx.store, args.id)
-    logs = ctx.store.task_logs(task["id"])
+    logs = ctx.task_logs(args.id)
     ctx.out.data(logs, lambda: table(logs, ["at", "level", "message"], "no log entries"))
     return 0
 
@@ -396,25 +267,19 @@ def task_purge(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_list(args: argparse.Namespace, ctx: Context) -> int:
-    runs = ctx.store.list_runs(chain=args.chain, status=args.status, limit=args.limit)
+    runs = ctx.list_runs(chain=args.chain, status=args.status, limit=args.limit)
     ctx.out.data(runs, lambda: table(runs, ["id", "chain_name", "chain_version", "status", "trigger", "created_at", "ended_at"]))
     return 0
 
 
 def run_show(args: argparse.Namespace, ctx: Context) -> int:
-    print_run(ctx, resolve_run(ctx.store, args.id))
+    print_run(ctx, ctx.get_run(args.id))
     return 0
 
 
 def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
-    run_id = resolve_run(ctx.store, args.id)
-    error = {"type": "Canceled", "message": "canceled by request", "step": None}
-    # Conditional: only a run still pending or running is marked, so a run that ends at the
-    # same moment keeps its real outcome. The process running it notices and stops it.
-    if not ctx.store.cancel_run(run_id, error):  # NotFound for an unknown id
-        raise BadInput(f"run {run_id} already ended ({ctx.store.get_run(run_id)['status']}); nothing to cancel")
-    send_request(ctx, run_id, "cancel")
-    ctx.out.data({"canceled": run_id}, f"canceled {run_id}")
+    data = ctx.cancel_run(args.id)
+    ctx.out.data(data, f"canceled {data['canceled']}")
     return 0
 
 
@@ -437,42 +302,23 @@ def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_pause(args: argparse.Namespace, ctx: Context) -> int:
-    return _run_request(args, ctx, "pause", ("running",))
+    data = ctx.pause_run(args.id)
+    ctx.out.data(data, f"asked run {data['paused']} to pause")
+    return 0
 
 
 def run_resume(args: argparse.Namespace, ctx: Context) -> int:
-    return _run_request(args, ctx, "resume", ("paused",))
-
-
-def _run_request(args: argparse.Namespace, ctx: Context, kind: str, statuses: tuple[str, ...]) -> int:
-    run_id = resolve_run(ctx.store, args.id)
-    status = ctx.store.get_run(run_id)["status"]
-    if status not in statuses:
-        raise BadInput(f"run {run_id} is {status}; only a run that is {' or '.join(statuses)} can be {kind}d")
-    send_request(ctx, run_id, kind)
-    ctx.out.data({kind + "d": run_id}, f"asked run {run_id} to {kind}")
+    data = ctx.resume_run(args.id)
+    ctx.out.data(data, f"asked run {data['resumed']} to resume")
     return 0
 
 
 def run_retry(args: argparse.Namespace, ctx: Context) -> int:
     """Embedded, the run goes on in this process (nobody else holds an ended run); on
     RabbitMQ, any worker carries it on."""
-    run_id = resolve_run(ctx.store, args.id)
-    run = ctx.store.get_run(run_id)
-    if run["status"] not in ("failed", "canceled"):
-        raise BadInput(f"run {run_id} is {run['status']}; only a failed or canceled run can be retried")
-    engine = make_engine(ctx, consume=False)
-    with engine:
-        if not engine.retry(run_id):
-            raise BadInput(f"run {run_id} has no step run to start again (it was written before runs kept their state, "
-                           f"or it failed at a `fail` target or before any step began); run the chain again instead")
-        ctx.out.progress(f"run {run_id} retried")
-        if not args.wait and engine.shared:
-            ctx.out.data({"retried": run_id}, f"retried {run_id}")
-            return 0
-        try:
-            engine.wait(run_id, args.timeout)
-        except TimeoutError:
-            raise LegionError(f"run {run_id} did not end within {args.timeout:g}s (it goes on: `legion run show {run_id}`)",
-                              details={"run_id": run_id, "timeout": args.timeout}) from None
-    return print_run(ctx, run_id)
+    run = ctx.retry_run(args.id, wait=args.wait, timeout=args.timeout)
+    ctx.out.progress(f"run {run['id']} retried")
+    if run["status"] in ("pending", "running", "paused"):  # on RabbitMQ, without --wait
+        ctx.out.data({"retried": run["id"]}, f"retried {run['id']}")
+        return 0
+    return print_run(ctx, run)

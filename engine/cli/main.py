@@ -11,12 +11,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from legion.dsl.errors import BadInput, LegionError
 from legion.engine.cli.args import MAX_ID, int_range, seconds, task_ref
 from legion.engine.cli.output import MaskingFormatter, Output
+from legion.engine.service import Service
 from legion.engine.settings import MAX_WORKERS
 
 Handler = Callable[[argparse.Namespace, "Context"], int]
@@ -27,83 +27,13 @@ RUN_STATUSES = ("pending", "running", "paused", "succeeded", "failed", "canceled
 TASK_STATUSES = ("queued", "delayed", "running", "succeeded", "failed", "skipped", "canceled", "timed_out")
 
 
-class Context:
-    """What commands share: settings, and lazily the store and the registry."""
+class Context(Service):
+    """What commands share: the deployment's service (settings, and lazily the store and the
+    registry), and the output."""
 
     def __init__(self, out: Output) -> None:
+        super().__init__()
         self.out = out
-        self._settings: Any = None
-        self._store: Any = None
-        self._registry: Any = None
-
-    @property
-    def settings(self) -> Any:
-        """Built on first use: a `vault://` setting is read from the secret store then, and
-        `legion secret ...` (which may be how that secret gets there) never needs it."""
-        if self._settings is None:
-            from legion.engine.settings import Settings
-
-            self._settings = Settings.from_env()
-        return self._settings
-
-    @property
-    def store(self) -> Any:
-        if self._store is None:
-            from legion.engine.data.store import Store
-
-            self.make_home()
-            self._store = Store(self.settings.database_url)
-        return self._store
-
-    def make_home(self) -> Path:
-        """LEGION_HOME, created when missing (the embedded database and secrets live there)."""
-        home: Path = self.settings.home
-        try:
-            home.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            from legion.engine.errors import ConfigError
-
-            why = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
-            raise ConfigError(f"LEGION_HOME={home}: cannot create that folder ({why}); "
-                              "set LEGION_HOME to a folder Legion may write to") from None
-        return home
-
-    def existing_store(self) -> Any:
-        """The store if its database already exists and can be reached, else None. Unlike
-        `store`, this creates nothing: no folder, no SQLite file."""
-        if self._store is not None:
-            return self._store
-        from legion.engine.data.urls import sqlite_path
-        from legion.engine.errors import ServiceUnavailable
-
-        url = self.settings.database_url
-        # The embedded default's URL is read without SQLAlchemy: seeing that there is no file
-        # yet must not cost importing it.
-        database = sqlite_path(url)
-        if database is None:
-            from legion.engine.data.connect import parse_url
-
-            parsed = parse_url(url)
-            if parsed.get_backend_name() == "sqlite":
-                database = parsed.database or ""
-        if database is not None and (not database or database == ":memory:" or database.startswith("file:")
-                                     or not Path(database).is_file()):
-            return None
-        from legion.engine.data.store import Store
-
-        try:
-            self._store = Store(url)
-        except ServiceUnavailable:
-            return None
-        return self._store
-
-    @property
-    def registry(self) -> Any:
-        if self._registry is None:
-            from legion.engine.registry import Registry
-
-            self._registry = Registry.discover()
-        return self._registry
 
 
 class Parser(argparse.ArgumentParser):

@@ -90,7 +90,6 @@ def dlq_replay(args: argparse.Namespace, ctx: Context) -> int:
     """A dead message of a run that has ended (failed because its step stopped its workers
     again and again, say) retries the run, from its failed step runs; any other is
     published again as it was. Either way it leaves the dead-letter queue."""
-    from legion.engine.cli.commands import send_request
     from legion.engine.transport.admin import dlq_replay as replay
     from legion.engine.transport.admin import dlq_show as show
 
@@ -104,7 +103,7 @@ def dlq_replay(args: argparse.Namespace, ctx: Context) -> int:
             run = None
     replayed = replay(url, args.id, queues=queues)  # a step run that has ended drops the copy when it is taken
     if run is not None and run["status"] in ("failed", "canceled"):
-        send_request(ctx, run["id"], "retry")
+        ctx.request(run["id"], "retry")
         ctx.out.data(dict(replayed, retried=run["id"]), f"replayed {args.id}: run {run['id']} is retried")
         return 0
     ctx.out.data(replayed, f"replayed {args.id}")

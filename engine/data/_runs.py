@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, tuple_, update
 
 from legion.engine.data._base import StoreBase, check_columns, check_limit, new_id, row_dict, rows
 from legion.engine.data._upsert import upsert
@@ -65,10 +65,14 @@ class RunStore(StoreBase):
         with self._read() as conn:
             return _one(conn.execute(_GET_RUN, {"run_id": run_id}).first(), run_id)
 
-    def list_runs(self, chain: str | None = None, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first."""
+    def list_runs(self, chain: str | None = None, status: str | None = None, limit: int = 50,
+                  after: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
+        """Newest first; with `after` (a run's created_at and id), those listed after that one."""
         check_limit(limit)
         query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        if after is not None:
+            created, run_id = after
+            query = query.where(or_(runs.c.created_at < created, and_(runs.c.created_at == created, runs.c.id < run_id)))
         if chain is not None:
             query = query.where(runs.c.chain_name == chain)
         if status is not None:
