@@ -26,6 +26,12 @@ class ConfigError(BadInput):
     code = "config_error"
 
 
+class RunTimeout(LegionError):
+    """A run waited for did not end in the time given."""
+
+    code = "timeout"
+
+
 class ServiceUnavailable(LegionError):
     """RabbitMQ, the database, Redis or Vault cannot be reached."""
 

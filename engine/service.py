@@ -13,28 +13,45 @@ a command that only validates a file loads neither the runtime nor a database dr
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from legion.dsl.errors import BadInput, Issue, LegionError
-from legion.engine.errors import ConfigError, NotFound
+from legion.engine.errors import ConfigError, NotFound, RunTimeout
 
 if TYPE_CHECKING:
     from legion.engine.chains import ChainFile
     from legion.engine.runtime import Engine
 
 RUN_REQUESTS = {"pause": ("running",), "resume": ("paused",)}  # what a run must be for each request
+LIVE_WITHIN = 15.0  # seconds: a node that sent a heartbeat this recently is up (it sends one a second; every 10 s with Redis)
 
 
 class Service:
     """One deployment as its settings describe it: the store, the registry of installed
     extensions, and engines made on demand; each built on first use."""
 
-    def __init__(self, settings: Any = None) -> None:
+    def __init__(self, settings: Any = None, *, registry: Any = None) -> None:
         self._settings = settings
         self._store: Any = None
-        self._registry: Any = None
+        self._registry: Any = registry
+        self._engine: Engine | None = None  # a long-lived engine of this process (a server's), when it has one
+
+    def use_engine(self, engine: Engine | None) -> None:
+        """Start runs on this started engine rather than one made (and stopped) per call."""
+        self._engine = engine
+
+    @contextmanager
+    def _engine_for_call(self, workers: int | None = None) -> Iterator[Engine]:
+        if self._engine is not None:
+            yield self._engine
+            return
+        engine = self.engine(workers, consume=False)
+        with engine:
+            yield engine
 
     # -- what it is made of ----------------------------------------------------------------
 
@@ -278,15 +295,14 @@ class Service:
         BadInput, before any run exists, when the input does not fit the chain's schema.
         Embedded, the run happens in this process, so it is always waited for. A run that
         does not end within `timeout` is canceled, and LegionError says so."""
-        engine = self.engine(consume=False)  # embedded, it runs here all the same
-        program = engine.program(chain)  # NotFound before anything starts; the one read of the chain
-        payload = dict(input or {})
-        check_input(program, payload)
-        with engine:
+        with self._engine_for_call() as engine:  # embedded, the run happens in this process all the same
+            program = engine.program(chain)  # NotFound before anything starts; the one read of the chain
+            payload = dict(input or {})
+            check_input(program, payload)
             run_id = engine.start_program(program, payload, listener=listener)
             if started is not None:
                 started(run_id)
-            if wait or not engine.shared:
+            if wait or (not engine.shared and self._engine is None):
                 self._wait(engine, run_id, timeout)
         return self.get_run(run_id)
 
@@ -300,7 +316,7 @@ class Service:
                 engine.wait(run_id, 5.0)  # the cancel is recorded before the engine stops
             except TimeoutError:
                 pass
-            raise LegionError(f"run {run_id} did not end within {timeout:g}s, so it was canceled "
+            raise RunTimeout(f"run {run_id} did not end within {timeout:g}s, so it was canceled "
                               f"(see `legion run show {run_id}`; give a longer timeout to let it finish)",
                               details={"run_id": run_id, "timeout": timeout}) from None
 
@@ -358,17 +374,16 @@ class Service:
         if run["status"] not in ("failed", "canceled"):
             raise BadInput(f"run {run_id} is {run['status']}; only a failed or canceled run can be retried",
                            details={"run_id": run_id, "status": run["status"]})
-        engine = self.engine(consume=False)
-        with engine:
+        with self._engine_for_call() as engine:
             if not engine.retry(run_id):
                 raise BadInput(f"run {run_id} has no step run to start again (it was written before runs kept their state, "
                                f"or it failed at a `fail` target or before any step began); run the chain again instead",
                                details={"run_id": run_id})
-            if wait or not engine.shared:
+            if wait or (not engine.shared and self._engine is None):
                 try:
                     engine.wait(run_id, timeout)
                 except TimeoutError:
-                    raise LegionError(f"run {run_id} did not end within {timeout:g}s (it goes on: `legion run show {run_id}`)",
+                    raise RunTimeout(f"run {run_id} did not end within {timeout:g}s (it goes on: `legion run show {run_id}`)",
                                       details={"run_id": run_id, "timeout": timeout}) from None
         return self.get_run(run_id)
 
@@ -377,8 +392,7 @@ class Service:
     def run_task(self, function: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one function now, as a one-step run: its task row (status, result, error)."""
         _ = self.registry.function(function).spec  # NotFound (or a broken extension) before anything starts
-        engine = self.engine(1, consume=False)
-        with engine:
+        with self._engine_for_call(1) as engine:
             run_id = engine.run_task(function, dict(args or {}))
             engine.wait(run_id)
         tasks = self.store.run_tasks(run_id)
@@ -405,10 +419,15 @@ class Service:
 
     # -- functions -------------------------------------------------------------------------
 
-    def list_extensions(self) -> list[dict[str, Any]]:
+    def list_extensions(self, *, exposed: bool = False) -> list[dict[str, Any]]:
         """The installed extensions with their runners and functions (argument schemas
-        included), then those that failed to load, saying why."""
-        return registry_rows(self.registry) + broken_rows(self.registry)
+        included), then those that failed to load, saying why. `exposed`: without the
+        functions declared `expose=False`."""
+        rows = registry_rows(self.registry)
+        if exposed:
+            rows = [dict(ext, runners=[dict(r, functions=[f for f in r["functions"] if f["expose"]]) for r in ext["runners"]])
+                    for ext in rows]
+        return rows + broken_rows(self.registry)
 
     def list_functions(self, *, exposed: bool = False) -> list[dict[str, Any]]:
         """Every function of the installed extensions (`exposed`: only those not declared
@@ -426,6 +445,40 @@ class Service:
 
     def list_schedules(self) -> list[dict[str, Any]]:
         return list(self.store.list_schedules())
+
+    def ready(self) -> dict[str, Any]:
+        """Whether the database answers (ServiceUnavailable when it does not)."""
+        self.store.list_chains()
+        return {"status": "ready"}
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """The processes that ran Legion here: `up`, `lost` (no heartbeat for a while: dead or
+        cut off) or `stopped`, with their role, runners and steps in flight; with Redis,
+        what they say there, every second."""
+        now = datetime.now(UTC)
+        live = None  # with Redis: the nodes alive now, and what they say
+        if self.settings.redis_url:
+            from legion.engine.signals import RedisSignals
+
+            presence = RedisSignals(self.settings.redis_url)
+            try:
+                live = presence.alive()
+            finally:
+                presence.close()
+        nodes = []
+        for row in self.store.list_nodes():
+            info = row.get("info") or {}
+            age = (now - row["heartbeat_at"]).total_seconds()
+            state = "stopped" if row["status"] == "stopped" else "up" if age <= LIVE_WITHIN else "lost"
+            if live is not None and state != "stopped":
+                state = "up" if row["name"] in live else "lost"
+                info = live.get(row["name"], info)
+            nodes.append({"name": row["name"], "host": row["hostname"], "pid": row["pid"], "state": state,
+                          "role": info.get("role"), "transport": info.get("transport"), "concurrency": info.get("concurrency"),
+                          "in_flight": info.get("in_flight"), "runners": info.get("runners") or [],
+                          "heartbeat_age_s": round(age, 1), "started_at": row["started_at"]})
+        nodes.sort(key=lambda n: (n["state"] != "up", n["name"]))
+        return nodes
 
 
 def unique_paths(paths: list[Path]) -> list[Path]:

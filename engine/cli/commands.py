@@ -63,7 +63,13 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
     from legion.engine.scheduler import Scheduler
 
     role = getattr(args, "role", "all")
+    server = None
+    if args.port is not None:  # refused before anything starts when --no-auth is not on a loopback address
+        from legion.engine.cli.api import api_server
+
+        server = api_server(ctx, args.host, args.port, args.no_auth)
     engine = ctx.engine(args.workers, consume=role != "scheduler")
+    ctx.use_engine(engine)
     applied: list[dict[str, Any]] = []
     if not args.no_apply:
         folders = args.chains or ([Path("chains")] if Path("chains").is_dir() else [Path(str(resources.files("legion.chains")))])
@@ -96,6 +102,10 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
         ctx.out.progress(f"legion started on {node} ({role}): {doing}; steps run {where}; database {redact(ctx.settings.database_url)}")
         for r in applied:
             ctx.out.progress(f"  {r['action']:9} {r['name']}" + (f" v{r['version']}" if r.get("version") else ""))
+        if server is not None:
+            serving = threading.Thread(target=server.run, name="legion-api", daemon=True)
+            serving.start()
+            ctx.out.progress(f"  API on http://{args.host}:{args.port}/api ({'no auth' if args.no_auth else 'tokens'})")
         ctx.out.progress("Ctrl-C stops it")
         presence = getattr(engine.signals, "beat", None)  # Redis: alive every second there, in the database less often
         beats = 0
@@ -105,6 +115,9 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
             if presence is None or beats % DB_BEAT_EVERY == 0:
                 ctx.store.heartbeat(node, info=info())
             beats += 1
+        if server is not None:
+            server.should_exit = True
+            serving.join(timeout=10)
         if role != "worker":
             actors.stop()
             scheduler.stop()

@@ -68,6 +68,23 @@ def build_parser() -> Parser:
     start.add_argument("--role", choices=["all", "worker", "scheduler"], default="all",
                        help="worker: take step messages; scheduler: fire schedules and actors; all (default): both")
     start.add_argument("--no-apply", action="store_true", help="do not apply chain files; run what is applied")
+    start.add_argument("--port", type=int_range(1, 65535, "a port number"),
+                       help="also serve the REST API on this port (e.g. 4567)")
+    api = command(groups, "api", "api:serve", "serve only the REST API (runs start on the deployment's workers)")
+    api.add_argument("--port", type=int_range(1, 65535, "a port number"), default=4567, help="the port (default 4567)")
+    for p in (start, api):
+        p.add_argument("--host", default="127.0.0.1", help="the address the API listens on (default 127.0.0.1)")
+        p.add_argument("--no-auth", action="store_true", help="serve the API with no token needed (only on a loopback address)")
+
+    token = groups.add_parser("token", help="API tokens", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    p = command(token, "create", "api:token_create", "make an API token (shown once; only its hash is kept)")
+    p.add_argument("--scope", required=True, choices=["read", "run", "admin"],
+                   help="read: look; run: also start, cancel, pause, resume and retry runs, run tasks; admin: also apply and delete chains")
+    p.add_argument("--name", default="token", help="what it is for (shown by `token list`)")
+    p.add_argument("--expires", metavar="DURATION", help="it stops working after this long (e.g. 30d, 12h); default never")
+    command(token, "list", "api:token_list", "API tokens (never the tokens themselves)")
+    p = command(token, "revoke", "api:token_revoke", "stop a token from working")
+    p.add_argument("id", type=int_range(1, MAX_ID, "a token id"))
 
     lex = groups.add_parser("lex", help="extensions", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
     command(lex, "list", "commands:lex_list", "installed extensions, runners and functions with their arguments")

@@ -3,40 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 
 from legion.dsl.errors import LegionError
 from legion.engine.cli.main import Context
 from legion.engine.cli.output import dumps, table
 from legion.engine.errors import ConfigError
 
-LIVE_WITHIN = 15.0  # seconds: a node that sent a heartbeat this recently is up (it sends one a second; every 10 s with Redis)
-
 
 def node_list(args: argparse.Namespace, ctx: Context) -> int:
-    now = datetime.now(UTC)
-    nodes = []
-    live = None  # with Redis: the nodes alive now, and what they say
-    if ctx.settings.redis_url:
-        from legion.engine.signals import RedisSignals
-
-        presence = RedisSignals(ctx.settings.redis_url)
-        try:
-            live = presence.alive()
-        finally:
-            presence.close()
-    for row in ctx.store.list_nodes():
-        info = row.get("info") or {}
-        age = (now - row["heartbeat_at"]).total_seconds()
-        state = "stopped" if row["status"] == "stopped" else "up" if age <= LIVE_WITHIN else "lost"
-        if live is not None and state != "stopped":
-            state = "up" if row["name"] in live else "lost"
-            info = live.get(row["name"], info)
-        nodes.append({"name": row["name"], "host": row["hostname"], "pid": row["pid"], "state": state,
-                      "role": info.get("role"), "transport": info.get("transport"), "concurrency": info.get("concurrency"),
-                      "in_flight": info.get("in_flight"), "runners": info.get("runners") or [],
-                      "heartbeat_age_s": round(age, 1), "started_at": row["started_at"]})
-    nodes.sort(key=lambda n: (n["state"] != "up", n["name"]))
+    nodes = ctx.list_nodes()
     rows = [dict(n, runners=len(n["runners"]), heartbeat=f"{n['heartbeat_age_s']:g}s ago") for n in nodes]
     ctx.out.data(nodes, lambda: table(rows, ["name", "state", "role", "in_flight", "runners", "heartbeat"],
                                       empty="no node has run here yet (`legion start` registers one)"))

@@ -7,62 +7,15 @@ printed stays JSON; the text for people once more as a whole, for what it says i
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TextIO
 
 from legion.dsl.errors import LegionError
+from legion.engine.jsontext import dumps, encode, masked
 from legion.engine.secrets import MASKER
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return str(value)
-
-
-def dumps(value: Any, *, indent: int | None = None) -> str:
-    """JSON text of `value` with every known secret masked (on the value, so the text is JSON);
-    a NaN or infinite float (which JSON cannot hold) becomes null."""
-    return _encode(_masked(value), indent=indent)
-
-
-def _encode(value: Any, *, indent: int | None = None) -> str:
-    """JSON text of `value` as it is."""
-    try:
-        return json.dumps(value, default=_default, ensure_ascii=False, indent=indent, allow_nan=False)
-    except ValueError as exc:
-        if "Out of range float" not in str(exc):
-            raise
-    return json.dumps(_finite(value), default=_default, ensure_ascii=False, indent=indent, allow_nan=False)
-
-
-def _finite(value: Any) -> Any:
-    """The value with every non-finite float replaced by None (what `_default` makes of other
-    objects included)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    return _finite(_default(value))
-
-
-def _masked(value: Any) -> Any:
-    """`value` with known secrets masked (see `Masker.mask`), on its JSON form: dates and
-    objects already turned into strings, tuples into lists."""
-    if not MASKER.active:
-        return value
-    return MASKER.mask(json.loads(_encode(value)))
 
 
 class Output:
@@ -81,7 +34,7 @@ class Output:
         """Print the result: the JSON envelope, or the text rendering."""
         if self.json_mode:
             # The envelope's own keys are never masked, so the document keeps its shape.
-            self.stdout.write(_encode({"data": _masked(data)}) + "\n")
+            self.stdout.write(encode({"data": masked(data)}) + "\n")
             self.stdout.flush()
             return
         rendered = text() if callable(text) else text
@@ -100,8 +53,8 @@ class Output:
 
     def error(self, exc: LegionError) -> int:
         if self.json_mode:
-            error = {key: _masked(value) for key, value in exc.to_dict().items()}  # its fields are its shape
-            self.stdout.write(_encode({"error": error}) + "\n")
+            error = {key: masked(value) for key, value in exc.to_dict().items()}  # its fields are its shape
+            self.stdout.write(encode({"error": error}) + "\n")
             self.stdout.flush()
         else:
             sys.stderr.write(MASKER.text(f"error: {exc.message}") + "\n")

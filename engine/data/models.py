@@ -256,6 +256,19 @@ run_parts = table(
     Index(None, "run_id", "revision"),
 )
 
+# API tokens (`legion token create`): only a SHA-256 of each is kept; the token itself is
+# shown once. `scopes`: comma-separated, of read, run and admin.
+api_tokens = table(
+    "api_tokens",
+    primary_key(),
+    required("name", String(NAME)),
+    required("token_hash", String(64), unique=True),
+    required("scopes", String(64)),
+    required("created_at", UTCDateTime, default=utcnow),
+    optional("expires_at", UTCDateTime),
+    optional("revoked_at", UTCDateTime),
+)
+
 # Messages a committed event must still publish: written in the event's transaction, deleted
 # once the broker confirmed them; rows left by a process that died between are republished.
 outbox = table(

@@ -2,8 +2,8 @@
 
 Plain dicts go in and come out (JSON-able values; datetimes are aware UTC `datetime`s). Every
 public method is one transaction. The methods live in small mixins by subject:
-registry (`_registry`), chains (`_chains`), runs, tasks and logs (`_runs`), nodes and
-schedules (`_ops`).
+registry (`_registry`), chains (`_chains`), runs, tasks and logs (`_runs`), the durable run
+path (`_durable`), nodes and schedules (`_ops`), API tokens (`_tokens`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from legion.engine.data._durable import DurableStore, LockedRun
 from legion.engine.data._ops import OpsStore
 from legion.engine.data._registry import RegistryStore
 from legion.engine.data._runs import RunStore
+from legion.engine.data._tokens import TokenStore
 from legion.engine.data.connect import connect, default_url, make_engine, redact, translate_errors
 from legion.engine.data.schema import SCHEMA_HEAD, ensure_schema, upgrade_schema
 
 __all__ = ["LockedRun", "Store", "default_url", "upgrade_database"]
 
 
-class Store(RegistryStore, ChainStore, RunStore, DurableStore, OpsStore):
+class Store(RegistryStore, ChainStore, RunStore, DurableStore, OpsStore, TokenStore):
     """Open with `Store(url)` or `Store.open(url)`; the schema is migrated to the newest
     revision on open (unless upgrade=False, which then insists it is current).
 
