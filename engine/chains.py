@@ -121,7 +121,11 @@ def schedule_rows(chain: Chain, now: datetime | None = None) -> list[dict[str, A
 
 
 def graph(chain: Chain, fmt: str = "mermaid") -> str:
-    """The chain as a Mermaid flowchart or a Graphviz digraph."""
+    """The chain as a Mermaid flowchart, a Graphviz digraph or an SVG picture."""
+    if fmt == "svg":
+        from legion.engine.svg import chain_svg
+
+        return chain_svg(chain)
     starts = set(chain.start_steps())
     if fmt == "dot":
         lines = [f'digraph "{chain.chain}" {{', "  rankdir=LR;"]

@@ -134,7 +134,7 @@ def build_parser() -> Parser:
     p.add_argument("name")
     p = command(chain, "graph", "chains:graph", "draw a chain (applied, or a file)")
     p.add_argument("name")
-    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    p.add_argument("--format", choices=["mermaid", "dot", "svg"], default="mermaid")
     p = command(chain, "delete", "chains:delete", "delete an applied chain (its runs keep their versions)")
     p.add_argument("name")
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from starlette.testclient import TestClient
@@ -126,6 +127,10 @@ def test_apply_a_chain_run_it_and_read_the_run_back(service: Service) -> None:
     assert [v["version"] for v in no_auth.get("/api/chains/hello/versions").json()["data"]] == [1]
     graph = no_auth.get("/api/chains/hello/graph", params={"format": "dot"}).json()["data"]
     assert graph["format"] == "dot" and "greet" in graph["graph"]
+    svg = ElementTree.fromstring(no_auth.get("/api/chains/hello/graph", params={"format": "svg"}).json()["data"]["graph"])
+    steps = [g.get("data-step") for g in svg.iter("{http://www.w3.org/2000/svg}g")]
+    assert steps == ["greet"]
+    assert no_auth.get("/api/chains/hello/graph", params={"format": "png"}).status_code == 400
     started = no_auth.post("/api/runs", json={"chain": "hello", "input": {"name": "ann"}, "wait": True})
     assert started.status_code == 201
     run = started.json()["data"]
