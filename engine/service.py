@@ -260,6 +260,26 @@ class Service:
         needed = {q.name for q in after.queues}
         return Topology(queues=tuple(q for q in before.queues if q.name not in needed))
 
+    def test_chain(self, text: str, rehearsal: str) -> dict[str, Any]:
+        """Rehearse a chain given as YAML text: `rehearsal` is a rehearsal's YAML (`input`,
+        `mocks`, `expect`; its `chain` is this chain unless it names another). {passed,
+        failures, issues, run: {status, sequence, output, error}}: what `legion chain test`
+        reports for one rehearsal file."""
+        import tempfile
+
+        from legion.engine.rehearsal import run_rehearsal
+
+        with tempfile.TemporaryDirectory(prefix="legion-rehearsal-") as folder:
+            Path(folder, "chain.yaml").write_text(text, encoding="utf-8")
+            path = Path(folder, "rehearsal.test.yaml")
+            path.write_text(rehearsal if _names_chain(rehearsal) is not False else rehearsal.rstrip("\n") + "\nchain: chain.yaml\n",
+                            encoding="utf-8")
+            report = run_rehearsal(path, self.registry).to_dict()
+        report.pop("file", None)
+        for issue in report["issues"]:
+            issue["file"] = {"chain.yaml": "<chain>", "rehearsal.test.yaml": "<rehearsal>"}.get(Path(issue["file"] or "").name, issue["file"])
+        return report
+
     def list_chains(self) -> list[dict[str, Any]]:
         return list(self.store.list_chains())
 
@@ -479,6 +499,19 @@ class Service:
                           "heartbeat_age_s": round(age, 1), "started_at": row["started_at"]})
         nodes.sort(key=lambda n: (n["state"] != "up", n["name"]))
         return nodes
+
+
+def _names_chain(rehearsal: str) -> bool | None:
+    """Whether a rehearsal's YAML has a top-level `chain` (read as YAML: a key in a comment
+    or a nested mapping does not count); None when it does not load (left as it is, for the
+    rehearsal's own checks to place what is wrong)."""
+    from legion.dsl.loader import load_text
+
+    try:
+        data = load_text(rehearsal, "<rehearsal>").data
+    except LegionError:
+        return None
+    return isinstance(data, dict) and "chain" in data
 
 
 def unique_paths(paths: list[Path]) -> list[Path]:

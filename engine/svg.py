@@ -48,7 +48,7 @@ def chain_svg(chain: Chain) -> str:
             for target in edge.do:
                 if target == "fail":
                     uses_fail = True
-                    tx, ty = fail[0], fail[1] + 20
+                    tx, ty = fail[0], fail[1] + 20.0
                 elif target in place:
                     tx, ty = place[target][0], place[target][1] + BOX_H / 2
                 else:

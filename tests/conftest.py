@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "conformance"
 COPY = ROOT / "tests" / "conformance"
-PACKAGE_DIRS = ("dsl", "engine", "extensions", "chains", "schemas", "sdk")  # legion.<name> is <name>/
+PACKAGE_DIRS = ("dsl", "engine", "extensions", "chains", "schemas", "sdk", "docs")  # legion.<name> is <name>/
 
 os.environ.setdefault("LEGION_CONFORMANCE", str(SHARED if SHARED.is_dir() else COPY))
 

@@ -52,6 +52,17 @@ def serve(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def mcp_stdio(args: argparse.Namespace, ctx: Context) -> int:
+    """The MCP server on this process's stdin and stdout (whatever else prints goes to stderr)."""
+    from legion.engine.mcpserver import build_server
+
+    engine = ctx.engine(consume=False)  # embedded, runs an agent starts run here; on RabbitMQ, on the workers
+    ctx.use_engine(engine)
+    with engine:
+        build_server(ctx).run("stdio")
+    return 0
+
+
 def token_create(args: argparse.Namespace, ctx: Context) -> int:
     expires = None
     if args.expires:

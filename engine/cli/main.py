@@ -76,6 +76,8 @@ def build_parser() -> Parser:
         p.add_argument("--host", default="127.0.0.1", help="the address the API listens on (default 127.0.0.1)")
         p.add_argument("--no-auth", action="store_true", help="serve the API with no token needed (only on a loopback address)")
 
+    command(groups, "mcp", "api:mcp_stdio", "serve Legion's MCP tools on stdio (for an agent: Claude Desktop, Claude Code...)")
+
     token = groups.add_parser("token", help="API tokens", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
     p = command(token, "create", "api:token_create", "make an API token (shown once; only its hash is kept)")
     p.add_argument("--scope", required=True, choices=["read", "run", "admin"],
