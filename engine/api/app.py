@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -238,9 +239,10 @@ class Authorizer:
         self.service = service
         self.enabled = enabled
 
-    def check(self, request: Request, scope: str | None) -> None:
+    def check(self, request: Request, scope: str | None) -> str | None:
+        """The token's highest scope (None when tokens are off); ApiError when it may not."""
         if scope is None or not self.enabled:
-            return
+            return None
         header = request.headers.get("authorization", "")
         kind, _, token = header.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
@@ -253,6 +255,7 @@ class Authorizer:
         if level < SCOPES.index(scope):
             raise ApiError(403, "forbidden", f"the token's scopes ({', '.join(found['scopes'])}) do not include {scope!r}",
                            details={"needs": scope, "has": found["scopes"]})
+        return SCOPES[level]
 
 
 async def read_body(request: Request, kind: str | None) -> Any:
@@ -310,14 +313,60 @@ def route(service: Service, auth: Authorizer, endpoint: Endpoint) -> Route:
     return Route(path, handle, methods=[endpoint.method], name=endpoint.name)
 
 
-def create_app(service: Service, *, auth: bool = True) -> Starlette:
+def mcp_route(service: Service, auth: Authorizer, host: str) -> tuple[Route, Callable[[], Any]]:
+    """`/mcp`: the MCP tools over streamable HTTP, behind the API's tokens (a `read` token
+    reaches the read tools only; see `legion.engine.mcpserver`), and the lifespan that runs
+    its sessions. The MCP SDK is an extra (`pip install legion[mcp]`): without it `/mcp`
+    answers 501."""
+    try:
+        from legion.engine.mcpserver import SCOPE, build_server
+    except ImportError:
+        async def missing(request: Request) -> Response:
+            return answer(501, error=ApiError(501, "not_installed", "the MCP server needs the mcp extra: pip install 'legion[mcp]'"))
+
+        return Route("/mcp", missing, methods=["GET", "POST", "DELETE"], name="mcp"), contextlib.nullcontext
+    server = build_server(service)
+    inner = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True, host=host)
+    return Route("/mcp", McpEndpoint(inner, auth, SCOPE), methods=["GET", "POST", "DELETE"], name="mcp"), server.session_manager.run
+
+
+class McpEndpoint:
+    """An ASGI app: the API's token check, then the MCP app with the token's scope set (each
+    tool checks the scope it needs)."""
+
+    def __init__(self, inner: Any, auth: Authorizer, scope_var: Any) -> None:
+        self.inner, self.auth, self.scope_var = inner, auth, scope_var
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            held = self.auth.check(Request(scope, receive), "read")
+        except LegionError as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if status_of(exc) == 401 else None
+            await answer(status_of(exc), error=exc, headers=headers)(scope, receive, send)
+            return
+        token = self.scope_var.set(held)
+        try:
+            await self.inner(scope, receive, send)
+        finally:
+            self.scope_var.reset(token)
+
+
+def create_app(service: Service, *, auth: bool = True, host: str = "127.0.0.1") -> Starlette:
     """The API over `service`. `auth=False` opens every route (`--no-auth`: loopback only,
-    which the command serving it checks)."""
+    which the command serving it checks). `host`: where it is served (the MCP endpoint
+    accepts only requests naming it, against DNS rebinding)."""
     from legion.engine.api.openapi import openapi_document
 
     authorizer = Authorizer(service, auth)
     routes = [route(service, authorizer, e) for e in ENDPOINTS]
     document = openapi_document(ENDPOINTS, auth=auth)
+    mcp, sessions = mcp_route(service, authorizer, host)
+    routes.append(mcp)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with sessions():
+            yield
 
     async def openapi(request: Request) -> Response:
         return Response(json.dumps(document), media_type="application/json")
@@ -332,4 +381,4 @@ def create_app(service: Service, *, auth: bool = True) -> Starlette:
         return answer(500, error=LegionError(f"internal error: {type(exc).__name__}: {exc}"))
 
     routes.append(Route("/api/openapi.json", openapi, methods=["GET"], name="openapi"))
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed, Exception: failed})
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed, Exception: failed}, lifespan=lifespan)

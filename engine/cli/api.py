@@ -35,8 +35,8 @@ def api_server(ctx: Context, host: str, port: int, no_auth: bool) -> Any:
     from legion.engine.api import create_app
 
     check_binding(host, no_auth)
-    config = uvicorn.Config(create_app(ctx, auth=not no_auth), host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off")
+    config = uvicorn.Config(create_app(ctx, auth=not no_auth, host=host), host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="on")
     return uvicorn.Server(config)
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -104,3 +105,31 @@ def test_tokens_made_listed_and_revoked_by_the_cli_guard_legion_start_port(home:
         legion(home, "token", "revoke", str(made["id"]))
         assert httpx.get(base + "/api/runs", headers=good, timeout=10).status_code == 401
     assert legion(home, "token", "revoke", "999", check=2).returncode == 2
+
+
+def test_mcp_over_http_takes_the_api_tokens_and_their_scopes(home: Path) -> None:
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    read = as_json(legion(home, "token", "create", "--scope", "read", "--json"))["data"]["token"]
+    admin = as_json(legion(home, "token", "create", "--scope", "admin", "--json"))["data"]["token"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+
+    async def calls(token: str) -> list[Any]:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                return [await client.call_tool("legion.apply_chain", {"yaml": HELLO}),
+                        await client.call_tool("legion.list_chains", {})]
+
+    with serve(home, "api", "--port", str(port)) as proc:
+        up(f"http://127.0.0.1:{port}", proc)
+        assert httpx.post(url, json={}, timeout=10).status_code == 401  # no token, no MCP
+        refused, listed = anyio.run(calls, read)
+        assert refused.is_error and "'admin' scope" in refused.content[0].text
+        assert listed.structured_content == {"chains": []}
+        applied, listed = anyio.run(calls, admin)
+        assert not applied.is_error
+        assert [c["name"] for c in listed.structured_content["chains"]] == ["hello"]
