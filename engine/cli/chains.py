@@ -160,3 +160,15 @@ def delete(args: argparse.Namespace, ctx: Context) -> int:
     data = ctx.delete_chain(args.name)
     ctx.out.data(data, f"deleted {args.name}")
     return 0
+
+
+def schema_export(args: argparse.Namespace, ctx: Context) -> int:
+    from legion.engine.editor import export_schemas
+
+    out = Path(args.out)
+    try:
+        written = export_schemas(out, ctx.list_functions() if args.with_extensions else None)
+    except OSError as exc:
+        raise BadInput(f"cannot write the schemas into {out}: {exc.strerror or exc} (give a folder you can write to with --out)") from None
+    ctx.out.data({"written": [str(p) for p in written]}, "\n".join(str(p) for p in written))
+    return 0

@@ -76,6 +76,12 @@ def build_parser() -> Parser:
         p.add_argument("--host", default="127.0.0.1", help="the address the API listens on (default 127.0.0.1)")
         p.add_argument("--no-auth", action="store_true", help="serve the API with no token needed (only on a loopback address)")
 
+    schema = groups.add_parser("schema", help="JSON Schemas for editors", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
+    p = command(schema, "export", "chains:schema_export", "write the chain and rehearsal JSON Schemas (for yaml-language-server)")
+    p.add_argument("--out", default="schemas", help="the folder to write them in (default: ./schemas)")
+    p.add_argument("--with-extensions", action="store_true",
+                   help="`run:` lists the installed functions and `with:` is checked against each one's arguments")
+
     command(groups, "mcp", "api:mcp_stdio", "serve Legion's MCP tools on stdio (for an agent: Claude Desktop, Claude Code...)")
 
     token = groups.add_parser("token", help="API tokens", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
