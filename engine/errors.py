@@ -32,6 +32,12 @@ class RunTimeout(LegionError):
     code = "timeout"
 
 
+class NotConfigured(ConfigError):
+    """What was asked for needs a service this deployment does not use (the broker, embedded)."""
+
+    code = "not_configured"
+
+
 class ServiceUnavailable(LegionError):
     """RabbitMQ, the database, Redis or Vault cannot be reached."""
 

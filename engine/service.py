@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from legion.dsl.errors import BadInput, Issue, LegionError
-from legion.engine.errors import ConfigError, NotFound, RunTimeout
+from legion.engine.errors import ConfigError, NotConfigured, NotFound, RunTimeout
 
 if TYPE_CHECKING:
     from legion.engine.chains import ChainFile
@@ -465,6 +465,77 @@ class Service:
 
     def list_schedules(self) -> list[dict[str, Any]]:
         return list(self.store.list_schedules())
+
+    # -- the broker ------------------------------------------------------------------------
+
+    def _amqp(self) -> str:
+        if not self.settings.amqp_url:
+            raise NotConfigured("LEGION_AMQP_URL is not set: Legion runs embedded, with no broker (set it to a RabbitMQ URL, "
+                                "e.g. amqp://guest:guest@127.0.0.1:5672/%2F)")
+        return str(self.settings.amqp_url)
+
+    def _queues(self) -> list[str]:
+        """Legion's queues: each runner's (of every extension any node registered, and this
+        one's), with its dead-letter queue, and the control and wait queues. (The broker lists
+        them itself only through its management API.)"""
+        from legion.engine.transport.admin import fixed_queues
+
+        runners = {f"lex.{ext['name']}.{r['name']}" for ext in self.store.list_extensions() for r in ext.get("runners", [])}
+        runners |= {f"lex.{r.extension}.{r.name}" for r in self.registry.runners.values()}
+        return sorted(runners | {q + ".dlq" for q in runners} | set(fixed_queues()))
+
+    def broker_status(self) -> dict[str, Any]:
+        """Legion's queues on RabbitMQ: depths, consumers, rates (ConfigError when embedded)."""
+        from legion.engine.transport.admin import broker_status
+
+        return broker_status(self._amqp(), self._queues())
+
+    def list_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        from legion.engine.transport.admin import dlq_list
+
+        return dlq_list(self._amqp(), limit, queues=self._queues())
+
+    def get_dead_letter(self, letter_id: str) -> dict[str, Any]:
+        from legion.engine.transport.admin import dlq_show
+
+        return dlq_show(self._amqp(), letter_id, queues=self._queues())
+
+    def replay_dead_letter(self, letter_id: str) -> dict[str, Any]:
+        """A dead message of a run that has ended (failed because its step stopped its workers
+        again and again, say) retries the run, from its failed step runs (`retried`: its id);
+        any other is published again as it was. Either way it leaves the dead-letter queue."""
+        from legion.engine.transport.admin import dlq_replay, dlq_show
+
+        url, queues = self._amqp(), self._queues()
+        message = dlq_show(url, letter_id, queues=queues).get("message")
+        run = None
+        if isinstance(message, dict) and message.get("run_id"):
+            try:
+                run = self.store.get_run(str(message["run_id"]))
+            except LegionError:
+                run = None
+        replayed = dlq_replay(url, letter_id, queues=queues)  # a step run that has ended drops the copy when it is taken
+        if run is not None and run["status"] in ("failed", "canceled"):
+            self.request(run["id"], "retry")
+            return dict(replayed, retried=run["id"])
+        return dict(replayed)
+
+    def purge_dead_letters(self, queue: str | None = None) -> dict[str, Any]:
+        from legion.engine.transport.admin import dlq_purge
+
+        return {"purged": dlq_purge(self._amqp(), queue, queues=self._queues())}
+
+    def metrics(self) -> dict[str, Any]:
+        """What `/metrics` shows: runs and step runs by status, step-run durations (a
+        cumulative histogram), live workers by role, and (on RabbitMQ) queue depths."""
+        found: dict[str, Any] = dict(self.store.counts_by_status(), durations=self.store.step_durations())
+        workers: dict[str, int] = {}
+        for node in self.list_nodes():
+            if node["state"] == "up":
+                workers[node["role"] or "all"] = workers.get(node["role"] or "all", 0) + 1
+        found["workers"] = workers
+        found["queues"] = self.broker_status()["queues"] if self.settings.amqp_url else []
+        return found
 
     def ready(self) -> dict[str, Any]:
         """Whether the database answers (ServiceUnavailable when it does not)."""

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from legion.dsl.errors import BadInput, LegionError, ValidationFailed
-from legion.engine.errors import ConfigError, ServiceUnavailable
+from legion.engine.errors import ConfigError, NotConfigured, ServiceUnavailable
 from legion.engine.jsontext import dumps
 from legion.engine.service import Service
 
@@ -54,6 +54,8 @@ def status_of(exc: LegionError) -> int:
         return exc.status
     if isinstance(exc, ValidationFailed):
         return 422
+    if isinstance(exc, NotConfigured):
+        return 501  # this deployment has no such part (the broker, embedded)
     if isinstance(exc, ConfigError):
         return 500  # the deployment's settings, not the request
     if isinstance(exc, ServiceUnavailable):
@@ -212,6 +214,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/schedules", "list_schedules", "Schedules (`on.schedule` of applied chains)", "read",
              lambda s, c: s.list_schedules()),
     Endpoint("GET", "/api/nodes", "list_nodes", "The processes running Legion, live or not", "read", lambda s, c: s.list_nodes()),
+    Endpoint("GET", "/api/broker", "broker_status", "Legion's queues on RabbitMQ: depths, consumers, rates", "read",
+             lambda s, c: s.broker_status()),
+    Endpoint("GET", "/api/dead-letters", "list_dead_letters", "Dead letters, with why each died (RabbitMQ)", "read",
+             lambda s, c: s.list_dead_letters(c.integer("limit", 100)), query=("limit",)),
+    Endpoint("GET", "/api/dead-letters/{id}", "get_dead_letter", "One dead letter", "read", lambda s, c: s.get_dead_letter(c.params["id"])),
+    Endpoint("POST", "/api/dead-letters/{id}/replay", "replay_dead_letter", "Run a dead letter again (its run is retried when it ended)",
+             "run", lambda s, c: s.replay_dead_letter(c.params["id"])),
+    Endpoint("DELETE", "/api/dead-letters", "purge_dead_letters", "Delete dead letters (all, or those of one queue)", "admin",
+             lambda s, c: s.purge_dead_letters(c.text("queue")), query=("queue",)),
 )
 
 
@@ -380,5 +391,34 @@ def create_app(service: Service, *, auth: bool = True, host: str = "127.0.0.1") 
     async def failed(request: Request, exc: Exception) -> Response:
         return answer(500, error=LegionError(f"internal error: {type(exc).__name__}: {exc}"))
 
+    async def metrics(request: Request) -> Response:
+        try:
+            found = await run_in_threadpool(service.metrics)
+        except LegionError as exc:
+            return answer(status_of(exc), error=exc)
+        return Response(prometheus(found), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     routes.append(Route("/api/openapi.json", openapi, methods=["GET"], name="openapi"))
+    routes.append(Route("/metrics", metrics, methods=["GET"], name="metrics"))
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed, Exception: failed}, lifespan=lifespan)
+
+
+def prometheus(found: dict[str, Any]) -> str:
+    """`Service.metrics` in the Prometheus text format."""
+    lines = ["# HELP legion_runs Runs in the database, by status.", "# TYPE legion_runs gauge"]
+    lines += [f'legion_runs{{status="{status}"}} {n}' for status, n in sorted(found["runs"].items())]
+    lines += ["# HELP legion_steps Step runs (tasks) in the database, by status.", "# TYPE legion_steps gauge"]
+    lines += [f'legion_steps{{status="{status}"}} {n}' for status, n in sorted(found["tasks"].items())]
+    durations = found["durations"]
+    lines += ["# HELP legion_step_duration_seconds How long step runs took, from start to finish.",
+              "# TYPE legion_step_duration_seconds histogram"]
+    lines += [f'legion_step_duration_seconds_bucket{{le="{bound:g}"}} {n}' for bound, n in durations["buckets"]]
+    lines += [f'legion_step_duration_seconds_bucket{{le="+Inf"}} {durations["count"]}',
+              f"legion_step_duration_seconds_sum {durations['sum']:.6f}", f"legion_step_duration_seconds_count {durations['count']}"]
+    lines += ["# HELP legion_workers Processes running Legion that are up, by role.", "# TYPE legion_workers gauge"]
+    lines += [f'legion_workers{{role="{role}"}} {n}' for role, n in sorted(found["workers"].items())]
+    if found["queues"]:
+        lines += ["# HELP legion_queue_messages Messages in Legion's RabbitMQ queues, ready to deliver.",
+                  "# TYPE legion_queue_messages gauge"]
+        lines += [f'legion_queue_messages{{queue="{q["name"]}"}} {q.get("ready") or 0}' for q in found["queues"]]
+    return "\n".join(lines) + "\n"

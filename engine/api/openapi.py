@@ -56,6 +56,8 @@ def openapi_document(endpoints: Sequence[Endpoint], *, auth: bool) -> dict[str, 
         paths.setdefault(e.path, {})[e.method.lower()] = operation
     paths["/api/openapi.json"] = {"get": {"operationId": "openapi", "summary": "This document",
                                           "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+    paths["/metrics"] = {"get": {"operationId": "metrics", "summary": "Prometheus metrics: runs and steps by status, step "
+                                 "durations (histogram), workers, queue depths", "responses": {"200": {"description": "text/plain"}}}}
     mcp = {"summary": "Legion's MCP tools over streamable HTTP (docs/mcp.md); each tool needs its REST route's scope",
            "responses": {"200": {"description": "an MCP message"}, "401": _error("no valid token")}}
     paths["/mcp"] = {method: dict(mcp, operationId=f"mcp_{method}") | ({"security": [{"bearer": ["read"]}]} if auth else {})

@@ -208,3 +208,20 @@ def test_functions_and_tasks_leave_out_what_is_not_exposed(service: Service) -> 
     task = client.post("/api/tasks", json={"function": "core.util.echo", "args": {"message": "hi"}})
     assert task.status_code == 201 and (task.json()["data"]["status"], task.json()["data"]["result"]) == ("succeeded", "hi")
     assert client.post("/api/tasks", json={"function": "core.util.nope"}).status_code == 404
+
+
+def test_metrics_in_the_prometheus_format_and_broker_routes_when_embedded(service: Service) -> None:
+    client = TestClient(create_app(service, auth=True))
+    client.post("/api/chains", content=HELLO, headers=YAML | _token(service, "admin"))
+    for name in ("a", "b"):
+        service.start_run("hello", {"name": name}, wait=True)
+    text = client.get("/metrics").text  # no token needed
+    assert 'legion_runs{status="succeeded"} 2' in text.splitlines()
+    assert 'legion_steps{status="succeeded"} 2' in text.splitlines()
+    assert "# TYPE legion_step_duration_seconds histogram" in text
+    assert 'legion_step_duration_seconds_bucket{le="+Inf"} 2' in text and "legion_step_duration_seconds_count 2" in text
+    buckets = [int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("legion_step_duration_seconds_bucket")]
+    assert buckets == sorted(buckets) and buckets[-1] == 2  # cumulative
+    assert "legion_queue_messages" not in text  # embedded: no broker
+    embedded = client.get("/api/dead-letters", headers=_token(service, "read"))
+    assert embedded.status_code == 501 and embedded.json()["error"]["code"] == "not_configured"
