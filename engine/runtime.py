@@ -166,6 +166,8 @@ class Engine:
         self._stopping = threading.Event()
         self._draining = threading.Event()
         self.event_chains: dict[str, list[str]] = {}  # function ref -> chains started when it succeeds
+        # Told every event of every run this process carries (`legion start` prints them).
+        self.watchers: list[Callable[[Event], None]] = []
         self._executing: dict[tuple[str, int], tuple[dict[str, Any], Context | None]] = {}  # step runs inside a function now
         self._published: list[int] = []  # shared: outbox rows published since, deleted every SWEEP_EVERY
         self._published_lock = threading.Lock()
@@ -330,6 +332,8 @@ class Engine:
         if active.state.status != "pending":
             return []  # started already (a start message delivered twice)
         batch.run.update(status="running", started_at=utcnow(), node=self.process)
+        # Said before its first steps are sent: watchers hear of a run's start before its end.
+        self._emit(active, {"event": "run.started", "chain": active.state.run["chain"], "trigger": active.trigger})
         return active.conductor.start(self.clock())
 
     def wait(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
@@ -647,7 +651,8 @@ class Engine:
 
     def _finalize(self, active: ActiveRun) -> None:
         st = active.state
-        self._emit(active, {"event": "run.ended", "status": st.status, "output": st.output, "error": st.error})
+        self._emit(active, {"event": "run.ended", "chain": st.run["chain"], "status": st.status, "output": st.output,
+                            "error": st.error, "started_at": st.run.get("started_at")})
         if self.shared:
             active.done.set()
             return
@@ -1084,7 +1089,7 @@ class Engine:
             self._later(EVENTS_POLL, self._watch_events)
 
     def _emit(self, active: ActiveRun, event: Event) -> None:
-        for listener in active.listeners:
+        for listener in (*active.listeners, *self.watchers):
             try:
                 listener(dict(event, run_id=active.id))
             except Exception:

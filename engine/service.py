@@ -537,6 +537,10 @@ class Service:
         found["queues"] = self.broker_status()["queues"] if self.settings.amqp_url else []
         return found
 
+    def changes_since(self, after: datetime) -> list[dict[str, Any]]:
+        """Run and step events after `after`, from the database (every process's runs)."""
+        return list(self.store.changes_since(after))
+
     def ready(self) -> dict[str, Any]:
         """Whether the database answers (ServiceUnavailable when it does not)."""
         self.store.list_chains()

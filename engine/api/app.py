@@ -14,15 +14,16 @@ import base64
 import binascii
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from legion.dsl.errors import BadInput, LegionError, ValidationFailed
@@ -226,6 +227,52 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
+EVENTS_EVERY = 0.5  # seconds between looks at the database for changes
+EVENTS_LAG = 5.0  # seconds looked back each time: a change committed late, or by a process whose clock is behind
+KEEPALIVE = 15.0  # seconds: a comment line, so proxies keep an idle stream open
+
+
+def _moment(text: str | None) -> datetime:
+    from legion.engine.data.types import utcnow
+
+    if not text:
+        return utcnow()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"query parameter 'since' is an ISO 8601 time (2026-01-31T12:00:00Z), not {text!r}",
+                       details={"parameter": "since"}) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def event_stream(service: Service, request: Request, since: datetime, lasting: float | None) -> AsyncIterator[str]:
+    """Server-sent events of run and step changes after `since`, read from the database every
+    EVENTS_EVERY seconds (so every process's runs), each once; for `lasting` seconds, or until
+    the client goes."""
+    import anyio
+
+    started = time.monotonic()
+    watermark, seen = since, set()
+    quiet = time.monotonic()
+    while lasting is None or time.monotonic() - started < lasting:
+        if await request.is_disconnected():
+            return
+        found = await run_in_threadpool(service.changes_since, watermark - timedelta(seconds=EVENTS_LAG))
+        for event in found:
+            key = (event["event"], event["run_id"], event.get("task_id"))
+            if key in seen or event["at"] <= since:
+                continue
+            seen.add(key)
+            quiet = time.monotonic()
+            yield f"event: {event['event']}\ndata: {dumps(event)}\n\n"
+        if found:
+            watermark = max(watermark, max(e["at"] for e in found))
+        if time.monotonic() - quiet > KEEPALIVE:
+            quiet = time.monotonic()
+            yield ": keep-alive\n\n"
+        await anyio.sleep(EVENTS_EVERY)
+
+
 def _graph_format(call: Call) -> str:
     fmt = call.text("format", "mermaid") or "mermaid"
     if fmt not in ("mermaid", "dot", "svg"):
@@ -398,7 +445,19 @@ def create_app(service: Service, *, auth: bool = True, host: str = "127.0.0.1") 
             return answer(status_of(exc), error=exc)
         return Response(prometheus(found), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    async def events(request: Request) -> Response:
+        try:
+            authorizer.check(request, "read")
+            call = Call({}, dict(request.query_params))
+            since = _moment(call.text("since"))
+            lasting = call.integer("for", 0, 0, 86400) or None
+        except LegionError as exc:
+            return answer(status_of(exc), error=exc)
+        return StreamingResponse(event_stream(service, request, since, lasting), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     routes.append(Route("/api/openapi.json", openapi, methods=["GET"], name="openapi"))
+    routes.append(Route("/api/events", events, methods=["GET"], name="events"))
     routes.append(Route("/metrics", metrics, methods=["GET"], name="metrics"))
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed, Exception: failed}, lifespan=lifespan)
 

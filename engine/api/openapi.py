@@ -56,6 +56,12 @@ def openapi_document(endpoints: Sequence[Endpoint], *, auth: bool) -> dict[str, 
         paths.setdefault(e.path, {})[e.method.lower()] = operation
     paths["/api/openapi.json"] = {"get": {"operationId": "openapi", "summary": "This document",
                                           "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+    paths["/api/events"] = {"get": {"operationId": "events", "summary": "Server-sent events of run and step changes, every "
+                                    "process's (run.created, run.started, run.ended, step.started, step.finished)",
+                                    "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                                                   {"name": "for", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+                                    "responses": {"200": {"description": "text/event-stream"}, "401": _error("no valid token")},
+                                    **({"security": [{"bearer": ["read"]}]} if auth else {})}}
     paths["/metrics"] = {"get": {"operationId": "metrics", "summary": "Prometheus metrics: runs and steps by status, step "
                                  "durations (histogram), workers, queue depths", "responses": {"200": {"description": "text/plain"}}}}
     mcp = {"summary": "Legion's MCP tools over streamable HTTP (docs/mcp.md); each tool needs its REST route's scope",

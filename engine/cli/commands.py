@@ -70,6 +70,7 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
         server = api_server(ctx, args.host, args.port, args.no_auth)
     engine = ctx.engine(args.workers, consume=role != "scheduler")
     ctx.use_engine(engine)
+    engine.watchers.append(run_lines(ctx, args.verbose))
     applied: list[dict[str, Any]] = []
     if not args.no_apply:
         folders = args.chains or ([Path("chains")] if Path("chains").is_dir() else [Path(str(resources.files("legion.chains")))])
@@ -126,6 +127,28 @@ def start(args: argparse.Namespace, ctx: Context) -> int:
     ctx.store.heartbeat(node, status="stopped", info=info())
     ctx.out.data({"stopped": node, "applied": applied}, "stopped")
     return 0
+
+
+def run_lines(ctx: Context, steps: bool) -> Any:
+    """What `legion start` says of the runs it carries: a line when one starts (with what
+    started it: manual, schedule, event, sub-chain) and when one ends (with its status and how
+    long it took); with `steps`, a line per step run too."""
+    def say(event: dict[str, Any]) -> None:
+        kind, run = event["event"], event["run_id"]
+        if kind == "run.started":
+            ctx.out.progress(f"run {run} {event['chain']} started ({event['trigger']})")
+        elif kind == "run.ended":
+            took = ""
+            if event.get("started_at"):
+                seconds = (datetime.now(UTC) - datetime.fromisoformat(event["started_at"].replace("Z", "+00:00"))).total_seconds()
+                took = f" in {seconds:.3f}s"
+            ctx.out.progress(f"run {run} {event['chain']} {event['status']}{took}")
+        elif steps and kind == "step.started":
+            ctx.out.progress(f"  step {event['step']} of run {run} started (step run {event['number']}, attempt {event['attempt']})")
+        elif steps and kind == "step.finished":
+            ctx.out.progress(f"  step {event['step']} of run {run} {event['status']}")
+
+    return say
 
 
 # -- lex ---------------------------------------------------------------------------------

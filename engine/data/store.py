@@ -4,7 +4,7 @@ Plain dicts go in and come out (JSON-able values; datetimes are aware UTC `datet
 public method is one transaction. The methods live in small mixins by subject:
 registry (`_registry`), chains (`_chains`), runs, tasks and logs (`_runs`), the durable run
 path (`_durable`), nodes and schedules (`_ops`), API tokens (`_tokens`), figures for
-`/metrics` (`_metrics`).
+`/metrics` (`_metrics`), changes for `/api/events` (`_events`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from legion.engine.data._chains import ChainStore
 from legion.engine.data._durable import DurableStore, LockedRun
+from legion.engine.data._events import EventStore
 from legion.engine.data._metrics import MetricsStore
 from legion.engine.data._ops import OpsStore
 from legion.engine.data._registry import RegistryStore
@@ -26,7 +27,7 @@ from legion.engine.data.schema import SCHEMA_HEAD, ensure_schema, upgrade_schema
 __all__ = ["LockedRun", "Store", "default_url", "upgrade_database"]
 
 
-class Store(RegistryStore, ChainStore, RunStore, DurableStore, OpsStore, TokenStore, MetricsStore):
+class Store(RegistryStore, ChainStore, RunStore, DurableStore, OpsStore, TokenStore, MetricsStore, EventStore):
     """Open with `Store(url)` or `Store.open(url)`; the schema is migrated to the newest
     revision on open (unless upgrade=False, which then insists it is current).
 

@@ -5,6 +5,7 @@ OpenAPI document made from the same routes."""
 
 from __future__ import annotations
 
+import json
 import types
 from collections.abc import Iterator
 from datetime import timedelta
@@ -225,3 +226,21 @@ def test_metrics_in_the_prometheus_format_and_broker_routes_when_embedded(servic
     assert "legion_queue_messages" not in text  # embedded: no broker
     embedded = client.get("/api/dead-letters", headers=_token(service, "read"))
     assert embedded.status_code == 501 and embedded.json()["error"]["code"] == "not_configured"
+
+
+def test_events_stream_run_and_step_changes_each_once(service: Service) -> None:
+    client = TestClient(create_app(service, auth=False))
+    client.post("/api/chains", content=HELLO, headers=YAML)
+    since = utcnow() - timedelta(seconds=1)
+    run = service.start_run("hello", {"name": "ev"}, wait=True)
+    streamed = client.get("/api/events", params={"since": since.isoformat(), "for": 2})
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = []
+    for block in streamed.text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        events.append((lines["event"], json.loads(lines["data"])))
+    mine = [(kind, data.get("step")) for kind, data in events if data["run_id"] == run["id"]]
+    assert mine == [("run.created", None), ("run.started", None), ("step.started", "greet"), ("step.finished", "greet"),
+                    ("run.ended", None)]  # each once, over the several looks of two seconds
+    assert [data["status"] for kind, data in events if kind == "run.ended"] == ["succeeded"]
+    assert client.get("/api/events", params={"since": "yesterday"}).status_code == 400

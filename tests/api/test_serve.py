@@ -4,6 +4,7 @@ processes, a real port, HTTP from outside."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -105,6 +106,10 @@ def test_tokens_made_listed_and_revoked_by_the_cli_guard_legion_start_port(home:
         legion(home, "token", "revoke", str(made["id"]))
         assert httpx.get(base + "/api/runs", headers=good, timeout=10).status_code == 401
     assert legion(home, "token", "revoke", "999", check=2).returncode == 2
+    said = proc.stdout.read() if proc.stdout else ""  # legion start says when each run starts and ends
+    run_id = task.json()["data"]["run_id"]
+    started = said.index(f"run {run_id} task.core.util.echo started (task)\n")
+    assert re.search(rf"run {run_id} task\.core\.util\.echo succeeded in \d+\.\d{{3}}s\n", said[started:]), said
 
 
 def test_mcp_over_http_takes_the_api_tokens_and_their_scopes(home: Path) -> None:
