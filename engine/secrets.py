@@ -700,28 +700,42 @@ def resolve_setting(name: str, value: str | None, env: Mapping[str, str],
 # ---------------------------------------------------------------- the token key
 
 KEY_FILE = "token.key"
+JWT_KEY_FILE = "api-jwt.key"
 
 
 def deployment_token_key(env: Mapping[str, str] | None = None) -> bytes:
     """The key that signs `secret()` references, the same in every process of a deployment:
     LEGION_SECRET_TOKEN_KEY (a value, `env://NAME` or `vault://path#key`), else the key in
     `$LEGION_HOME/token.key`, generated there by the first process that needs it."""
+    return deployment_key("LEGION_SECRET_TOKEN_KEY", KEY_FILE, "the secret token key", env)
+
+
+def api_jwt_key(env: Mapping[str, str] | None = None) -> bytes:
+    """The key that signs and checks the API's JWTs: LEGION_API_JWT_KEY, else the key in
+    `$LEGION_HOME/api-jwt.key`, generated there by the first process that needs it."""
+    return deployment_key("LEGION_API_JWT_KEY", JWT_KEY_FILE, "the API's JWT key", env)
+
+
+def deployment_key(variable: str, file: str, what: str, env: Mapping[str, str] | None = None) -> bytes:
+    """A key every process of a deployment shares: `variable` (a value, `env://NAME` or
+    `vault://path#key`), else `$LEGION_HOME/<file>`, generated there by the first process
+    that needs it."""
     env = os.environ if env is None else env
-    value = env.get("LEGION_SECRET_TOKEN_KEY")
+    value = env.get(variable)
     if value:
-        resolved = resolve_setting("LEGION_SECRET_TOKEN_KEY", value, env) or ""
+        resolved = resolve_setting(variable, value, env) or ""
         # The variable's bytes as the environment holds them (surrogateescape): any key works.
         return resolved.encode("utf-8", "surrogateescape")
-    return _home_key(default_home(env))
+    return _home_key(default_home(env) / file, variable, what)
 
 
-def _home_key(home: Path) -> bytes:
-    path = home / KEY_FILE
-    key = _read_key(path)
+def _home_key(path: Path, variable: str, what: str) -> bytes:
+    key = _read_key(path, variable, what)
     if key is not None:
         return key
     import secrets as random  # here, not at the top: only the first process of a home makes one
 
+    home = path.parent
     try:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Written whole, then linked into place: two processes making the first key at once
@@ -733,20 +747,20 @@ def _home_key(home: Path) -> bytes:
         finally:
             os.unlink(temp)
     except OSError as exc:
-        raise ConfigError(f"the secret token key {path} cannot be made: {exc.strerror or exc}; check that "
-                          f"LEGION_HOME can be written, or set LEGION_SECRET_TOKEN_KEY") from None
-    key = _read_key(path)
+        raise ConfigError(f"{what} {path} cannot be made: {exc.strerror or exc}; check that "
+                          f"LEGION_HOME can be written, or set {variable}") from None
+    key = _read_key(path, variable, what)
     assert key is not None
     return key
 
 
-def _read_key(path: Path) -> bytes | None:
+def _read_key(path: Path, variable: str, what: str) -> bytes | None:
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"the secret token key {path} cannot be read ({exc}): fix or remove it") from None
+        raise ConfigError(f"{what} {path} cannot be read ({exc}): fix or remove it") from None
     if not text:
-        raise ConfigError(f"the secret token key {path} is empty: remove it (a new one is made) or set LEGION_SECRET_TOKEN_KEY")
+        raise ConfigError(f"{what} {path} is empty: remove it (a new one is made) or set {variable}")
     return text.encode("ascii")

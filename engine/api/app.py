@@ -296,6 +296,14 @@ class Authorizer:
     def __init__(self, service: Service, enabled: bool) -> None:
         self.service = service
         self.enabled = enabled
+        self._jwt_key: bytes | None = None
+
+    def jwt_key(self) -> bytes:
+        if self._jwt_key is None:
+            from legion.engine.secrets import api_jwt_key
+
+            self._jwt_key = api_jwt_key()
+        return self._jwt_key
 
     def check(self, request: Request, scope: str | None) -> str | None:
         """The token's highest scope (None when tokens are off); ApiError when it may not."""
@@ -306,7 +314,8 @@ class Authorizer:
         if kind.lower() != "bearer" or not token.strip():
             raise ApiError(401, "unauthorized", "this route needs a token: send `Authorization: Bearer <token>` "
                            "(`legion token create --scope read` makes one)")
-        found = self.service.store.token_for(token.strip())
+        token = token.strip()
+        found = self.service.store.token_for(token, self.jwt_key() if token.count(".") == 2 else None)
         if found is None:
             raise ApiError(401, "unauthorized", "the token is not valid: unknown, revoked or expired")
         level = max((SCOPES.index(s) for s in found["scopes"] if s in SCOPES), default=-1)

@@ -13,6 +13,8 @@ from legion.engine.cli.main import Context
 from legion.engine.cli.output import table
 from legion.engine.errors import BadInput
 
+JWT_LIFE = "24h"  # a JWT without --expires
+
 
 def check_binding(host: str, no_auth: bool) -> None:
     """--no-auth is for a server only this machine can reach."""
@@ -64,16 +66,21 @@ def mcp_stdio(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def token_create(args: argparse.Namespace, ctx: Context) -> int:
-    expires = None
-    if args.expires:
-        from legion.engine.data.types import utcnow
+    from legion.engine.data.types import utcnow
 
+    expires = None
+    if args.expires or args.jwt:
         try:
-            expires = utcnow() + timedelta(seconds=parse_duration(args.expires))
+            expires = utcnow() + timedelta(seconds=parse_duration(args.expires or JWT_LIFE))
         except ValueError as exc:
             raise BadInput(f"--expires: {exc}") from None
     scopes = {"read": ["read"], "run": ["read", "run"], "admin": ["read", "run", "admin"]}[args.scope]
-    made = ctx.store.create_token(args.name, scopes, expires)
+    jwt_key = None
+    if args.jwt:
+        from legion.engine.secrets import api_jwt_key
+
+        jwt_key = api_jwt_key()
+    made = ctx.store.create_token(args.name, scopes, expires, jwt_key=jwt_key)
     ctx.out.data(made, lambda: f"{made['token']}\n(token {made['id']}, {args.scope}; shown this once: keep it now)")
     return 0
 

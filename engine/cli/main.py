@@ -89,7 +89,8 @@ def build_parser() -> Parser:
     p.add_argument("--scope", required=True, choices=["read", "run", "admin"],
                    help="read: look; run: also start, cancel, pause, resume and retry runs, run tasks; admin: also apply and delete chains")
     p.add_argument("--name", default="token", help="what it is for (shown by `token list`)")
-    p.add_argument("--expires", metavar="DURATION", help="it stops working after this long (e.g. 30d, 12h); default never")
+    p.add_argument("--expires", metavar="DURATION", help="it stops working after this long (e.g. 30d, 12h); default never (a JWT: 24h)")
+    p.add_argument("--jwt", action="store_true", help="a JWT (HS256, signed with LEGION_API_JWT_KEY or $LEGION_HOME/api-jwt.key)")
     command(token, "list", "api:token_list", "API tokens (never the tokens themselves)")
     p = command(token, "revoke", "api:token_revoke", "stop a token from working")
     p.add_argument("id", type=int_range(1, MAX_ID, "a token id"))

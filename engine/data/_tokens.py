@@ -25,10 +25,24 @@ def token_hash(token: str) -> str:
 
 
 class TokenStore(StoreBase):
-    def create_token(self, name: str, scopes: Sequence[str], expires_at: datetime | None = None) -> dict[str, Any]:
-        """A new token: its row and, this once, the token itself (`token`)."""
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        values = {"name": name, "token_hash": token_hash(token), "scopes": ",".join(scopes), "created_at": utcnow(),
+    def create_token(self, name: str, scopes: Sequence[str], expires_at: datetime | None = None,
+                     jwt_key: bytes | None = None) -> dict[str, Any]:
+        """A new token: its row and, this once, the token itself (`token`). With `jwt_key`, a
+        JWT (HS256) signed with it, carrying its scopes and expiry; its row (by its `jti`)
+        is what revokes it."""
+        created = utcnow()
+        if jwt_key is None:
+            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            key = token
+        else:
+            import jwt
+
+            key = secrets.token_urlsafe(16)
+            claims: dict[str, Any] = {"sub": name, "scope": " ".join(scopes), "jti": key, "iat": int(created.timestamp())}
+            if expires_at is not None:
+                claims["exp"] = int(expires_at.timestamp())
+            token = jwt.encode(claims, jwt_key, algorithm="HS256")
+        values = {"name": name, "token_hash": token_hash(key), "scopes": ",".join(scopes), "created_at": created,
                   "expires_at": expires_at}
         with self._write() as conn:
             token_id = new_id(conn.execute(insert(api_tokens).values(values)))
@@ -44,9 +58,20 @@ class TokenStore(StoreBase):
                 raise NotFound(f"There is no API token {token_id}; `legion token list` shows them.")
             return _shown(dict(conn.execute(select(*_SHOWN).where(api_tokens.c.id == token_id)).mappings().one()))
 
-    def token_for(self, token: str) -> dict[str, Any] | None:
-        """The live token a client sent (not revoked, not expired), or None."""
-        query = select(*_SHOWN).where(api_tokens.c.token_hash == token_hash(token))
+    def token_for(self, token: str, jwt_key: bytes | None = None) -> dict[str, Any] | None:
+        """The live token a client sent (not revoked, not expired), or None. A JWT is checked
+        with `jwt_key` (signature, expiry), then by its `jti`."""
+        key = token
+        if token.count(".") == 2:
+            if jwt_key is None:
+                return None
+            import jwt
+
+            try:
+                key = str(jwt.decode(token, jwt_key, algorithms=["HS256"], options={"require": ["jti"]})["jti"])
+            except jwt.PyJWTError:
+                return None
+        query = select(*_SHOWN).where(api_tokens.c.token_hash == token_hash(key))
         with self._read() as conn:
             row = conn.execute(query).mappings().first()
         if row is None or row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= utcnow()):

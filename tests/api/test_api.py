@@ -244,3 +244,24 @@ def test_events_stream_run_and_step_changes_each_once(service: Service) -> None:
                     ("run.ended", None)]  # each once, over the several looks of two seconds
     assert [data["status"] for kind, data in events if kind == "run.ended"] == ["succeeded"]
     assert client.get("/api/events", params={"since": "yesterday"}).status_code == 400
+
+
+def test_jwts_signed_with_the_deployment_key_expire_and_can_be_revoked(service: Service) -> None:
+    from legion.engine.secrets import api_jwt_key
+
+    client = TestClient(create_app(service))
+    key = api_jwt_key()
+    made = service.store.create_token("ci", ["read", "run"], utcnow() + timedelta(hours=1), jwt_key=key)
+    assert made["token"].count(".") == 2
+    bearer = {"Authorization": f"Bearer {made['token']}"}
+    assert client.get("/api/runs", headers=bearer).status_code == 200
+    assert client.post("/api/chains", content=HELLO, headers=bearer | YAML).status_code == 403  # run, not admin
+    head, claims, signature = made["token"].split(".")
+    forged = f"{head}.{claims}.{signature[:-2]}{'AA' if not signature.endswith('AA') else 'BB'}"
+    assert client.get("/api/runs", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    other = service.store.create_token("other", ["admin"], utcnow() + timedelta(hours=1), jwt_key=b"another deployment")
+    assert client.get("/api/runs", headers={"Authorization": f"Bearer {other['token']}"}).status_code == 401
+    stale = service.store.create_token("old", ["read"], utcnow() - timedelta(seconds=5), jwt_key=key)
+    assert client.get("/api/runs", headers={"Authorization": f"Bearer {stale['token']}"}).status_code == 401
+    service.store.revoke_token(made["id"])
+    assert client.get("/api/runs", headers=bearer).status_code == 401
