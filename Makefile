@@ -60,6 +60,7 @@ start: $(VENV)/.installed-base
 
 test: setup
 	scripts/services.sh
+	scripts/chromium.sh
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 	# Restarting RabbitMQ disturbs every test using it: that one runs alone, after the rest.
 	$(BIN)/python -m pytest -q -m broker_restart tests/integration/test_broker_restart.py

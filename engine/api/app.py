@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
@@ -465,6 +466,15 @@ def create_app(service: Service, *, auth: bool = True, host: str = "127.0.0.1") 
         return StreamingResponse(event_stream(service, request, since, lasting), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    page = resources.files("legion.engine.api").joinpath("dashboard.html").read_bytes()
+
+    async def dashboard(request: Request) -> Response:
+        # The page holds no data: it asks the API, with the token the user gives it.
+        return Response(page, media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline' 'self'; "
+                                 "style-src 'unsafe-inline' 'self'; img-src 'self' data:", "X-Frame-Options": "DENY"})
+
+    routes.append(Route("/", dashboard, methods=["GET"], name="dashboard"))
     routes.append(Route("/api/openapi.json", openapi, methods=["GET"], name="openapi"))
     routes.append(Route("/api/events", events, methods=["GET"], name="events"))
     routes.append(Route("/metrics", metrics, methods=["GET"], name="metrics"))

@@ -62,6 +62,8 @@ def openapi_document(endpoints: Sequence[Endpoint], *, auth: bool) -> dict[str, 
                                                    {"name": "for", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
                                     "responses": {"200": {"description": "text/event-stream"}, "401": _error("no valid token")},
                                     **({"security": [{"bearer": ["read"]}]} if auth else {})}}
+    paths["/"] = {"get": {"operationId": "dashboard", "summary": "The web dashboard (HTML)",
+                          "responses": {"200": {"description": "text/html"}}}}
     paths["/metrics"] = {"get": {"operationId": "metrics", "summary": "Prometheus metrics: runs and steps by status, step "
                                  "durations (histogram), workers, queue depths", "responses": {"200": {"description": "text/plain"}}}}
     mcp = {"summary": "Legion's MCP tools over streamable HTTP (docs/mcp.md); each tool needs its REST route's scope",
