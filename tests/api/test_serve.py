@@ -36,10 +36,13 @@ def home(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def serve(home: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+def serve(home: Path, *args: str, database: str | None = None) -> Iterator[subprocess.Popen[str]]:
+    """`legion ARGS` running (a server), on the embedded SQLite of `home` or on `database`."""
     env = dict(os.environ, LEGION_HOME=str(home))
     for name in ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL"):
         env.pop(name, None)
+    if database is not None:
+        env["LEGION_DATABASE_URL"] = database
     proc = subprocess.Popen([*LEGION, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         yield proc
