@@ -57,7 +57,7 @@ def status_of(exc: LegionError) -> int:
     if isinstance(exc, ValidationFailed):
         return 422
     if isinstance(exc, NotConfigured):
-        return 501  # this deployment has no such part (the broker, embedded)
+        return 409  # the request is fine; this deployment has no such part (the broker, embedded)
     if isinstance(exc, ConfigError):
         return 500  # the deployment's settings, not the request
     if isinstance(exc, ServiceUnavailable):

@@ -225,7 +225,7 @@ def test_metrics_in_the_prometheus_format_and_broker_routes_when_embedded(servic
     assert buckets == sorted(buckets) and buckets[-1] == 2  # cumulative
     assert "legion_queue_messages" not in text  # embedded: no broker
     embedded = client.get("/api/dead-letters", headers=_token(service, "read"))
-    assert embedded.status_code == 501 and embedded.json()["error"]["code"] == "not_configured"
+    assert embedded.status_code == 409 and embedded.json()["error"]["code"] == "not_configured"
 
 
 def test_events_stream_run_and_step_changes_each_once(service: Service) -> None:
