@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ import pika
 import pytest
 import yaml
 from conformance_order import output_matches
-from integration.deployment import BACKENDS, STEP_LEASE, Deployment
+from integration.deployment import BACKENDS, LEGION, STEP_LEASE, Deployment
 from probe import calls, names
 from services import redis_url
 from waiting import wait_until
@@ -579,3 +580,44 @@ def test_plan_shows_what_apply_declares_and_a_stopped_worker_exits_0(deployment:
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0, d.logs()
     assert [n["state"] for n in d.data("node", "list")] == ["stopped"]
+
+
+def test_the_api_serves_a_shared_deployment_and_streams_events_from_the_workers(deployment: Deployment) -> None:
+    import socket
+
+    import httpx
+
+    d = deployment
+    d.apply(write_chain(d.tmp, "chain: hello\nsteps:\n  greet:\n    run: core.util.echo\n    with: {message: \"hi {{ input.n }}\"}\n"))
+    d.start("worker")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = (d.tmp / "api.log").open("w")
+    api = subprocess.Popen([*LEGION, "api", "--port", str(port), "--no-auth"], env=d.env, cwd=d.tmp, stdout=out,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    out.close()
+    d.procs.append(("api", api))
+    d.wait_up(1)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(base + "/api/ready", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(answers, 60, "the API to answer", d)
+    started = httpx.post(base + "/api/runs", json={"chain": "hello", "input": {"n": 1}}, timeout=60)
+    assert started.status_code == 201 and started.json()["data"]["status"] in ("pending", "running")  # not waited for
+    run_id = started.json()["data"]["id"]
+    waited = httpx.post(base + "/api/runs", json={"chain": "hello", "input": {"n": 2}, "wait": True}, timeout=120).json()["data"]
+    assert (waited["status"], waited["trace"]) == ("succeeded", ["greet"])
+    assert waited["tasks"][0]["node"] != f"{socket.gethostname()}:{api.pid}"  # the worker process ran it, not the API's
+    stream = httpx.get(base + "/api/events", params={"since": started.json()["data"]["created_at"], "for": 2}, timeout=30).text
+    assert f'"run_id": "{run_id}"' in stream and "event: step.finished" in stream  # seen by the API, done by the worker
+    assert httpx.get(base + "/api/dead-letters", timeout=30).json() == {"data": []}
+    queues = {q["name"] for q in httpx.get(base + "/api/broker", timeout=30).json()["data"]["queues"]}
+    assert "lex.core.util" in queues
+    metrics = httpx.get(base + "/metrics", timeout=30).text
+    assert 'legion_workers{role="worker"} 1' in metrics and 'legion_queue_messages{queue="lex.core.util"}' in metrics
