@@ -6,7 +6,6 @@ OpenAPI document made from the same routes."""
 from __future__ import annotations
 
 import json
-import types
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,14 +13,12 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
+from embedded import embedded_service
 from starlette.testclient import TestClient
 
 from legion.engine.api import MAX_BODY, create_app
 from legion.engine.data.types import utcnow
-from legion.engine.registry import Registry
 from legion.engine.service import Service
-from legion.engine.settings import Settings
-from legion.sdk import Extension, function
 
 HELLO = """\
 chain: hello
@@ -44,31 +41,10 @@ steps:
 """
 
 
-def _registry() -> Registry:
-    module = types.ModuleType("hidden")
-
-    @function(expose=False)
-    def secret_sauce() -> str:
-        """Not for agents or the API."""
-        return "sauce"
-
-    module.secret_sauce = secret_sauce  # type: ignore[attr-defined]
-    module.__all__ = ["secret_sauce"]  # type: ignore[attr-defined]
-    core = Registry.discover().extensions["core"]
-    return Registry([core, Extension("probe", runners=[module])])
-
-
 @pytest.fixture()
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
-    for name in ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LEGION_HOME", str(tmp_path / "home"))
-    service = Service(Settings.from_env(), registry=_registry())
-    engine = service.engine()
-    service.use_engine(engine)
-    with engine:
+    with embedded_service(tmp_path / "home", monkeypatch) as service:
         yield service
-    service.close()
 
 
 def _token(service: Service, scope: str, **kw: Any) -> dict[str, str]:

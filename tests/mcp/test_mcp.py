@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from embedded import embedded_service
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from legion.engine.mcpserver import SCOPE, build_server
-from legion.engine.registry import Registry
 from legion.engine.service import Service
-from legion.engine.settings import Settings
-from legion.sdk import Extension, function
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,30 +43,10 @@ expect:
 """
 
 
-def _registry() -> Registry:
-    module = types.ModuleType("hidden")
-
-    @function(expose=False)
-    def secret_sauce() -> str:
-        """Not for agents."""
-        return "sauce"
-
-    module.secret_sauce = secret_sauce  # type: ignore[attr-defined]
-    module.__all__ = ["secret_sauce"]  # type: ignore[attr-defined]
-    return Registry([Registry.discover().extensions["core"], Extension("probe", runners=[module])])
-
-
 @pytest.fixture()
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
-    for name in ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LEGION_HOME", str(tmp_path / "home"))
-    service = Service(Settings.from_env(), registry=_registry())
-    engine = service.engine()
-    service.use_engine(engine)
-    with engine:
+    with embedded_service(tmp_path / "home", monkeypatch) as service:
         yield service
-    service.close()
 
 
 def tools(service: Service, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
