@@ -283,9 +283,16 @@ class Service:
     def list_chains(self) -> list[dict[str, Any]]:
         return list(self.store.list_chains())
 
-    def get_chain(self, name: str, version: int | None = None) -> dict[str, Any]:
-        """An applied chain (its current version, or `version`): name, version, source, definition..."""
-        return dict(self.store.get_chain_version(name, version) if version else self.store.get_chain(name))
+    def get_chain(self, name: str, version: int | None = None, *, plan: bool = False) -> dict[str, Any]:
+        """An applied chain (its current version, or `version`): name, version, source,
+        definition...; with `plan`, also what it compiles to (relationships, topology)."""
+        record = dict(self.store.get_chain_version(name, version) if version else self.store.get_chain(name))
+        if plan:
+            from legion.dsl.compile import compile_chain
+            from legion.dsl.model import Chain
+
+            record["plan"] = compile_chain(Chain.model_validate(record["definition"])).to_dict()
+        return record
 
     def chain_versions(self, name: str) -> list[dict[str, Any]]:
         return list(self.store.chain_history(name))
@@ -536,6 +543,16 @@ class Service:
         found["workers"] = workers
         found["queues"] = self.broker_status()["queues"] if self.settings.amqp_url else []
         return found
+
+    def list_secrets(self) -> dict[str, Any]:
+        """The secret store (Vault when VAULT_ADDR is set, else the embedded one): its kind
+        and location, and each path with its keys. Never a value."""
+        from legion.engine.secrets import store_from_env
+        from legion.engine.settings import check_environment
+
+        check_environment()
+        store = store_from_env()
+        return {"store": store.kind, "location": store.describe(), "secrets": store.list()}
 
     def changes_since(self, after: datetime) -> list[dict[str, Any]]:
         """Run and step events after `after`, from the database (every process's runs)."""

@@ -182,8 +182,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              lambda s, c: s.validate_chains(text=c.body), body="yaml", responses={200: "valid", 422: "the chain is broken"}),
     Endpoint("POST", "/api/chains/plan", "plan_chain", "What applying a chain would do (YAML body)", "read",
              lambda s, c: s.plan_chains(text=c.body), body="yaml", responses={200: "the plan", 422: "the chain is broken"}),
-    Endpoint("GET", "/api/chains/{name}", "get_chain", "An applied chain: its source and definition", "read",
-             lambda s, c: s.get_chain(c.params["name"], c.integer("version", 0, 0, 2**31) or None), query=("version",)),
+    Endpoint("GET", "/api/chains/{name}", "get_chain", "An applied chain: its source (YAML), definition and plan", "read",
+             lambda s, c: s.get_chain(c.params["name"], c.integer("version", 0, 0, 2**31) or None, plan=True), query=("version",)),
     Endpoint("GET", "/api/chains/{name}/versions", "chain_versions", "The versions of a chain", "read",
              lambda s, c: s.chain_versions(c.params["name"])),
     Endpoint("GET", "/api/chains/{name}/graph", "chain_graph", "A chain drawn (format: mermaid, dot or svg)", "read",
@@ -216,6 +216,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/schedules", "list_schedules", "Schedules (`on.schedule` of applied chains)", "read",
              lambda s, c: s.list_schedules()),
     Endpoint("GET", "/api/nodes", "list_nodes", "The processes running Legion, live or not", "read", lambda s, c: s.list_nodes()),
+    Endpoint("GET", "/api/secrets", "list_secrets", "Secret paths and their keys (never a value)", "admin",
+             lambda s, c: s.list_secrets()),
     Endpoint("GET", "/api/broker", "broker_status", "Legion's queues on RabbitMQ: depths, consumers, rates", "read",
              lambda s, c: s.broker_status()),
     Endpoint("GET", "/api/dead-letters", "list_dead_letters", "Dead letters, with why each died (RabbitMQ)", "read",
@@ -437,6 +439,10 @@ def create_app(service: Service, *, auth: bool = True, host: str = "127.0.0.1") 
             yield
 
     async def openapi(request: Request) -> Response:
+        try:
+            authorizer.check(request, "read")
+        except LegionError as exc:
+            return answer(status_of(exc), error=exc, headers={"WWW-Authenticate": "Bearer"} if status_of(exc) == 401 else None)
         return Response(json.dumps(document), media_type="application/json")
 
     async def not_found(request: Request, exc: Exception) -> Response:

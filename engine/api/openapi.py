@@ -55,7 +55,8 @@ def openapi_document(endpoints: Sequence[Endpoint], *, auth: bool) -> dict[str, 
         operation["responses"].setdefault("default", _error("an error"))
         paths.setdefault(e.path, {})[e.method.lower()] = operation
     paths["/api/openapi.json"] = {"get": {"operationId": "openapi", "summary": "This document",
-                                          "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+                                          "responses": {"200": {"description": "OpenAPI 3.1"}, "401": _error("no valid token")},
+                                          **({"security": [{"bearer": ["read"]}]} if auth else {})}}
     paths["/api/events"] = {"get": {"operationId": "events", "summary": "Server-sent events of run and step changes, every "
                                     "process's (run.created, run.started, run.ended, step.started, step.finished)",
                                     "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},

@@ -77,15 +77,15 @@ def set_(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def list_(args: argparse.Namespace, ctx: Context) -> int:
-    store = _store()
-    secrets = store.list()
+    data = ctx.list_secrets()
+    secrets = data["secrets"]
 
     def text() -> str:
         if not secrets:
-            return f"no secrets in {store.describe()} (add one with `legion secret set PATH KEY`)"
+            return f"no secrets in {data['location']} (add one with `legion secret set PATH KEY`)"
         return "\n".join(f"{path}: {', '.join(keys)}" for path, keys in secrets.items())
 
-    ctx.out.data(dict(_where(store), secrets=secrets), text)
+    ctx.out.data(data, text)
     return 0
 
 

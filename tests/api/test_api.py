@@ -60,17 +60,21 @@ def client(service: Service) -> TestClient:
 YAML = {"Content-Type": "application/yaml"}
 
 
-def test_health_ready_and_the_openapi_document_need_no_token(client: TestClient) -> None:
+def test_health_ready_metrics_and_the_page_need_no_token_the_openapi_document_does(service: Service, client: TestClient) -> None:
     assert client.get("/api/health").json() == {"data": {"status": "ok"}}
     assert client.get("/api/ready").json() == {"data": {"status": "ready"}}
-    doc = client.get("/api/openapi.json").json()
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/").headers["content-type"].startswith("text/html")
+    assert client.get("/api/openapi.json").status_code == 401
+    doc = client.get("/api/openapi.json", headers=_token(service, "read")).json()
     assert doc["openapi"].startswith("3.1")
     assert doc["paths"]["/api/runs"]["post"]["security"] == [{"bearer": ["run"]}]
 
 
-def test_the_openapi_document_lists_every_route_the_app_serves_and_no_other(client: TestClient) -> None:
+def test_the_openapi_document_lists_every_route_the_app_serves_and_no_other(service: Service, client: TestClient) -> None:
     served = {(method.lower(), r.path.replace(":path", "")) for r in client.app.routes for method in r.methods if method != "HEAD"}
-    documented = {(method, path) for path, ops in client.get("/api/openapi.json").json()["paths"].items() for method in ops}
+    document = client.get("/api/openapi.json", headers=_token(service, "read")).json()
+    documented = {(method, path) for path, ops in document["paths"].items() for method in ops}
     assert served == documented
     assert len(served) >= 25
 
@@ -100,7 +104,9 @@ def test_apply_a_chain_run_it_and_read_the_run_back(service: Service) -> None:
     applied = no_auth.post("/api/chains", content=HELLO, headers=YAML)
     assert applied.status_code == 200
     assert applied.json()["data"]["applied"][0] | {"version": 1} == {"action": "created", "name": "hello", "version": 1}
-    assert no_auth.get("/api/chains/hello").json()["data"]["source"] == HELLO
+    chain = no_auth.get("/api/chains/hello").json()["data"]
+    assert chain["source"] == HELLO and "lex.core.util" in [q["name"] for q in chain["plan"]["topology"]["queues"]]
+    assert no_auth.get("/api/secrets").json()["data"]["secrets"] == {}
     assert [v["version"] for v in no_auth.get("/api/chains/hello/versions").json()["data"]] == [1]
     graph = no_auth.get("/api/chains/hello/graph", params={"format": "dot"}).json()["data"]
     assert graph["format"] == "dot" and "greet" in graph["graph"]
