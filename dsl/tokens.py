@@ -41,12 +41,21 @@ _key_source: Callable[[], bytes] = _process_key
 _key_lock = threading.Lock()
 
 
-def use_key(source: Callable[[], bytes]) -> None:
+def use_key(source: Callable[[], bytes]) -> Callable[[], None]:
     """Where the signing key comes from; read on first need (a command that renders no
-    `secret()` and resolves none never reads it)."""
+    `secret()` and resolves none never reads it). Returns what puts back the key there was
+    before (its source, and the key itself if it had been read)."""
     global _key, _key_source
     with _key_lock:
+        before = _key, _key_source
         _key, _key_source = None, source
+
+    def undo() -> None:
+        global _key, _key_source
+        with _key_lock:
+            _key, _key_source = before
+
+    return undo
 
 
 def _signing_key() -> bytes:

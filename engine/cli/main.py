@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stdout = sys.stdout
     out = Output("--json" in argv, stdout)
     root = logging.getLogger()
-    level, handler = root.level, None
+    level, handler, restore_key = root.level, None, None
     try:
         args = parse(argv)
         out.json_mode = out.json_mode or bool(args.json)
@@ -285,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from legion.dsl.tokens import use_key
         from legion.engine.secrets import deployment_token_key
 
-        use_key(lambda: deployment_token_key(os.environ))  # read when a `secret()` is first rendered or resolved
+        restore_key = use_key(lambda: deployment_token_key(os.environ))  # read when a `secret()` is first rendered or resolved
         if out.json_mode:
             # Chains run in this process: whatever a step function prints must not land in
             # the one JSON document. It goes to stderr; the envelope to the real stdout.
@@ -301,10 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one clear message (and one JSON document)
         logging.getLogger("legion").debug("unexpected error", exc_info=True)
         return out.error(LegionError(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"))
-    finally:  # a caller that runs several commands in one process (tests, an embedding program) gets one handler at a time
+    finally:  # a caller that runs several commands in one process (tests, an embedding program) keeps its own state
         if handler is not None:
             root.removeHandler(handler)
             root.setLevel(level)
+        if restore_key is not None:
+            restore_key()
 
 
 if __name__ == "__main__":

@@ -326,8 +326,7 @@ def test_a_token_signed_with_another_key_never_resolves() -> None:
     from legion.engine.secrets import resolve_tokens
 
     binding = step_binding("run-1", 1)
-    before = tokens._key, tokens._key_source  # restored after: tokens other tests made keep verifying
-    tokens.use_key(lambda: b"another deployment's key")
+    restore = tokens.use_key(lambda: b"another deployment's key")  # restored after: tokens other tests made keep verifying
     foreign = tokens.make_token("api#token", binding)
     tokens.use_key(lambda: b"this deployment's key")
     try:
@@ -337,4 +336,4 @@ def test_a_token_signed_with_another_key_never_resolves() -> None:
         resolve_tokens({"a": ours}, seen.append, binding)
         assert seen == ["api#token"]
     finally:
-        tokens._key, tokens._key_source = before
+        restore()
