@@ -38,7 +38,6 @@ def made_elsewhere(home: Path, **env: str) -> str:
     return subprocess.run([sys.executable, "-c", MAKE], env=full, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
 
 
-
 def test_a_token_made_in_one_process_resolves_in_another_of_the_same_home(tmp_path: Path) -> None:
     home = tmp_path / "home"
     token = made_elsewhere(home)
