@@ -188,10 +188,12 @@ class RunState:
     halted: bool = False  # fail-fast (or cancel): no step run starts any more
     began: bool = False  # a step run has started (a run failing before that has a null output)
     numbered: int = 0
-    active: dict[int, StepRun] = field(default_factory=Tracked)
-    groups: dict[int, Group] = field(default_factory=Tracked)
+    # Plain dicts until `track` (a run written in parts) makes them Tracked ones: a rehearsal or
+    # an embedded run pays nothing for what only the shared runtime needs.
+    active: dict[int, StepRun] = field(default_factory=dict)
+    groups: dict[int, Group] = field(default_factory=dict)
     joins: dict[str, Join] = field(default_factory=dict)
-    waits: dict[int, Wait] = field(default_factory=Tracked)
+    waits: dict[int, Wait] = field(default_factory=dict)
     next_id: int = 1
     merged: dict[str, Any] = field(default_factory=dict)
     last_result: Any = None
@@ -269,9 +271,9 @@ class RunState:
             return cls.from_parts(d, ())
         state = cls._restore(d)
         contexts = d["contexts"]
-        state.groups = Tracked({int(k): Group(g[0], contexts[g[1]], _prior(g[2]), g[3], g[4], g[5], g[6], g[7],
-                                              {int(i): e for i, e in g[8].items()}, g[9])
-                                for k, g in d["groups"].items()})
+        state.groups = {int(k): Group(g[0], contexts[g[1]], _prior(g[2]), g[3], g[4], g[5], g[6], g[7],
+                                      {int(i): e for i, e in g[8].items()}, g[9])
+                        for k, g in d["groups"].items()}
         return state
 
     @classmethod
@@ -282,9 +284,9 @@ class RunState:
                     halted=d["halted"], began=d["began"], numbered=d["numbered"], next_id=d["next_id"], merged=d["merged"],
                     last_result=d["last_result"], vars=d["vars"], depth=d["depth"],
                     parent=(d["parent"][0], d["parent"][1]) if d["parent"] else None, task=d.get("task"))
-        state.active = Tracked({s[0]: StepRun(s[0], s[1], contexts[s[2]], _prior(s[3]), *s[4:]) for s in d["active"]})
+        state.active = {s[0]: StepRun(s[0], s[1], contexts[s[2]], _prior(s[3]), *s[4:]) for s in d["active"]}
         state.joins = {k: Join(j[0], [(p, contexts[c]) for p, c in j[1]], j[2]) for k, j in d["joins"].items()}
-        state.waits = Tracked({w[0]: Wait(w[0], w[1], w[2], w[3], contexts[w[4]], _prior(w[5]), *w[6:]) for w in d["waits"]})
+        state.waits = {w[0]: Wait(w[0], w[1], w[2], w[3], contexts[w[4]], _prior(w[5]), *w[6:]) for w in d["waits"]}
         state.resume = [Resume(r[0], contexts[r[1]], _prior(r[2])) for r in d["resume"]]
         return state
 
@@ -295,6 +297,7 @@ class RunState:
         parts, and what it holds now has not been written in parts yet."""
         if self.statics is None:
             self.statics = {}
+        self.active, self.waits, self.groups = _tracked(self.active), _tracked(self.waits), _tracked(self.groups)
         for entries in (self.active, self.waits, self.groups):
             assert isinstance(entries, Tracked)
             entries.track()
@@ -381,11 +384,11 @@ class RunState:
         state.groups = groups
         if base is not None:  # its groups' step runs and waits are kept; the rest is the core's
             for mine, theirs in ((state.active, base.active), (state.waits, base.waits)):
-                assert isinstance(mine, Tracked) and isinstance(theirs, Tracked)
+                assert isinstance(theirs, Tracked)
                 for number in theirs.loose:
                     dict.__delitem__(theirs, number)
                 theirs.loose = set()
-                for number, entry in dict.items(mine):
+                for number, entry in list(mine.items()):
                     theirs[number] = entry
             state.active, state.waits = base.active, base.waits
         for key, gid, data in later:
@@ -412,6 +415,7 @@ class RunState:
                 due, wkind, attempt, index, for_number, held = data
                 state.waits[number] = Wait(number, due, wkind, step, ctx, prior, attempt, _item(items, index), index, gid, for_number, held)
         grouped = core.get("grouped") or [0, 0]
+        state.active, state.waits = _tracked(state.active), _tracked(state.waits)
         for entries, count in ((state.active, grouped[0]), (state.waits, grouped[1])):
             assert isinstance(entries, Tracked)
             if len(entries) - len(entries.loose) == count:
@@ -433,8 +437,13 @@ def _peek(entries: Mapping[int, Any], whole: bool) -> Iterable[Any]:
     """Step runs or waits to write: all of them, or (a core) those of no group."""
     if whole:
         return dict.values(entries)  # type: ignore[arg-type]
-    assert isinstance(entries, Tracked)
-    return [dict.__getitem__(entries, key) for key in entries.loose]
+    if isinstance(entries, Tracked):
+        return [dict.__getitem__(entries, key) for key in entries.loose]
+    return [v for v in entries.values() if v.group is None]
+
+
+def _tracked(entries: dict[int, Any]) -> Tracked:
+    return entries if isinstance(entries, Tracked) else Tracked(entries)
 
 
 def _loose(entries: Mapping[int, Any]) -> set[int]:
