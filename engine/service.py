@@ -358,7 +358,11 @@ class Service:
         began, in order."""
         run_id = self.resolve_run(run_id)
         tasks = self.store.run_tasks(run_id)
-        return dict(self.store.get_run(run_id), tasks=tasks, trace=[t["step"] for t in tasks if t.get("started_at")])
+        run = dict(self.store.get_run(run_id), tasks=tasks, trace=[t["step"] for t in tasks if t.get("started_at")])
+        usage = model_usage(tasks)
+        if usage is not None:
+            run["usage"] = usage
+        return run
 
     def list_runs(self, *, chain: str | None = None, status: str | None = None, limit: int = 50,
                   after: tuple[Any, str] | None = None) -> list[dict[str, Any]]:
@@ -591,6 +595,20 @@ class Service:
                           "heartbeat_age_s": round(age, 1), "started_at": row["started_at"]})
         nodes.sort(key=lambda n: (n["state"] != "up", n["name"]))
         return nodes
+
+
+def model_usage(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the run's language-model calls (the `llm` steps, whose results carry `usage`)
+    took, summed: calls, tokens in and out, cost (null when a price is unknown), latency."""
+    found = [t["result"]["usage"] for t in tasks if t.get("function", "").startswith("llm.") and isinstance(t.get("result"), dict)
+             and isinstance(t["result"].get("usage"), dict)]
+    if not found:
+        return None
+    costs = [u.get("cost") for u in found]
+    return {"calls": len(found), "prompt_tokens": sum(int(u.get("prompt_tokens") or 0) for u in found),
+            "completion_tokens": sum(int(u.get("completion_tokens") or 0) for u in found),
+            "cost": None if any(c is None for c in costs) else sum(float(c) for c in costs),
+            "latency_ms": round(sum(float(u.get("latency_ms") or 0) for u in found), 3)}
 
 
 def _names_chain(rehearsal: str) -> bool | None:

@@ -29,6 +29,11 @@ def print_run(ctx: Context, run: dict[str, Any]) -> int:
         if run.get("error"):
             lines.append("error: " + run_error_line(run["error"], tasks))
         lines.append("output: " + dumps(run.get("output")))
+        if run.get("usage"):
+            u = run["usage"]
+            cost = "unknown cost" if u["cost"] is None else f"${u['cost']:.6f}"
+            lines.append(f"models: {u['calls']} call(s), {u['prompt_tokens']} tokens in, {u['completion_tokens']} out, {cost}, "
+                         f"{u['latency_ms']:.0f} ms")
         lines.append("trace:")
         for t in tasks:
             extra = f" attempt {t['attempt']}" if (t.get("attempt") or 1) > 1 else ""

@@ -1,0 +1,136 @@
+"""Calls to language models through litellm, the one place the `llm` runners reach a provider.
+
+litellm is imported on the first call, never at import (it takes seconds), with
+LITELLM_OFFLINE_MODE set first so that importing it fetches nothing. A call names its model in
+litellm's `provider/name` form (`openai/gpt-4o-mini`, `anthropic/claude-3-5-haiku-latest`,
+`ollama/llama3`, `openai/<any>` with `api_base` for an OpenAI-compatible server), else the
+deployment's LEGION_LLM_MODEL. Keys come from `api_key` (a `secret()` reference in a chain,
+resolved just before the call and masked everywhere) or the provider's usual environment
+variable (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...).
+
+A 429 or 5xx answer, a refused connection or a timeout is tried again, waiting what the
+provider's `retry-after` says, else 0.5 s doubling, up to LEGION_LLM_RETRIES more times (2),
+never more than RETRY_CAP seconds at once. What still fails becomes one step error with a
+type a chain can test (`error.type`) and a message without any key.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from legion.sdk import StepError
+
+RETRY_CAP = 30.0  # seconds: the longest wait between two tries, whatever retry-after asks
+_import_lock = threading.Lock()
+_litellm: Any = None
+
+
+def litellm() -> Any:
+    global _litellm
+    if _litellm is None:
+        with _import_lock:
+            if _litellm is None:
+                os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # the price list is the packaged one
+                os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+                import litellm as module
+
+                module.telemetry = False
+                module.suppress_debug_info = True
+                _litellm = module
+    return _litellm
+
+
+def model_of(model: str | None) -> str:
+    chosen = model or os.environ.get("LEGION_LLM_MODEL")
+    if not chosen:
+        raise StepError("no model: give `model` (in provider/name form, e.g. openai/gpt-4o-mini) or set LEGION_LLM_MODEL",
+                        type="InvalidArguments")
+    if "/" not in chosen:
+        raise StepError(f"model {chosen!r} names no provider: write it as provider/name (openai/{chosen}, anthropic/{chosen}...)",
+                        type="InvalidArguments")
+    return chosen
+
+
+def retries() -> int:
+    try:
+        return max(0, int(os.environ.get("LEGION_LLM_RETRIES", "2")))
+    except ValueError:
+        return 2
+
+
+def call(kind: str, model: str, request: Callable[[Any], Any]) -> tuple[Any, float]:
+    """`request(litellm)` with the retries above; its response and how long the last try took (ms)."""
+    lib = litellm()
+    attempts = retries() + 1
+    wait = 0.5
+    for attempt in range(1, attempts + 1):
+        started = time.perf_counter()
+        try:
+            return request(lib), (time.perf_counter() - started) * 1e3
+        except Exception as exc:  # noqa: BLE001 -- every provider failure is sorted below
+            again = _transient(lib, exc)
+            if not again or attempt == attempts:
+                raise _step_error(lib, exc, kind, model, attempt) from None
+            time.sleep(min(RETRY_CAP, _retry_after(exc) or wait))
+            wait *= 2
+    raise AssertionError("unreachable")
+
+
+def _transient(lib: Any, exc: Exception) -> bool:
+    transient = tuple(t for t in (getattr(lib, name, None) for name in (
+        "RateLimitError", "InternalServerError", "ServiceUnavailableError", "APIConnectionError", "Timeout")) if isinstance(t, type))
+    if isinstance(exc, transient):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and (status == 429 or status >= 500)
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    try:
+        value = headers.get("retry-after")
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _step_error(lib: Any, exc: Exception, kind: str, model: str, attempts: int) -> StepError:
+    """One error with a type a chain can test; the provider's words, never a key."""
+    def is_(name: str) -> bool:
+        cls = getattr(lib, name, None)
+        return isinstance(cls, type) and isinstance(exc, cls)
+
+    said = str(getattr(exc, "message", None) or exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+    tries = f" (after {attempts} tries)" if attempts > 1 else ""
+    if is_("Timeout"):
+        return StepError(f"{kind} with {model} timed out{tries}", type="Timeout")
+    if is_("AuthenticationError"):
+        return StepError(f"{kind} with {model}: the provider refused the credentials: give `api_key` (a secret() reference) "
+                         f"or set the provider's key variable (e.g. OPENAI_API_KEY)", type="LlmAuthenticationFailed")
+    if is_("RateLimitError"):
+        return StepError(f"{kind} with {model}: rate limited{tries}: {said}", type="LlmRateLimited")
+    if is_("NotFoundError"):
+        return StepError(f"{kind} with {model}: no such model at the provider: {said}", type="LlmModelNotFound")
+    if is_("APIConnectionError") or "Connection error" in str(exc):  # litellm reports a refused connection as a 500
+        return StepError(f"{kind} with {model}: the provider cannot be reached{tries}: {said}", type="LlmUnreachable")
+    if is_("BadRequestError") and "Provider NOT provided" in str(exc):
+        return StepError(f"{kind}: litellm knows no provider in {model!r}: write the model as provider/name", type="InvalidArguments")
+    return StepError(f"{kind} with {model} failed{tries}: {type(exc).__name__}: {said}", type="LlmError")
+
+
+def usage_of(lib: Any, response: Any, latency_ms: float) -> dict[str, Any]:
+    """Tokens in and out, the cost when litellm knows the model's price (else null), latency."""
+    usage = getattr(response, "usage", None)
+    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion = int(getattr(usage, "completion_tokens", 0) or 0)
+    try:
+        cost: float | None = float(lib.completion_cost(completion_response=response))
+    except Exception:  # noqa: BLE001 -- an unknown price is not a failure
+        cost = None
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion, "cost": cost,
+            "latency_ms": round(latency_ms, 3)}

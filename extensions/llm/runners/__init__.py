@@ -1,0 +1,1 @@
+"""The `llm` extension's runners."""

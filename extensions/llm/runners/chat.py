@@ -1,0 +1,122 @@
+"""Chat with a language model: `complete` answers a prompt (or messages) with text;
+`structured` answers with a JSON value that fits a JSON Schema, asking again with the
+validation error when it does not, up to `attempts` times."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from legion.extensions.llm import client
+from legion.sdk import StepError
+
+__all__ = ["complete", "structured"]
+
+Prompt = Annotated[str | None, Field(description="the user's message (or give `messages`)")]
+Messages = Annotated[list[dict[str, Any]] | None, Field(description="the conversation: [{role, content}, ...] (or give `prompt`)")]
+System = Annotated[str | None, Field(description="a system prompt, put first")]
+Model = Annotated[str | None, Field(description="provider/name, e.g. openai/gpt-4o-mini (default: LEGION_LLM_MODEL)")]
+Temperature = Annotated[float | None, Field(ge=0, le=2, description="sampling temperature")]
+MaxTokens = Annotated[int | None, Field(gt=0, description="the longest answer, in tokens")]
+ApiBase = Annotated[str | None, Field(description="the provider's URL, e.g. http://127.0.0.1:8080/v1 for an OpenAI-compatible server")]
+ApiKey = Annotated[str | None, Field(description="the key: a secret() reference (default: the provider's environment variable)")]
+Timeout = Annotated[float, Field(gt=0, description="seconds to wait for each answer")]
+
+
+def _messages(prompt: str | None, messages: list[dict[str, Any]] | None, system: str | None) -> list[dict[str, Any]]:
+    if (prompt is None) == (messages is None):
+        raise StepError("give either `prompt` or `messages`", type="InvalidArguments")
+    found = [{"role": "user", "content": prompt}] if prompt is not None else list(messages or [])
+    for i, m in enumerate(found):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool") or "content" not in m:
+            raise StepError(f"messages[{i}] must be {{role: system|user|assistant|tool, content}}", type="InvalidArguments")
+    return ([{"role": "system", "content": system}] if system else []) + found
+
+
+def _ask(kind: str, messages: list[dict[str, Any]], model: str, options: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    def request(lib: Any) -> Any:
+        return lib.completion(model=model, messages=messages, num_retries=0, **options)
+
+    response, latency = client.call(kind, model, request)
+    choice = response.choices[0]
+    text = choice.message.content or ""
+    return text, client.usage_of(client.litellm(), response, latency), getattr(choice, "finish_reason", None)
+
+
+def _options(temperature: float | None, max_tokens: int | None, api_base: str | None, api_key: str | None,
+             timeout: float) -> dict[str, Any]:
+    options: dict[str, Any] = {"timeout": timeout}
+    for name, value in (("temperature", temperature), ("max_tokens", max_tokens), ("api_base", api_base), ("api_key", api_key)):
+        if value is not None:
+            options[name] = value
+    return options
+
+
+def complete(prompt: Prompt = None, messages: Messages = None, system: System = None, model: Model = None,
+             temperature: Temperature = None, max_tokens: MaxTokens = None, api_base: ApiBase = None,
+             api_key: ApiKey = None, timeout: Timeout = 120.0) -> dict[str, Any]:
+    """Answer a prompt with text: {text, model, finish_reason, usage: {prompt_tokens,
+    completion_tokens, total_tokens, cost, latency_ms}}."""
+    chosen = client.model_of(model)
+    text, usage, finish = _ask("llm.chat.complete", _messages(prompt, messages, system), chosen,
+                               _options(temperature, max_tokens, api_base, api_key, timeout))
+    return {"text": text, "model": chosen, "finish_reason": finish, "usage": usage}
+
+
+def structured(schema: Annotated[dict[str, Any], Field(description="the JSON Schema the answer must fit")],
+               prompt: Prompt = None, messages: Messages = None, system: System = None, model: Model = None,
+               attempts: Annotated[int, Field(ge=1, le=10, description="answers asked for at most")] = 3,
+               temperature: Temperature = None, max_tokens: MaxTokens = None, api_base: ApiBase = None,
+               api_key: ApiKey = None, timeout: Timeout = 120.0) -> dict[str, Any]:
+    """Answer with a JSON value that fits `schema`: {value, model, attempts, usage} (usage
+    summed over the attempts). An answer that is not JSON, or does not fit, is sent back
+    with what is wrong; after `attempts` answers the step fails with LlmAnswerInvalid."""
+    import jsonschema
+
+    try:
+        checker = jsonschema.Draft202012Validator(schema)
+        checker.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise StepError(f"`schema` is not a JSON Schema: {exc.message}", type="InvalidArguments") from None
+    chosen = client.model_of(model)
+    asked = _messages(prompt, messages, system)
+    asked.insert(0, {"role": "system", "content": "Answer with one JSON value only, no prose and no code fence, that fits this "
+                                                  "JSON Schema:\n" + json.dumps(schema)})
+    options = _options(temperature, max_tokens, api_base, api_key, timeout)
+    total: dict[str, Any] = {}
+    problem = ""
+    for attempt in range(1, attempts + 1):
+        text, usage, _ = _ask("llm.chat.structured", asked, chosen, options)
+        total = _add(total, usage)
+        try:
+            value = json.loads(_unfenced(text))
+            error = next(iter(sorted(checker.iter_errors(value), key=lambda e: list(e.path))), None)
+            if error is None:
+                return {"value": value, "model": chosen, "attempts": attempt, "usage": total}
+            where = "/".join(str(p) for p in error.absolute_path) or "the answer"
+            problem = f"at {where}: {error.message}"
+        except ValueError as exc:
+            problem = f"it is not JSON: {exc}"
+        asked += [{"role": "assistant", "content": text},
+                  {"role": "user", "content": f"That answer does not fit the schema ({problem}). Answer again with JSON only."}]
+    raise StepError(f"llm.chat.structured with {chosen}: no answer fitted the schema in {attempts} attempts; the last: {problem}",
+                    type="LlmAnswerInvalid", details={"attempts": attempts, "usage": total})
+
+
+def _unfenced(text: str) -> str:
+    """The JSON inside a ```json fence, which models add although asked not to."""
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text.strip()
+
+
+def _add(total: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    if not total:
+        return dict(usage)
+    summed = {k: total[k] + usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens", "latency_ms")}
+    summed["cost"] = None if total["cost"] is None or usage["cost"] is None else total["cost"] + usage["cost"]
+    return summed
