@@ -128,7 +128,7 @@ def test_validate_plan_apply_run_show_history_graph_delete(home: Path, tmp_path:
     assert plan["diff"] == [{"name": "hello", "action": "created", "version": None}] or plan["diff"][0]["action"] == "created"
 
     applied = as_json(legion(home, "chain", "apply", str(chains), "--json"))["data"]["applied"]
-    assert {a["name"]: a["action"] for a in applied} == {"hello": "created", "site-check": "created"}
+    assert {a["name"]: a["action"] for a in applied} == {"hello": "created", "site-check": "created", "summarise": "created"}
     again = as_json(legion(home, "chain", "apply", str(chains), "--json"))["data"]["applied"]
     assert {a["action"] for a in again} == {"unchanged"}
 
@@ -161,11 +161,11 @@ def test_validate_plan_apply_run_show_history_graph_delete(home: Path, tmp_path:
     assert dot.startswith('digraph "hello"') and '"greet" -> "measure"' in dot
 
     listed = as_json(legion(home, "chain", "list", "--json"))["data"]
-    assert {c["name"] for c in listed} == {"hello", "site-check"}
+    assert {c["name"] for c in listed} == {"hello", "site-check", "summarise"}
     legion(home, "chain", "delete", "site-check")
-    assert {c["name"] for c in as_json(legion(home, "chain", "list", "--json"))["data"]} == {"hello"}
+    assert {c["name"] for c in as_json(legion(home, "chain", "list", "--json"))["data"]} == {"hello", "summarise"}
     pruned = as_json(legion(home, "chain", "apply", str(chains / "site-check.yaml"), "--prune", "--json"))["data"]["applied"]
-    assert {a["name"]: a["action"] for a in pruned} == {"site-check": "created", "hello": "pruned"}
+    assert {a["name"]: a["action"] for a in pruned} == {"site-check": "created", "hello": "pruned", "summarise": "pruned"}
 
 
 def test_run_input_that_fails_the_schema(home: Path) -> None:
@@ -400,15 +400,15 @@ def test_paths_without_chain_files_are_refused(home: Path, tmp_path: Path) -> No
     pruned = legion(home, "chain", "apply", str(empty), "--prune", "--json", check=2)
     assert as_json(pruned)["error"]["code"] == "bad_input"
     legion(home, "chain", "validate", str(tmp_path / "only-rehearsals"), check=2)
-    assert {c["name"] for c in as_json(legion(home, "chain", "list", "--json"))["data"]} == {"hello", "site-check"}
+    assert {c["name"] for c in as_json(legion(home, "chain", "list", "--json"))["data"]} == {"hello", "site-check", "summarise"}
 
 
 def test_a_file_named_twice_is_one_file(home: Path) -> None:
     examples = ROOT / "chains" / "examples"
     proc = legion(home, "chain", "validate", str(examples), str(examples / "hello.yaml"), str(examples / "." / "hello.yaml"))
-    assert "2 chain(s) valid" in proc.stdout
+    assert "3 chain(s) valid" in proc.stdout
     applied = as_json(legion(home, "chain", "apply", str(examples / "hello.yaml"), str(examples), "--json"))["data"]["applied"]
-    assert sorted(a["name"] for a in applied) == ["hello", "site-check"]
+    assert sorted(a["name"] for a in applied) == ["hello", "site-check", "summarise"]
 
 
 @pytest.mark.parametrize("args", [

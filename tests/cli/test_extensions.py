@@ -84,7 +84,7 @@ def test_lex_list_shows_parameters_options_and_broken_extensions(home: Path, sit
 def test_lex_list_json(home: Path, site: dict[str, str]) -> None:
     rows = {row["name"]: row for row in as_json(legion(home, "lex", "list", "--json", env=site))["data"]}
     assert {name: row["status"] for name, row in rows.items()} == {
-        "broken": "broken", "core": "ok", "http": "ok", "odd": "ok", "probe": "ok"}
+        "broken": "broken", "core": "ok", "http": "ok", "llm": "ok", "odd": "ok", "probe": "ok"}
     broken = rows["broken"]
     assert broken["entry_point"] == "legion_broken:extension" and broken["runners"] == []
     assert broken["error"] == f"ModuleNotFoundError: No module named '{MISSING}'" and MISSING in broken["hint"]
@@ -107,7 +107,7 @@ def test_lex_list_json(home: Path, site: dict[str, str]) -> None:
 
 def test_a_broken_extension_does_not_break_other_commands(home: Path, site: dict[str, str], tmp_path: Path) -> None:
     examples = ROOT / "chains" / "examples"
-    assert "2 chain(s) valid" in legion(home, "chain", "validate", str(examples), env=site).stdout
+    assert "3 chain(s) valid" in legion(home, "chain", "validate", str(examples), env=site).stdout
     assert as_json(legion(home, "task", "run", "core.util.echo", "message=hi", "--json", env=site))["data"]["result"] == "hi"
     assert as_json(legion(home, "task", "run", "probe.misc.ping", "--json", env=site))["data"]["result"] == "pong"
     legion(home, "chain", "apply", str(examples), env=site)
