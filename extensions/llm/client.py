@@ -55,6 +55,18 @@ def model_of(model: str | None) -> str:
     return chosen
 
 
+def fallbacks(given: list[str] | None) -> list[str]:
+    """The models to try, in order, when a model keeps failing: the step's `fallbacks`, else
+    LEGION_LLM_FALLBACKS (comma-separated)."""
+    if given is not None:
+        return [model_of(m) for m in given]
+    return [model_of(m.strip()) for m in os.environ.get("LEGION_LLM_FALLBACKS", "").split(",") if m.strip()]
+
+
+# Failures another model may not have: the next one in the fallback list is tried.
+FALL_BACK_ON = ("LlmRateLimited", "LlmUnreachable", "Timeout", "LlmError", "LlmModelNotFound")
+
+
 def retries() -> int:
     try:
         return max(0, int(os.environ.get("LEGION_LLM_RETRIES", "2")))

@@ -169,3 +169,20 @@ def test_the_guard_refuses_a_connection_off_loopback(only_loopback: list[Any]) -
         s.connect(("192.0.2.1", 80))  # TEST-NET-1: never routed
     assert only_loopback == [("192.0.2.1", 80)]
     only_loopback.clear()
+
+
+def test_a_model_that_keeps_failing_falls_back_to_the_next(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEGION_LLM_RETRIES", "1")
+    for _ in range(2):
+        fake.answer(503, {"error": {"message": "overloaded"}})
+    done = run("llm.chat.complete", prompt="hi", model="openai/primary", fallbacks=["openai/secondary"], api_base=fake.url)
+    assert done.status == "succeeded", done.error
+    assert done.result["model"] == "openai/secondary"
+    assert [body["model"] for _, _, body, _ in fake.requests] == ["primary", "primary", "secondary"]
+    fake.answer(401, {"error": {"message": "bad key"}})  # another model would not help: no fallback
+    refused = run("llm.chat.complete", prompt="hi", model="openai/primary", fallbacks=["openai/secondary"], api_base=fake.url)
+    assert refused.error["type"] == "LlmAuthenticationFailed" and len(fake.requests) == 4
+    monkeypatch.setenv("LEGION_LLM_FALLBACKS", "openai/tertiary")
+    fake.answer(404, {"error": {"message": "no such model"}})
+    third = run("llm.chat.complete", prompt="hi", model="openai/gone", api_base=fake.url)
+    assert third.status == "succeeded" and third.result["model"] == "openai/tertiary"

@@ -23,6 +23,7 @@ MaxTokens = Annotated[int | None, Field(gt=0, description="the longest answer, i
 ApiBase = Annotated[str | None, Field(description="the provider's URL, e.g. http://127.0.0.1:8080/v1 for an OpenAI-compatible server")]
 ApiKey = Annotated[str | None, Field(description="the key: a secret() reference (default: the provider's environment variable)")]
 Timeout = Annotated[float, Field(gt=0, description="seconds to wait for each answer")]
+Fallbacks = Annotated[list[str] | None, Field(description="models tried in turn when `model` keeps failing (default: LEGION_LLM_FALLBACKS)")]
 
 
 def _messages(prompt: str | None, messages: list[dict[str, Any]] | None, system: str | None) -> list[dict[str, Any]]:
@@ -35,14 +36,23 @@ def _messages(prompt: str | None, messages: list[dict[str, Any]] | None, system:
     return ([{"role": "system", "content": system}] if system else []) + found
 
 
-def _ask(kind: str, messages: list[dict[str, Any]], model: str, options: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
-    def request(lib: Any) -> Any:
-        return lib.completion(model=model, messages=messages, num_retries=0, **options)
+def _ask(kind: str, messages: list[dict[str, Any]], models: list[str], options: dict[str, Any]) -> tuple[str, dict[str, Any], str | None, str]:
+    """The first model of `models` that answers (the next is tried when one keeps failing in a
+    way another may not: see client.FALL_BACK_ON): its text, usage, finish reason, name."""
+    for i, model in enumerate(models):
+        def request(lib: Any, model: str = model) -> Any:
+            return lib.completion(model=model, messages=messages, num_retries=0, **options)
 
-    response, latency = client.call(kind, model, request)
-    choice = response.choices[0]
-    text = choice.message.content or ""
-    return text, client.usage_of(client.litellm(), response, latency), getattr(choice, "finish_reason", None)
+        try:
+            response, latency = client.call(kind, model, request)
+        except StepError as exc:
+            if i + 1 == len(models) or exc.type not in client.FALL_BACK_ON:
+                raise
+            continue
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        return text, client.usage_of(client.litellm(), response, latency), getattr(choice, "finish_reason", None), model
+    raise AssertionError("no model")
 
 
 def _options(temperature: float | None, max_tokens: int | None, api_base: str | None, api_key: str | None,
@@ -56,20 +66,20 @@ def _options(temperature: float | None, max_tokens: int | None, api_base: str | 
 
 def complete(prompt: Prompt = None, messages: Messages = None, system: System = None, model: Model = None,
              temperature: Temperature = None, max_tokens: MaxTokens = None, api_base: ApiBase = None,
-             api_key: ApiKey = None, timeout: Timeout = 120.0) -> dict[str, Any]:
-    """Answer a prompt with text: {text, model, finish_reason, usage: {prompt_tokens,
-    completion_tokens, total_tokens, cost, latency_ms}}."""
-    chosen = client.model_of(model)
-    text, usage, finish = _ask("llm.chat.complete", _messages(prompt, messages, system), chosen,
-                               _options(temperature, max_tokens, api_base, api_key, timeout))
-    return {"text": text, "model": chosen, "finish_reason": finish, "usage": usage}
+             api_key: ApiKey = None, timeout: Timeout = 120.0, fallbacks: Fallbacks = None) -> dict[str, Any]:
+    """Answer a prompt with text: {text, model (the one that answered), finish_reason,
+    usage: {prompt_tokens, completion_tokens, total_tokens, cost, latency_ms}}."""
+    models = [client.model_of(model), *client.fallbacks(fallbacks)]
+    text, usage, finish, answered = _ask("llm.chat.complete", _messages(prompt, messages, system), models,
+                                         _options(temperature, max_tokens, api_base, api_key, timeout))
+    return {"text": text, "model": answered, "finish_reason": finish, "usage": usage}
 
 
 def structured(schema: Annotated[dict[str, Any], Field(description="the JSON Schema the answer must fit")],
                prompt: Prompt = None, messages: Messages = None, system: System = None, model: Model = None,
                attempts: Annotated[int, Field(ge=1, le=10, description="answers asked for at most")] = 3,
                temperature: Temperature = None, max_tokens: MaxTokens = None, api_base: ApiBase = None,
-               api_key: ApiKey = None, timeout: Timeout = 120.0) -> dict[str, Any]:
+               api_key: ApiKey = None, timeout: Timeout = 120.0, fallbacks: Fallbacks = None) -> dict[str, Any]:
     """Answer with a JSON value that fits `schema`: {value, model, attempts, usage} (usage
     summed over the attempts). An answer that is not JSON, or does not fit, is sent back
     with what is wrong; after `attempts` answers the step fails with LlmAnswerInvalid."""
@@ -80,7 +90,7 @@ def structured(schema: Annotated[dict[str, Any], Field(description="the JSON Sch
         checker.check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise StepError(f"`schema` is not a JSON Schema: {exc.message}", type="InvalidArguments") from None
-    chosen = client.model_of(model)
+    models = [client.model_of(model), *client.fallbacks(fallbacks)]
     asked = _messages(prompt, messages, system)
     asked.insert(0, {"role": "system", "content": "Answer with one JSON value only, no prose and no code fence, that fits this "
                                                   "JSON Schema:\n" + json.dumps(schema)})
@@ -88,7 +98,7 @@ def structured(schema: Annotated[dict[str, Any], Field(description="the JSON Sch
     total: dict[str, Any] = {}
     problem = ""
     for attempt in range(1, attempts + 1):
-        text, usage, _ = _ask("llm.chat.structured", asked, chosen, options)
+        text, usage, _, chosen = _ask("llm.chat.structured", asked, models, options)
         total = _add(total, usage)
         try:
             value = json.loads(_unfenced(text))
@@ -101,7 +111,7 @@ def structured(schema: Annotated[dict[str, Any], Field(description="the JSON Sch
             problem = f"it is not JSON: {exc}"
         asked += [{"role": "assistant", "content": text},
                   {"role": "user", "content": f"That answer does not fit the schema ({problem}). Answer again with JSON only."}]
-    raise StepError(f"llm.chat.structured with {chosen}: no answer fitted the schema in {attempts} attempts; the last: {problem}",
+    raise StepError(f"llm.chat.structured with {models[0]}: no answer fitted the schema in {attempts} attempts; the last: {problem}",
                     type="LlmAnswerInvalid", details={"attempts": attempts, "usage": total})
 
 
