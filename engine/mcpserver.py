@@ -19,7 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from legion.dsl.errors import LegionError, ValidationFailed
 from legion.engine.jsontext import encode, masked
-from legion.engine.service import Service
+from legion.engine.service import Service, installed_version
 
 # Over HTTP, the scope of the token the request came with (None: stdio, or --no-auth).
 SCOPE: contextvars.ContextVar[str | None] = contextvars.ContextVar("legion_mcp_scope", default=None)
@@ -54,7 +54,7 @@ def _call(scope: str, operation: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def build_server(service: Service) -> MCPServer:
-    server = MCPServer(name="legion", title="Legion", instructions=INSTRUCTIONS, version=_version())
+    server = MCPServer(name="legion", title="Legion", instructions=INSTRUCTIONS, version=installed_version())
 
     @server.tool(name="legion.list_functions", description="Functions steps can run, with their argument schemas.")
     def list_functions() -> dict[str, Any]:
@@ -158,12 +158,3 @@ def _run(run: dict[str, Any]) -> dict[str, Any]:
     keep = ("id", "chain_name", "chain_version", "status", "output", "error", "trace", "created_at", "ended_at")
     tasks = [{k: t.get(k) for k in ("id", "number", "step", "status", "attempt", "item_index", "result", "error")} for t in run["tasks"]]
     return {k: run.get(k) for k in keep} | {"tasks": tasks}
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("legion")
-    except PackageNotFoundError:
-        return "0"

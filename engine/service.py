@@ -624,6 +624,16 @@ def _names_chain(rehearsal: str) -> bool | None:
     return isinstance(data, dict) and "chain" in data
 
 
+def installed_version() -> str:
+    """The installed Legion's version (what the API and the MCP server say they are)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("legion")
+    except PackageNotFoundError:
+        return "0"
+
+
 def unique_paths(paths: list[Path]) -> list[Path]:
     """Each file once (a file named and also found under a named folder is one file)."""
     seen: set[Path] = set()

@@ -96,8 +96,9 @@ class Call:
                 raise BadInput(f"the request body needs {name!r}", details={"field": name})
             return default
         value = body[name]
-        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))):
-            wanted = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):  # True is an int, not a number here
+            wanted = " or ".join(k.__name__ for k in kinds)
             raise BadInput(f"{name!r} must be {wanted.replace('dict', 'an object').replace('str', 'a string')}, "
                            f"not {type(value).__name__}", details={"field": name})
         return value
@@ -283,6 +284,12 @@ def _graph_format(call: Call) -> str:
     return fmt
 
 
+def refused(exc: LegionError) -> Response:
+    """The answer to a request an error stopped: its status, and the token challenge on a 401."""
+    status = status_of(exc)
+    return answer(status, error=exc, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+
+
 def answer(status: int, data: Any = None, meta: Any = None, *, error: LegionError | None = None,
            headers: dict[str, str] | None = None) -> Response:
     if error is not None:
@@ -376,8 +383,7 @@ def route(service: Service, auth: Authorizer, endpoint: Endpoint) -> Route:
             status, data, meta = result if isinstance(result, tuple) else (200, result, None)
             return answer(status, data, meta)
         except LegionError as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if status_of(exc) == 401 else None
-            return answer(status_of(exc), error=exc, headers=headers)
+            return refused(exc)
 
     path = endpoint.path.replace("{ref}", "{ref:path}")
     return Route(path, handle, methods=[endpoint.method], name=endpoint.name)
@@ -411,8 +417,7 @@ class McpEndpoint:
         try:
             held = self.auth.check(Request(scope, receive), "read")
         except LegionError as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if status_of(exc) == 401 else None
-            await answer(status_of(exc), error=exc, headers=headers)(scope, receive, send)
+            await refused(exc)(scope, receive, send)
             return
         token = self.scope_var.set(held)
         try:
@@ -442,7 +447,7 @@ def create_app(service: Service, *, auth: bool = True, host: str = "127.0.0.1") 
         try:
             authorizer.check(request, "read")
         except LegionError as exc:
-            return answer(status_of(exc), error=exc, headers={"WWW-Authenticate": "Bearer"} if status_of(exc) == 401 else None)
+            return refused(exc)
         return Response(json.dumps(document), media_type="application/json")
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -458,7 +463,7 @@ def create_app(service: Service, *, auth: bool = True, host: str = "127.0.0.1") 
         try:
             found = await run_in_threadpool(service.metrics)
         except LegionError as exc:
-            return answer(status_of(exc), error=exc)
+            return refused(exc)
         return Response(prometheus(found), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def events(request: Request) -> Response:
@@ -468,7 +473,7 @@ def create_app(service: Service, *, auth: bool = True, host: str = "127.0.0.1") 
             since = _moment(call.text("since"))
             lasting = call.integer("for", 0, 0, 86400) or None
         except LegionError as exc:
-            return answer(status_of(exc), error=exc)
+            return refused(exc)
         return StreamingResponse(event_stream(service, request, since, lasting), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

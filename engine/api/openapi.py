@@ -28,6 +28,7 @@ QUERY = {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "version":
 
 def openapi_document(endpoints: Sequence[Endpoint], *, auth: bool) -> dict[str, Any]:
     from legion.engine.api.app import MAX_BODY
+    from legion.engine.service import installed_version
 
     paths: dict[str, dict[str, Any]] = {}
     for e in endpoints:
@@ -73,7 +74,7 @@ def openapi_document(endpoints: Sequence[Endpoint], *, auth: bool) -> dict[str, 
                      for method in ("get", "post", "delete")}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Legion", "version": _version(),
+        "info": {"title": "Legion", "version": installed_version(),
                  "description": "Chains, runs, tasks and functions of a Legion deployment. Answers are "
                                 "{data, meta} envelopes; errors are {error: {code, message, details}}."},
         "paths": paths,
@@ -84,12 +85,3 @@ def openapi_document(endpoints: Sequence[Endpoint], *, auth: bool) -> dict[str, 
 
 def _error(what: str) -> dict[str, Any]:
     return {"description": what, "content": {"application/json": {"schema": ERROR}}}
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("legion")
-    except PackageNotFoundError:
-        return "0"

@@ -43,10 +43,9 @@ def api_server(ctx: Context, host: str, port: int, no_auth: bool) -> Any:
 
 
 def serve(args: argparse.Namespace, ctx: Context) -> int:
-    check_binding(args.host, args.no_auth)
+    server = api_server(ctx, args.host, args.port, args.no_auth)  # refused before anything starts when --no-auth is off loopback
     engine = ctx.engine(consume=False)  # embedded, runs started here run here; on RabbitMQ, on the workers
     ctx.use_engine(engine)
-    server = api_server(ctx, args.host, args.port, args.no_auth)
     with engine:
         ctx.out.progress(f"legion API on http://{args.host}:{args.port}/api ({'no auth' if args.no_auth else 'tokens'}); Ctrl-C stops it")
         server.run()
