@@ -8,23 +8,21 @@ deployment's LEGION_LLM_MODEL. Keys come from `api_key` (a `secret()` reference 
 resolved just before the call and masked everywhere) or the provider's usual environment
 variable (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...).
 
-A 429 or 5xx answer, a refused connection or a timeout is tried again, waiting what the
-provider's `retry-after` says, else 0.5 s doubling, up to LEGION_LLM_RETRIES more times (2),
-never more than RETRY_CAP seconds at once. What still fails becomes one step error with a
-type a chain can test (`error.type`) and a message without any key.
+Every call goes through `guard` (retries honouring `retry-after`, a circuit breaker and a rate
+limit per provider). What still fails becomes one step error with a type a chain can test
+(`error.type`) and a message without any key.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
+from legion.extensions.llm import guard
 from legion.sdk import StepError
 
-RETRY_CAP = 30.0  # seconds: the longest wait between two tries, whatever retry-after asks
 _import_lock = threading.Lock()
 _litellm: Any = None
 
@@ -64,32 +62,28 @@ def fallbacks(given: list[str] | None) -> list[str]:
 
 
 # Failures another model may not have: the next one in the fallback list is tried.
-FALL_BACK_ON = ("LlmRateLimited", "LlmUnreachable", "Timeout", "LlmError", "LlmModelNotFound")
+FALL_BACK_ON = ("LlmRateLimited", "LlmUnreachable", "Timeout", "LlmError", "LlmModelNotFound", "LlmCircuitOpen")
 
 
-def retries() -> int:
-    try:
-        return max(0, int(os.environ.get("LEGION_LLM_RETRIES", "2")))
-    except ValueError:
-        return 2
+def provider_of(model: str) -> str:
+    return model.split("/", 1)[0]
 
 
 def call(kind: str, model: str, request: Callable[[Any], Any]) -> tuple[Any, float]:
-    """`request(litellm)` with the retries above; its response and how long the last try took (ms)."""
+    """`request(litellm)` through the guard (retries, circuit breaker, rate limit): its
+    response and how long the try that answered took (ms)."""
     lib = litellm()
-    attempts = retries() + 1
-    wait = 0.5
-    for attempt in range(1, attempts + 1):
-        started = time.perf_counter()
-        try:
-            return request(lib), (time.perf_counter() - started) * 1e3
-        except Exception as exc:  # noqa: BLE001 -- every provider failure is sorted below
-            again = _transient(lib, exc)
-            if not again or attempt == attempts:
-                raise _step_error(lib, exc, kind, model, attempt) from None
-            time.sleep(min(RETRY_CAP, _retry_after(exc) or wait))
-            wait *= 2
-    raise AssertionError("unreachable")
+
+    def fault(exc: Exception, tries: int) -> guard.Fault:
+        error = _step_error(lib, exc, kind, model, tries)
+        again = _transient(lib, exc)
+        return guard.Fault(error, again=again, outage=again and error.type != "LlmRateLimited", wait=_retry_after(exc))
+
+    return guard.guarded(provider_of(model), kind, lambda: request(lib), fault, tokens=_tokens)
+
+
+def _tokens(response: Any) -> int:
+    return int(getattr(getattr(response, "usage", None), "total_tokens", 0) or 0)
 
 
 def _transient(lib: Any, exc: Exception) -> bool:

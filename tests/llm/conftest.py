@@ -47,3 +47,15 @@ def only_loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     yield left
     assert left == [], f"connections left loopback: {left}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_guard() -> Iterator[None]:
+    """Each test starts with every provider's circuit closed and no rate-limit counts."""
+    from legion.extensions.llm import guard
+
+    guard.BREAKER.reset()
+    guard.LIMITS.reset()
+    yield
+    guard.BREAKER.reset()
+    guard.LIMITS.reset()
