@@ -119,6 +119,9 @@ def runner_functions(module: types.ModuleType) -> Iterator[tuple[str, Callable[.
         yield name, value
 
 
+_installed: Registry | None = None
+
+
 class Registry:
     """Extensions, runners and functions by name; built once per process."""
 
@@ -157,6 +160,15 @@ class Registry:
                 continue
             found.append(ext)
         return cls.tolerant(found, broken)
+
+    @classmethod
+    def installed(cls) -> Registry:
+        """The registry of the installed extensions, discovered once per process (for calls
+        made outside an engine, which has its own)."""
+        global _installed
+        if _installed is None:
+            _installed = cls.discover()
+        return _installed
 
     def add(self, ext: Extension) -> None:
         if ext.name in self.extensions:

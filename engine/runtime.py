@@ -52,7 +52,7 @@ from legion.engine.conductor import (
     child_outcome,
 )
 from legion.engine.errors import BadInput, LegionError, NotFound, ServiceUnavailable
-from legion.engine.invoke import Outcome, call, outcome_of_exception
+from legion.engine.invoke import Outcome, call, failure, outcome_of_exception
 from legion.engine.recorder import RUN_MASKED, TASK_MASKED, Recorder
 from legion.engine.registry import Registry
 from legion.engine.runstate import FINAL_RUN_STATUSES, Part, RunState
@@ -739,7 +739,8 @@ class Engine:
         # it, or an async one (cancelling its task). A plain sync function pays nothing.
         context = Context(run_id=m.run_id, chain=began["chain"], step=sr.step, number=number, attempt=sr.attempt,
                           function=prog.run, index=sr.index, resolver=self.secrets,
-                          task_id=functools.partial(self._task_id, m.run_id, number)) if function and function.cancelable else None
+                          task_id=functools.partial(self._task_id, m.run_id, number),
+                          caller=self._called, registry=self.registry) if function and function.cancelable else None
         key = (m.run_id, number)
         self._executing[key] = ({"run_id": m.run_id, "number": number, "step": sr.step, "function": prog.run}, context)
         token = self.capture.begin()
@@ -898,6 +899,60 @@ class Engine:
         except SecretError as exc:
             return outcome_of_exception(exc)
         return call(function, args, timeout, context, chain=chain, step=prog.name)
+
+    def _called(self, parent: Context, ref: str, args: dict[str, Any]) -> Outcome:
+        """A function that a running step calls (`Context.call`, e.g. a model's tool call): a
+        task of the run with a number of its own, recorded under the calling step run
+        (`caller`). It runs here, in the caller's thread: a step waiting for a free worker
+        while it holds one could wait for ever (embedded, there may be only one)."""
+        function = self.registry.functions.get(ref)
+        if function is None:
+            return failure("UnknownFunction", f"step {parent.step!r} called {ref!r}, which is not installed on node {self.node}: "
+                                              "`legion function list` shows what is")
+        base = {"run_id": parent.run_id, "step": parent.step, "function": ref}
+        opened: list[int] = []
+
+        def open_(active: ActiveRun, batch: Batch) -> list[Command]:
+            st = active.state
+            if st.ended:
+                return []
+            st.numbered += 1  # numbered by the run, so it never takes a step run's number
+            number, now = st.numbered, utcnow()
+            opened.append(number)
+            batch.task(dict(base, number=number, status="running", attempt=1, caller=parent.number, parent_number=parent.number,
+                            queued_at=now, started_at=now, node=self.process if self.shared else self.node, args=args))
+            batch.after.append(functools.partial(self._emit, active, {
+                "event": "step.started", "step": parent.step, "number": number, "attempt": 1, "index": None, "caller": parent.number}))
+            return []
+
+        self._event(parent.run_id, open_)
+        if not opened:
+            return failure("Canceled", f"run {parent.run_id} ended before step {parent.step!r} could call {ref}")
+        number = opened[0]
+        child = Context(run_id=parent.run_id, chain=parent.chain, step=parent.step, number=number, attempt=1, function=ref,
+                        resolver=self.secrets, task_id=functools.partial(self._task_id, parent.run_id, number), caller=self._called,
+                        registry=self.registry)
+        parent.on_cancel(child.cancel)
+        key = (parent.run_id, number)
+        self._executing[key] = (dict(base, number=number), child)
+        token = self.capture.begin()
+        try:
+            outcome = call(function, args, function.spec.timeout, child, chain=parent.chain, step=parent.step)
+        finally:
+            entries = self.capture.end(token)
+            self._executing.pop(key, None)
+
+        def close(active: ActiveRun, batch: Batch) -> list[Command]:
+            batch.logs.extend(dict(entry, run_id=parent.run_id, number=number) for entry in entries)
+            error = dict(outcome.error, step=parent.step) if outcome.error else None
+            batch.task(dict(base, number=number, status=outcome.status, result=outcome.result, error=error, finished_at=utcnow()))
+            batch.after.append(functools.partial(self._emit, active, {
+                "event": "step.finished", "step": parent.step, "number": number, "status": outcome.status,
+                "result": outcome.result, "error": error, "caller": parent.number}))
+            return []
+
+        self._event(parent.run_id, close)
+        return outcome
 
     def _task_id(self, run_id: str, number: int) -> int | None:
         """A step run's task id, for `Context.task_id`: rows are written behind the hot path,

@@ -162,15 +162,17 @@ class Context:
 
     `log` records become the task's log entries (`legion task logs`); `canceled` turns true
     when the run is canceled or the step times out; `wait(seconds)` sleeps unless canceled;
-    `secret("path#key")` reads a secret (masked in records from then on).
+    `secret("path#key")` reads a secret (masked in records from then on); `call(function,
+    args)` runs another function as a task of the run, recorded under this step.
     """
 
     __slots__ = ("run_id", "chain", "step", "number", "attempt", "function", "index",
-                 "_canceled", "_event", "_task_id", "_resolver", "_beat", "_on_cancel")
+                 "_canceled", "_event", "_task_id", "_resolver", "_beat", "_on_cancel", "_caller", "_registry")
 
     def __init__(self, *, run_id: str, chain: str, step: str, number: int, attempt: int, function: str,
                  index: int | None = None, task_id: Callable[[], int | None] | None = None,
-                 resolver: Any = None, beat: Callable[[], None] | None = None) -> None:
+                 resolver: Any = None, beat: Callable[[], None] | None = None,
+                 caller: Callable[[Context, str, dict[str, Any]], Any] | None = None, registry: Any = None) -> None:
         self.run_id = run_id
         self.chain = chain
         self.step = step
@@ -184,6 +186,8 @@ class Context:
         self._resolver = resolver
         self._beat = beat
         self._on_cancel: list[Callable[[], Any]] = []
+        self._caller = caller  # the engine's: runs a called function as a task of the run
+        self._registry = registry  # the engine's functions (else the installed extensions')
 
     @property
     def log(self) -> logging.Logger:
@@ -221,6 +225,39 @@ class Context:
             self._resolver = Resolver()
         return self._resolver.get(reference)
 
+    def describe(self, function: str) -> dict[str, Any]:
+        """What `call` can call: {ref, description, args_schema (JSON Schema)}; StepError
+        `UnknownFunction` when no such function is installed."""
+        found = self._functions().get(function)
+        if found is None:
+            raise StepError(f"no function {function!r} is installed: `legion function list` shows what is", type="UnknownFunction")
+        spec = found.spec
+        return {"ref": function, "description": spec.description, "args_schema": spec.args_schema()}
+
+    def _functions(self) -> Mapping[str, Any]:
+        if self._registry is None:
+            from legion.engine.registry import Registry
+
+            self._registry = Registry.installed()
+        return self._registry.functions  # type: ignore[no-any-return]
+
+    def call(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run the installed function `function` (e.g. "http.request.get") with `args` and
+        return its result; raise StepError with its error's type and message when it fails.
+
+        In a run it is a task of the run with a number of its own, recorded under this step
+        run (`legion run show`, `legion task list`; its `caller` is this step run's number),
+        and it runs here, in this step's worker, so a step that waits on it never waits for a
+        free worker. Canceling this step run cancels it. Its arguments are taken as they are
+        (a `secret()` in them is not read: a called function's arguments may come from a
+        model). Outside a run it is simply called."""
+        outcome = (self._caller or _call_here)(self, function, dict(args or {}))
+        if outcome.status != "succeeded":
+            error = outcome.error or {}
+            raise StepError(str(error.get("message") or f"{function} failed"), type=str(error.get("type") or "StepFailed"),
+                            details={k: v for k, v in error.items() if k not in ("type", "message")} or None)
+        return outcome.result
+
     def cancel(self) -> None:
         """Called by the engine: the run was canceled or the step timed out."""
         self._canceled = True
@@ -237,6 +274,21 @@ class Context:
 
     def __repr__(self) -> str:
         return f"Context(run={self.run_id!r}, chain={self.chain!r}, step={self.step!r}, attempt={self.attempt})"
+
+
+def _call_here(parent: Context, ref: str, args: dict[str, Any]) -> Any:
+    """`Context.call` outside an engine: the function, found in the installed extensions, is
+    called with a context of its own that the caller's cancel reaches."""
+    from legion.engine import invoke
+
+    function = parent._functions().get(ref)
+    if function is None:
+        return invoke.failure("UnknownFunction", f"{parent.function or 'a step'} called {ref!r}, which is not installed: "
+                                                 "`legion function list` shows what is")
+    child = Context(run_id=parent.run_id, chain=parent.chain, step=parent.step, number=0, attempt=1, function=ref,
+                    resolver=parent._resolver, registry=parent._registry)
+    parent.on_cancel(child.cancel)
+    return invoke.call(function, args, function.spec.timeout, child)
 
 
 def function_spec(ref: str, fn: Callable[..., Any], signature: Signature | None = None) -> FunctionSpec:

@@ -193,6 +193,8 @@ tasks = table(
     required("attempt", Integer, default=1),
     optional("item_index", Integer),
     optional("parent_number", Integer),
+    # The step run that ran this task as a tool (`ctx.call`); None for the chain's own steps.
+    optional("caller", Integer),
     optional("args", Json),
     optional("result", Json),
     optional("error", Json),

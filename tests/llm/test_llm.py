@@ -39,9 +39,12 @@ def test_complete_answers_with_text_and_usage(fake: FakeOpenAI) -> None:
     done = run("llm.chat.complete", prompt="hello", system="be brief", model="openai/local", api_base=fake.url, temperature=0.1)
     assert done.status == "succeeded", done.error
     assert done.result["text"] == "echo: hello"
-    assert done.result["usage"] | {"latency_ms": 0, "cost": None} == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10,
-                                                                      "latency_ms": 0, "cost": None}
+    usage = done.result["usage"]
+    assert usage["first_token_ms"] <= usage["latency_ms"]  # no max_tokens: it may be long, so it was streamed
+    assert usage | {"latency_ms": 0, "cost": None, "first_token_ms": 0} == {
+        "prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10, "latency_ms": 0, "cost": None, "first_token_ms": 0}
     _, path, body, headers = fake.requests[0]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert path == "/v1/chat/completions" and body["model"] == "local" and body["temperature"] == 0.1
     assert body["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]
     assert headers["authorization"] == f"Bearer {KEY}"  # the provider's variable

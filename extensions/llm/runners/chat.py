@@ -5,14 +5,16 @@ validation error when it does not, up to `attempts` times."""
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from legion.extensions.llm import client
-from legion.sdk import StepError
+from legion.sdk import Context, StepError
 
-__all__ = ["complete", "structured"]
+__all__ = ["complete", "structured"]  # the other public names are helpers the agent runner shares
 
 Prompt = Annotated[str | None, Field(description="the user's message (or give `messages`)")]
 Messages = Annotated[list[dict[str, Any]] | None, Field(description="the conversation: [{role, content}, ...] (or give `prompt`)")]
@@ -24,9 +26,11 @@ ApiBase = Annotated[str | None, Field(description="the provider's URL, e.g. http
 ApiKey = Annotated[str | None, Field(description="the key: a secret() reference (default: the provider's environment variable)")]
 Timeout = Annotated[float, Field(gt=0, description="seconds to wait for each answer")]
 Fallbacks = Annotated[list[str] | None, Field(description="models tried in turn when `model` keeps failing (default: LEGION_LLM_FALLBACKS)")]
+Stream = Annotated[bool | None, Field(description="read the answer as it is written (default: when it may be long: no max_tokens, or over 256)")]
+LONG_ANSWER = 256  # tokens: a max_tokens above this may take long enough that streaming it pays
 
 
-def _messages(prompt: str | None, messages: list[dict[str, Any]] | None, system: str | None) -> list[dict[str, Any]]:
+def messages_of(prompt: str | None, messages: list[dict[str, Any]] | None, system: str | None) -> list[dict[str, Any]]:
     if (prompt is None) == (messages is None):
         raise StepError("give either `prompt` or `messages`", type="InvalidArguments")
     found = [{"role": "user", "content": prompt}] if prompt is not None else list(messages or [])
@@ -36,12 +40,41 @@ def _messages(prompt: str | None, messages: list[dict[str, Any]] | None, system:
     return ([{"role": "system", "content": system}] if system else []) + found
 
 
-def _ask(kind: str, messages: list[dict[str, Any]], models: list[str], options: dict[str, Any]) -> tuple[str, dict[str, Any], str | None, str]:
+@dataclass
+class Answer:
+    message: Any  # the model's message: content, and tool_calls when it asks for tools
+    usage: dict[str, Any]
+    finish_reason: str | None
+    model: str  # the model that answered
+
+    @property
+    def text(self) -> str:
+        return str(self.message.content or "")
+
+
+def ask(kind: str, messages: list[dict[str, Any]], models: list[str], options: dict[str, Any], *,
+        stream: bool = False, ctx: Context | None = None) -> Answer:
     """The first model of `models` that answers (the next is tried when one keeps failing in a
-    way another may not: see client.FALL_BACK_ON): its text, usage, finish reason, name."""
+    way another may not: see client.FALL_BACK_ON). Streamed, the answer is read as it comes:
+    the step says it is alive at each piece (a cancel stops it there) and the time to the
+    first token is kept in the usage; the whole answer is returned all the same."""
     for i, model in enumerate(models):
-        def request(lib: Any, model: str = model) -> Any:
-            return lib.completion(model=model, messages=messages, num_retries=0, **options)
+        first: list[float] = []
+
+        def request(lib: Any, model: str = model, first: list[float] = first) -> Any:
+            if not stream:
+                return lib.completion(model=model, messages=messages, num_retries=0, **options)
+            started = time.perf_counter()
+            first.clear()
+            pieces = []
+            for piece in lib.completion(model=model, messages=messages, num_retries=0, stream=True,
+                                        stream_options={"include_usage": True}, **options):
+                if not first:
+                    first.append((time.perf_counter() - started) * 1e3)
+                pieces.append(piece)
+                if ctx is not None:
+                    ctx.heartbeat()
+            return lib.stream_chunk_builder(pieces, messages=messages)
 
         try:
             response, latency = client.call(kind, model, request)
@@ -50,12 +83,19 @@ def _ask(kind: str, messages: list[dict[str, Any]], models: list[str], options: 
                 raise
             continue
         choice = response.choices[0]
-        text = choice.message.content or ""
-        return text, client.usage_of(client.litellm(), response, latency), getattr(choice, "finish_reason", None), model
+        usage = client.usage_of(client.litellm(), response, latency)
+        if first:
+            usage["first_token_ms"] = round(first[0], 3)
+        return Answer(choice.message, usage, getattr(choice, "finish_reason", None), model)
     raise AssertionError("no model")
 
 
-def _options(temperature: float | None, max_tokens: int | None, api_base: str | None, api_key: str | None,
+def streams(stream: bool | None, max_tokens: int | None) -> bool:
+    """Whether to stream: as asked, else when the answer may be long."""
+    return stream if stream is not None else (max_tokens is None or max_tokens > LONG_ANSWER)
+
+
+def options_of(temperature: float | None, max_tokens: int | None, api_base: str | None, api_key: str | None,
              timeout: float) -> dict[str, Any]:
     options: dict[str, Any] = {"timeout": timeout}
     for name, value in (("temperature", temperature), ("max_tokens", max_tokens), ("api_base", api_base), ("api_key", api_key)):
@@ -64,15 +104,16 @@ def _options(temperature: float | None, max_tokens: int | None, api_base: str | 
     return options
 
 
-def complete(prompt: Prompt = None, messages: Messages = None, system: System = None, model: Model = None,
+def complete(ctx: Context, prompt: Prompt = None, messages: Messages = None, system: System = None, model: Model = None,
              temperature: Temperature = None, max_tokens: MaxTokens = None, api_base: ApiBase = None,
-             api_key: ApiKey = None, timeout: Timeout = 120.0, fallbacks: Fallbacks = None) -> dict[str, Any]:
+             api_key: ApiKey = None, timeout: Timeout = 120.0, fallbacks: Fallbacks = None, stream: Stream = None) -> dict[str, Any]:
     """Answer a prompt with text: {text, model (the one that answered), finish_reason,
-    usage: {prompt_tokens, completion_tokens, total_tokens, cost, latency_ms}}."""
+    usage: {prompt_tokens, completion_tokens, total_tokens, cost, latency_ms, first_token_ms
+    when streamed}}."""
     models = [client.model_of(model), *client.fallbacks(fallbacks)]
-    text, usage, finish, answered = _ask("llm.chat.complete", _messages(prompt, messages, system), models,
-                                         _options(temperature, max_tokens, api_base, api_key, timeout))
-    return {"text": text, "model": answered, "finish_reason": finish, "usage": usage}
+    answer = ask("llm.chat.complete", messages_of(prompt, messages, system), models,
+                 options_of(temperature, max_tokens, api_base, api_key, timeout), stream=streams(stream, max_tokens), ctx=ctx)
+    return {"text": answer.text, "model": answer.model, "finish_reason": answer.finish_reason, "usage": answer.usage}
 
 
 def structured(schema: Annotated[dict[str, Any], Field(description="the JSON Schema the answer must fit")],
@@ -91,15 +132,16 @@ def structured(schema: Annotated[dict[str, Any], Field(description="the JSON Sch
     except jsonschema.SchemaError as exc:
         raise StepError(f"`schema` is not a JSON Schema: {exc.message}", type="InvalidArguments") from None
     models = [client.model_of(model), *client.fallbacks(fallbacks)]
-    asked = _messages(prompt, messages, system)
+    asked = messages_of(prompt, messages, system)
     asked.insert(0, {"role": "system", "content": "Answer with one JSON value only, no prose and no code fence, that fits this "
                                                   "JSON Schema:\n" + json.dumps(schema)})
-    options = _options(temperature, max_tokens, api_base, api_key, timeout)
+    options = options_of(temperature, max_tokens, api_base, api_key, timeout)
     total: dict[str, Any] = {}
     problem = ""
     for attempt in range(1, attempts + 1):
-        text, usage, _, chosen = _ask("llm.chat.structured", asked, models, options)
-        total = _add(total, usage)
+        answer = ask("llm.chat.structured", asked, models, options)
+        text, chosen = answer.text, answer.model
+        total = add_usage(total, answer.usage)
         try:
             value = json.loads(_unfenced(text))
             error = next(iter(sorted(checker.iter_errors(value), key=lambda e: list(e.path))), None)
@@ -124,9 +166,11 @@ def _unfenced(text: str) -> str:
     return text.strip()
 
 
-def _add(total: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+def add_usage(total: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
     if not total:
         return dict(usage)
     summed = {k: total[k] + usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens", "latency_ms")}
+    if "first_token_ms" in total:
+        summed["first_token_ms"] = total["first_token_ms"]  # the first answer's
     summed["cost"] = None if total["cost"] is None or usage["cost"] is None else total["cost"] + usage["cost"]
     return summed
