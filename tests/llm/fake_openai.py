@@ -1,7 +1,9 @@
 """A small OpenAI-compatible HTTP server on 127.0.0.1, close enough for litellm's real HTTP
 path: `POST /v1/chat/completions` and `POST /v1/embeddings`. Answers come from a script (a
-queue of `(status, body or text, headers, delay)`, consumed one per request); with none left,
-a chat answers "echo: <last user message>". Every request is kept, with when it came.
+queue of `(status, body or text, headers, delay)`, consumed one per request), then a route
+table of canned answers per (method, path) for the rest of the REST API (files, images,
+audio...: see fake_server); with neither, a chat answers "echo: <last user message>" and an
+embedding request a vector per text. Every request is kept, with when it came.
 
 A chat request with `"stream": true` is answered as server-sent events: the (scripted or
 default) chat.completion body is cut into `chat.completion.chunk`s (the role, the content in
@@ -12,13 +14,11 @@ status is sent as plain JSON, streaming or not.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fake_server import FakeServer, Request, pieces, sse
 
 
 def chat_body(text: str, prompt_tokens: int = 7, completion_tokens: int = 3) -> dict[str, Any]:
@@ -39,14 +39,6 @@ def tool_call_body(name: str, arguments_json_text: str, call_id: str = "call_1",
     return body
 
 
-def _pieces(text: str, count: int = 3) -> list[str]:
-    """`text` cut into (at most) `count` consecutive pieces, none empty."""
-    if not text:
-        return []
-    size = max(1, -(-len(text) // count))
-    return [text[i:i + size] for i in range(0, len(text), size)]
-
-
 def chunks(body: dict[str, Any], include_usage: bool = False) -> Iterator[dict[str, Any]]:
     """The `chat.completion.chunk`s that stream the chat.completion `body`."""
     head = {"id": body.get("id", "chatcmpl-1"), "object": "chat.completion.chunk", "created": body.get("created", int(time.time())),
@@ -59,72 +51,26 @@ def chunks(body: dict[str, Any], include_usage: bool = False) -> Iterator[dict[s
         index = choice.get("index", 0)
         message = choice.get("message", {})
         yield chunk({"role": message.get("role", "assistant"), "content": ""}, index=index)
-        for piece in _pieces(message.get("content") or ""):
+        for piece in pieces(message.get("content") or ""):
             yield chunk({"content": piece}, index=index)
         for i, call in enumerate(message.get("tool_calls") or []):
             function = call.get("function", {})
             yield chunk({"tool_calls": [{"index": i, "id": call.get("id"), "type": call.get("type", "function"),
                                          "function": {"name": function.get("name"), "arguments": ""}}]}, index=index)
-            for piece in _pieces(function.get("arguments") or ""):
+            for piece in pieces(function.get("arguments") or ""):
                 yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}, index=index)
         yield chunk({}, choice.get("finish_reason") or "stop", index=index)
     if include_usage and body.get("usage") is not None:
         yield {**head, "choices": [], "usage": body["usage"]}
 
 
-class FakeOpenAI:
-    def __init__(self) -> None:
-        self.script: deque[tuple[int, Any, dict[str, str], float]] = deque()
-        self.requests: list[tuple[float, str, dict[str, Any], dict[str, str]]] = []
-        fake = self
+class FakeOpenAI(FakeServer):
+    prefix = "/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
-                fake.requests.append((time.monotonic(), self.path, body, {k.lower(): v for k, v in self.headers.items()}))
-                status, answer, headers, delay = fake.script.popleft() if fake.script else (200, None, {}, 0.0)
-                if delay:
-                    time.sleep(delay)
-                if answer is None:
-                    answer = fake.default(self.path, body)
-                try:
-                    if status == 200 and body.get("stream") and isinstance(answer, dict) and "choices" in answer:
-                        self.stream(answer, bool((body.get("stream_options") or {}).get("include_usage")), headers)
-                    else:
-                        self.send(status, answer, headers)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting (a timeout test)
-
-            def send(self, status: int, answer: Any, headers: dict[str, str]) -> None:
-                raw = (json.dumps(answer) if not isinstance(answer, str) else answer).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def stream(self, answer: dict[str, Any], include_usage: bool, headers: dict[str, str]) -> None:
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("cache-control", "no-cache")
-                self.send_header("connection", "close")  # the end of the body is the end of the connection
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                for item in chunks(answer, include_usage):
-                    self.wfile.write(f"data: {json.dumps(item)}\n\n".encode())
-                    self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def reply(self, request: Request) -> tuple[Any, ...]:
+        if request.method == "POST" and request.route.endswith(("/chat/completions", "/embeddings")):
+            return 200, self.default(request.path, request.body)
+        return super().reply(request)
 
     def default(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if path.endswith("/embeddings"):
@@ -137,15 +83,16 @@ class FakeOpenAI:
             last = " ".join(p.get("text", "") for p in last if isinstance(p, dict))
         return chat_body(f"echo: {last}")
 
-    def answer(self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None, *, delay: float = 0.0) -> None:
-        """Script the next answer: its status, body (a dict as JSON, a str as is, None for the
-        default answer), headers, and `delay` seconds to wait before sending it."""
-        self.script.append((status, body, headers or {}, delay))
+    def streams(self, request: Request) -> bool:
+        return isinstance(request.body, dict) and bool(request.body.get("stream"))
+
+    def events(self, request: Request, body: dict[str, Any]) -> Iterator[str]:
+        if "choices" not in body:
+            yield sse(body)
+            return
+        for item in chunks(body, bool((request.body.get("stream_options") or {}).get("include_usage"))):
+            yield sse(item)
+        yield "data: [DONE]\n\n"
 
     def __enter__(self) -> FakeOpenAI:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return super().__enter__()  # type: ignore[no-any-return]
