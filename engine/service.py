@@ -358,7 +358,7 @@ class Service:
         began, in order."""
         run_id = self.resolve_run(run_id)
         tasks = self.store.run_tasks(run_id)
-        run = dict(self.store.get_run(run_id), tasks=tasks, trace=[t["step"] for t in tasks if t.get("started_at")])
+        run = dict(self.store.get_run(run_id), tasks=tasks, trace=[t["step"] for t in tasks if t.get("started_at") and t.get("caller") is None])
         usage = model_usage(tasks)
         if usage is not None:
             run["usage"] = usage
@@ -597,11 +597,15 @@ class Service:
         return nodes
 
 
+MODEL_EXTENSIONS = ("llm", "claude", "openai", "gemini")  # whose results carry `usage`
+
+
 def model_usage(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """What the run's language-model calls (the `llm` steps, whose results carry `usage`)
-    took, summed: calls, tokens in and out, cost (null when a price is unknown), latency."""
-    found = [t["result"]["usage"] for t in tasks if t.get("function", "").startswith("llm.") and isinstance(t.get("result"), dict)
-             and isinstance(t["result"].get("usage"), dict)]
+    """What the run's language-model calls (the tasks of the model extensions, whose results
+    carry `usage`) took, summed: calls, tokens in and out, cost (null when a price is
+    unknown), latency."""
+    found = [t["result"]["usage"] for t in tasks if t.get("function", "").split(".", 1)[0] in MODEL_EXTENSIONS
+             and isinstance(t.get("result"), dict) and isinstance(t["result"].get("usage"), dict)]
     if not found:
         return None
     costs = [u.get("cost") for u in found]

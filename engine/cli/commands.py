@@ -38,6 +38,9 @@ def print_run(ctx: Context, run: dict[str, Any]) -> int:
         for t in tasks:
             extra = f" attempt {t['attempt']}" if (t.get("attempt") or 1) > 1 else ""
             extra += f" item {t['item_index']}" if t.get("item_index") is not None else ""
+            if t.get("caller") is not None:  # a function the step called (a model's tool call)
+                lines.append(f"  {t['number']:>4}   -> {t['function']:<17} {t['status']:<10} task {t['id']}, called by {t['caller']}")
+                continue
             lines.append(f"  {t['number']:>4} {t['step']:<20} {t['status']:<10} task {t['id']}{extra}")
         return "\n".join(lines)
 
@@ -52,7 +55,7 @@ def run_error_line(error: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
     step = error.get("step")
     if not step:
         return line
-    failed = [t for t in tasks if t["step"] == step and t["status"] in ("failed", "timed_out")]
+    failed = [t for t in tasks if t["step"] == step and t["status"] in ("failed", "timed_out") and t.get("caller") is None]
     line += f" at step {step!r}"
     if failed:
         task_id = max(failed, key=lambda t: t["number"])["id"]
@@ -263,6 +266,8 @@ def task_text(task: dict[str, Any]) -> str:
     field("run", f"{task['run_id']}, step run {task['number']}")
     field("step", task["step"])
     field("function", task["function"])
+    if task.get("caller") is not None:
+        field("called by", f"step run {task['caller']} (as a tool)")
     field("attempt", str(task.get("attempt") or 1) + (f", item {task['item_index']}" if task.get("item_index") is not None else ""))
     started, finished = task.get("started_at"), task.get("finished_at")
     if isinstance(started, datetime):
