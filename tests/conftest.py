@@ -10,10 +10,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,12 +28,38 @@ PACKAGE_DIRS = ("dsl", "engine", "extensions", "chains", "schemas", "sdk", "docs
 os.environ.setdefault("LEGION_CONFORMANCE", str(SHARED if SHARED.is_dir() else COPY))
 
 HOME = pytest.StashKey[Path]()
+EGRESS = ROOT / "tests" / "egress"
+EGRESS_LOG = "LEGION_TEST_EGRESS_LOG"
+
+
+def _egress() -> Any:
+    spec = importlib.util.spec_from_file_location("legion_test_egress", EGRESS / "sitecustomize.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def only_loopback() -> Iterator[Path]:
+    """Fails the test during which a connection (of this process or one it started) tried to
+    leave loopback."""
+    log = Path(os.environ[EGRESS_LOG])
+    log.unlink(missing_ok=True)
+    yield log
+    tried = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    assert tried == [], f"connections tried to leave loopback: {tried}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     home = Path(tempfile.mkdtemp(prefix=f"legion-home-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"))
     config.stash[HOME] = home
     os.environ["LEGION_HOME"] = str(home)
+    # No connection leaves loopback, here or in a process a test starts (tests/egress).
+    os.environ[EGRESS_LOG] = str(home / "egress.log")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(EGRESS), os.environ.get("PYTHONPATH", "")) if p)
+    _egress().install()
     if not hasattr(config, "workerinput"):  # once per run: in the main process
         missing = linked_files_missing()
         if missing:

@@ -69,6 +69,29 @@ def provider_of(model: str) -> str:
     return model.split("/", 1)[0]
 
 
+def env_key(variable: str) -> str | None:
+    """The key in the environment variable `variable` (OPENAI_API_KEY...), which may itself be
+    a reference: `vault://path#key` (the secret store) or `env://NAME`. Masked from then on."""
+    from legion.engine.secrets import MASKER, resolve_setting, store_from_env
+
+    value = resolve_setting(variable, os.environ.get(variable) or None, os.environ, lambda: store_from_env(os.environ))
+    if value:
+        MASKER.remember(value)
+    return value
+
+
+def key_option(model: str, api_key: str | None) -> dict[str, str]:
+    """The `api_key` to hand litellm: the one given, else the provider's variable when it is a
+    reference (a plain value litellm reads itself)."""
+    if api_key:
+        return {"api_key": api_key}
+    variable = f"{provider_of(model).upper().replace('-', '_')}_API_KEY"
+    raw = os.environ.get(variable, "")
+    if raw.startswith(("vault://", "env://")):
+        return {"api_key": env_key(variable) or ""}
+    return {}
+
+
 def call(kind: str, model: str, request: Callable[[Any], Any]) -> tuple[Any, float]:
     """`request(litellm)` through the guard (retries, circuit breaker, rate limit): its
     response and how long the try that answered took (ms)."""

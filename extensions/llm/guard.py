@@ -170,17 +170,17 @@ class Limits:
             raise StepError(f"LEGION_LLM_{kind} must be a whole number (0 for no limit), not {value!r}",
                             type="InvalidArguments") from None
 
-    def acquire(self, provider: str, kind: str) -> None:
+    def acquire(self, provider: str, kind: str) -> int | None:
         """Take one request of the window, waiting for the next window while this one's
-        requests or tokens are spent."""
+        requests or tokens are spent: the window it was taken in (None: no limit)."""
         rpm, tpm = self.limit("RPM", provider), self.limit("TPM", provider)
         if not rpm and not tpm:
-            return
+            return None
         deadline = time.monotonic() + MAX_LIMIT_WAIT
         while True:
             window = int(time.time() // WINDOW)
             if (not tpm or self._count("tokens", provider, window) < tpm) and (not rpm or self._add("requests", provider, window, 1) <= rpm):
-                return
+                return window
             pause = (window + 1) * WINDOW - time.time()
             if time.monotonic() + pause > deadline:
                 raise StepError(f"{kind}: the rate limit for provider {provider!r} ({rpm or '-'} requests, {tpm or '-'} tokens "

@@ -20,6 +20,7 @@ import httpx
 
 from legion.engine.secrets import MASKER
 from legion.extensions.llm import guard
+from legion.extensions.llm.client import env_key as client_env_key
 from legion.sdk import StepError
 
 _client: httpx.Client | None = None
@@ -45,8 +46,8 @@ class _Refused(Exception):
 
 def key(api_key: str | None, env_var: str, provider: str) -> str:
     """The key given (a secret() reference, already resolved), else the provider's usual
-    environment variable (masked in records from then on)."""
-    found = api_key or os.environ.get(env_var)
+    environment variable, which may be a `vault://path#key` reference (masked from then on)."""
+    found = api_key or client_env_key(env_var)
     if not found:
         raise StepError(f"no key for {provider}: give `api_key` (a secret() reference, e.g. secret('llm/{provider}#api_key')) "
                         f"or set {env_var}", type="LlmAuthenticationFailed")

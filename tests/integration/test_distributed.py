@@ -621,3 +621,43 @@ def test_the_api_serves_a_shared_deployment_and_streams_events_from_the_workers(
     assert "lex.core.util" in queues
     metrics = httpx.get(base + "/metrics", timeout=30).text
     assert 'legion_workers{role="worker"} 1' in metrics and 'legion_queue_messages{queue="lex.core.util"}' in metrics
+
+
+def test_an_agent_step_calls_its_tools_as_tasks_on_the_worker_running_it(deployment: Deployment) -> None:
+    """`llm.agent.run` on a worker process: each tool call is a task of the run, numbered by
+    the run (under the database's lock) and recorded under the agent's step."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "llm"))
+    from fake_openai import FakeOpenAI, chat_body, tool_call_body
+
+    d = deployment
+    with FakeOpenAI() as fake:
+        fake.answer(200, tool_call_body("core__util__echo", '{"message": "one"}', "a"))
+        fake.answer(200, tool_call_body("core__util__echo", '{"message": "two"}', "b"))
+        fake.answer(200, chat_body("said one and two"))
+        d.env["OPENAI_API_KEY"] = "sk-distributed-0123456789"
+        chain = write_chain(d.tmp, f"""
+chain: agent_echo
+steps:
+  think:
+    run: llm.agent.run
+    with: {{prompt: "say one then two", tools: [core.util.echo], model: openai/local, api_base: "{fake.url}", stream: false}}
+    next:
+      - publish: {{said: "{{{{ result.text }}}}"}}
+        do: after
+  after:
+    run: core.util.echo
+    with: {{message: done}}
+output: "{{{{ ctx.said }}}}"
+""")
+        d.apply(chain)
+        d.start(workers=2)
+        d.wait_up(1)
+        run = d.run_chain("agent_echo")
+    assert (run["status"], run["output"]) == ("succeeded", "said one and two"), (run, d.logs())
+    tasks = d.tasks(run["id"])
+    assert [(t["number"], t["step"], t["function"], t["caller"], t["status"]) for t in tasks] == [
+        (1, "think", "llm.agent.run", None, "succeeded"), (2, "think", "core.util.echo", 1, "succeeded"),
+        (3, "think", "core.util.echo", 1, "succeeded"), (4, "after", "core.util.echo", None, "succeeded")]
+    assert [t["result"] for t in tasks[1:3]] == ["one", "two"]

@@ -62,13 +62,14 @@ def ask(kind: str, messages: list[dict[str, Any]], models: list[str], options: d
         first: list[float] = []
 
         def request(lib: Any, model: str = model, first: list[float] = first) -> Any:
+            given = dict(options, **client.key_option(model, options.get("api_key")))
             if not stream:
-                return lib.completion(model=model, messages=messages, num_retries=0, **options)
+                return lib.completion(model=model, messages=messages, num_retries=0, **given)
             started = time.perf_counter()
             first.clear()
             pieces = []
             for piece in lib.completion(model=model, messages=messages, num_retries=0, stream=True,
-                                        stream_options={"include_usage": True}, **options):
+                                        stream_options={"include_usage": True}, **given):
                 if not first:
                     first.append((time.perf_counter() - started) * 1e3)
                 pieces.append(piece)

@@ -17,10 +17,10 @@ def create(input: Annotated[str | list[str], Field(description="a text, or a lis
     """The embedding of each text: {embeddings: [[float, ...], ...], model, usage}."""
     chosen = client.model_of(model)
     texts = [input] if isinstance(input, str) else list(input)
-    options: dict[str, Any] = {"timeout": timeout, **({"api_base": api_base} if api_base else {}), **({"api_key": api_key} if api_key else {})}
+    options: dict[str, Any] = {"timeout": timeout, **({"api_base": api_base} if api_base else {})}
 
     def request(lib: Any) -> Any:
-        return lib.embedding(model=chosen, input=texts, num_retries=0, **options)
+        return lib.embedding(model=chosen, input=texts, num_retries=0, **options, **client.key_option(chosen, api_key))
 
     response, latency = client.call("llm.embeddings.create", chosen, request)
     vectors = [item["embedding"] if isinstance(item, dict) else item.embedding for item in response.data]
