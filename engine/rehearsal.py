@@ -20,6 +20,7 @@ from legion.dsl.errors import Issue, LegionError, ValidationFailed
 from legion.dsl.loader import Document
 from legion.dsl.model import Chain, MockEntry, Rehearsal
 from legion.dsl.validate import validate_chain_document, validate_rehearsal_document
+from legion.engine.agentstate import AgentKeys, AgentStates
 from legion.engine.conductor import ChainProgram, Conductor, Queue, Schedule, StartChild, child_outcome
 from legion.engine.invoke import Outcome, call, checked_arguments, outcome_of_exception
 from legion.engine.registry import Registry
@@ -56,8 +57,11 @@ class VirtualRun:
         start: float = EPOCH,
         run_id: str = "rehearsal",
         secrets: Resolver | None = None,
+        states: AgentStates | None = None,
     ) -> None:
         self.program = program
+        # Agent state of its own: a rehearsal starts from none, and what it keeps dies with it.
+        self.states = states or AgentStates(_scratch_store, AgentKeys())
         self.secrets = secrets or Resolver()  # the store is only opened when a real call needs a secret
         self.registry = registry
         self.resolve_chain = resolve_chain
@@ -149,7 +153,7 @@ class VirtualRun:
         except SecretError as exc:
             return outcome_of_exception(exc), 0.0
         context = Context(run_id=self.run_id, chain=self.program.name, step=step, number=number, attempt=attempt,
-                          function=prog.run, resolver=self.secrets)
+                          function=prog.run, resolver=self.secrets, clock=lambda: self.now, states=self.states)
         return call(function, args, context=context), 0.0
 
     def _sub_chain(self, child: StartChild) -> tuple[Outcome, float]:
@@ -165,10 +169,24 @@ class VirtualRun:
         except LegionError as exc:
             return Outcome("failed", None, {"type": "StepFailed", "message": exc.message}), 0.0
         sub = VirtualRun(program, self.registry, resolve_chain=self.resolve_chain, depth=child.depth,
-                         start=self.now, run_id=f"{self.run_id}/{child.step_run.step}", secrets=self.secrets)
+                         start=self.now, run_id=f"{self.run_id}/{child.step_run.step}", secrets=self.secrets, states=self.states)
         result = sub.run(child.input)
         status, output, error = child_outcome(child.chain, result.status, result.output, result.error)
         return Outcome(status, output, error), result.elapsed
+
+
+def _scratch_store() -> Any:
+    """A SQLite store in a folder removed when the store is collected (opened only when a
+    function of the rehearsal keeps agent state)."""
+    import tempfile
+    import weakref
+
+    from legion.engine.data.store import Store
+
+    folder = tempfile.TemporaryDirectory(prefix="legion-rehearsal-")
+    store = Store(f"sqlite:///{folder.name}/state.db")
+    weakref.finalize(store, folder.cleanup)
+    return store
 
 
 def mock_outcome(entry: MockEntry) -> Outcome:

@@ -209,11 +209,14 @@ class RunState:
 
     @classmethod
     def new(cls, run_id: str, chain: str, version: int, started: float, input: dict[str, Any], *,
-            depth: int = 0, parent: tuple[str, int] | None = None) -> RunState:
-        """A run about to start: `run` is what templates see as `run` (spec section 3)."""
+            depth: int = 0, parent: tuple[str, int] | None = None, agent: str | None = None) -> RunState:
+        """A run about to start: `run` is what templates see as `run` (spec section 3), with
+        `agent` when the run is an agent's (a sub-chain's is its parent's)."""
         started_at = datetime.fromtimestamp(started, UTC).isoformat().replace("+00:00", "Z")
-        return cls(run={"id": run_id, "chain": chain, "version": version, "started_at": started_at}, input=input,
-                   depth=depth, parent=parent)
+        run = {"id": run_id, "chain": chain, "version": version, "started_at": started_at}
+        if agent is not None:
+            run["agent"] = agent
+        return cls(run=run, input=input, depth=depth, parent=parent)
 
     @property
     def ended(self) -> bool:

@@ -39,6 +39,7 @@ from legion.dsl.catalog import Catalog
 from legion.dsl.compile import runner_topology
 from legion.dsl.model import Chain, Step
 from legion.engine import transport as t
+from legion.engine.agentstate import AgentKeys, AgentStates
 from legion.engine.conductor import (
     ChainProgram,
     Command,
@@ -156,6 +157,9 @@ class Engine:
         self.consume = consume
         self.lease = lease
         self.recorder = Recorder(store, on_lost=self._record_lost)
+        # What extensions keep for agents (ctx.state): in this store, sealed with keys kept in
+        # the secret store.
+        self.agent_states = AgentStates(store, AgentKeys(lambda: self.secrets.store))
         self.runs: dict[str, ActiveRun] = {}
         self._runs_lock = threading.Lock()
         self._programs: dict[tuple[str, int], ChainProgram] = {}
@@ -277,8 +281,11 @@ class Engine:
 
     def submit(self, chain: str, input: dict[str, Any] | None = None, *, version: int | None = None,
                trigger: str = "manual", listener: Callable[[Event], None] | None = None,
-               run_id: str | None = None) -> str:
-        return self.start_program(self.program(chain, version), input or {}, trigger=trigger, listener=listener, run_id=run_id)
+               run_id: str | None = None, agent: str | None = None) -> str:
+        """Start a run of `chain`: its id. `agent`: whose state its functions keep (`ctx.agent`,
+        `run.agent` in templates; the default agent when None)."""
+        return self.start_program(self.program(chain, version), input or {}, trigger=trigger, listener=listener, run_id=run_id,
+                                  agent=agent)
 
     def run_task(self, function: str, args: dict[str, Any], *, listener: Callable[[Event], None] | None = None) -> str:
         self.registry.function(function)  # NotFound with a helpful sentence
@@ -291,13 +298,13 @@ class Engine:
 
     def start_program(self, program: ChainProgram, input: dict[str, Any], *, trigger: str = "manual",
                       listener: Callable[[Event], None] | None = None, run_id: str | None = None,
-                      task: str | None = None) -> str:
+                      task: str | None = None, agent: str | None = None) -> str:
         try:
             check_value(input)
         except ValueProblem as exc:
             raise BadInput(f"the run input of chain {program.name!r} cannot be stored: {exc.message}") from None
         run_id = run_id or str(uuid.uuid4())
-        state = RunState.new(run_id, program.name, program.version, self.clock(), input)
+        state = RunState.new(run_id, program.name, program.version, self.clock(), input, agent=agent)
         state.task = task
         if self.shared:
             state.track()
@@ -601,7 +608,7 @@ class Engine:
         except LegionError as exc:
             self._fail_now(active, sr.number, {"type": "StepFailed", "message": exc.message}, batch)
             return
-        state = RunState.new(command.run_id, program.name, program.version, self.clock(), command.input,
+        state = RunState.new(command.run_id, program.name, program.version, self.clock(), command.input, agent=active.state.run.get("agent"),
                              depth=command.depth, parent=(active.id, sr.number))
         batch.new_runs.append(dict(self._run_row(state, "sub-chain"), state=state.core()))
         batch.messages.append((Message(command.run_id, kind=t.START), None))
@@ -740,7 +747,8 @@ class Engine:
         context = Context(run_id=m.run_id, chain=began["chain"], step=sr.step, number=number, attempt=sr.attempt,
                           function=prog.run, index=sr.index, resolver=self.secrets,
                           task_id=functools.partial(self._task_id, m.run_id, number),
-                          caller=self._called, registry=self.registry) if function and function.cancelable else None
+                          caller=self._called, registry=self.registry, agent=active.state.run.get("agent"), clock=self.clock,
+                          states=self.agent_states) if function and function.cancelable else None
         key = (m.run_id, number)
         self._executing[key] = ({"run_id": m.run_id, "number": number, "step": sr.step, "function": prog.run}, context)
         token = self.capture.begin()
@@ -931,7 +939,7 @@ class Engine:
         number = opened[0]
         child = Context(run_id=parent.run_id, chain=parent.chain, step=parent.step, number=number, attempt=1, function=ref,
                         resolver=self.secrets, task_id=functools.partial(self._task_id, parent.run_id, number), caller=self._called,
-                        registry=self.registry)
+                        registry=self.registry, agent=parent.agent, clock=self.clock, states=self.agent_states)
         parent.on_cancel(child.cancel)
         key = (parent.run_id, number)
         self._executing[key] = (dict(base, number=number), child)

@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from legion.dsl.catalog import FunctionSpec
 from legion.dsl.durations import parse_duration
+from legion.engine.agentstate import DEFAULT_AGENT
 from legion.engine.errors import StepError
 
 if TYPE_CHECKING:
+    from legion.engine.agentstate import AgentState
     from legion.engine.signature import Signature
 
 ACTOR_KINDS = ("subscription", "every", "poll", "once", "loop")
@@ -166,13 +170,14 @@ class Context:
     args)` runs another function as a task of the run, recorded under this step.
     """
 
-    __slots__ = ("run_id", "chain", "step", "number", "attempt", "function", "index",
-                 "_canceled", "_event", "_task_id", "_resolver", "_beat", "_on_cancel", "_caller", "_registry")
+    __slots__ = ("run_id", "chain", "step", "number", "attempt", "function", "index", "agent",
+                 "_canceled", "_event", "_task_id", "_resolver", "_beat", "_on_cancel", "_caller", "_registry", "_clock", "_states")
 
     def __init__(self, *, run_id: str, chain: str, step: str, number: int, attempt: int, function: str,
                  index: int | None = None, task_id: Callable[[], int | None] | None = None,
                  resolver: Any = None, beat: Callable[[], None] | None = None,
-                 caller: Callable[[Context, str, dict[str, Any]], Any] | None = None, registry: Any = None) -> None:
+                 caller: Callable[[Context, str, dict[str, Any]], Any] | None = None, registry: Any = None,
+                 agent: str | None = None, clock: Callable[[], float] | None = None, states: Any = None) -> None:
         self.run_id = run_id
         self.chain = chain
         self.step = step
@@ -188,6 +193,23 @@ class Context:
         self._on_cancel: list[Callable[[], Any]] = []
         self._caller = caller  # the engine's: runs a called function as a task of the run
         self._registry = registry  # the engine's functions (else the installed extensions')
+        self.agent = agent or DEFAULT_AGENT  # whose state this is (the run's agent)
+        self._clock = clock  # the run's clock: the virtual one in rehearsals
+        self._states = states  # the engine's AgentStates
+
+    def now(self) -> datetime:
+        """The time now on the run's clock (UTC): the virtual clock in a rehearsal, the time
+        given to `legion.sdk.call(now=...)`. Use it, never the wall clock, for anything kept."""
+        return datetime.fromtimestamp(self._clock() if self._clock is not None else time.time(), UTC)
+
+    @property
+    def state(self) -> AgentState:
+        """What this function's extension keeps for `agent` (see legion.engine.agentstate):
+        documents by kind and key, sealed with the agent's key."""
+        if self._states is None:
+            raise StepError(f"{self.function} keeps agent state, which needs a database: run it in a chain, or through "
+                            "legion.sdk.call", type="StateUnavailable")
+        return self._states.of(self.agent, self.function.split(".", 1)[0])  # type: ignore[no-any-return]
 
     @property
     def log(self) -> logging.Logger:
@@ -286,9 +308,66 @@ def _call_here(parent: Context, ref: str, args: dict[str, Any]) -> Any:
         return invoke.failure("UnknownFunction", f"{parent.function or 'a step'} called {ref!r}, which is not installed: "
                                                  "`legion function list` shows what is")
     child = Context(run_id=parent.run_id, chain=parent.chain, step=parent.step, number=0, attempt=1, function=ref,
-                    resolver=parent._resolver, registry=parent._registry)
+                    resolver=parent._resolver, registry=parent._registry, agent=parent.agent, clock=parent._clock,
+                    states=parent._states)
     parent.on_cancel(child.cancel)
     return invoke.call(function, args, function.spec.timeout, child)
+
+
+_states_by_url: dict[str, Any] = {}
+_states_lock = threading.Lock()
+
+
+def call(function: str, args: Mapping[str, Any] | None = None, *, now: datetime | float | None = None,
+         agent: str | None = None, database_url: str | None = None) -> Any:
+    """Call an installed function outside a chain, as a step calls it: its arguments checked
+    against its signature, a `Context` whose clock says `now` (a datetime or epoch seconds;
+    the wall clock when None) and whose agent is `agent` (the default agent when None). Its
+    agent state is kept in the deployment's database (`database_url`, else
+    LEGION_DATABASE_URL, else LEGION_HOME's SQLite), as in a chain. Its result; StepError
+    (with the failure's type and message) when it fails.
+
+        legion.sdk.call("trust.trust.get_trust", {"agent_id": "bob"}, now=datetime(2026, 1, 2, tzinfo=UTC), agent="ada")
+    """
+    from legion.engine import invoke
+    from legion.engine.registry import Registry
+
+    found = Registry.installed().functions.get(function)
+    if found is None:
+        raise StepError(f"no function {function!r} is installed: `legion function list` shows what is", type="UnknownFunction")
+    at = now.timestamp() if isinstance(now, datetime) else now
+    context = Context(run_id="", chain="", step="", number=0, attempt=1, function=function, agent=agent,
+                      clock=(lambda: at) if at is not None else None, states=_states(database_url))
+    outcome = invoke.call(found, dict(args or {}), found.spec.timeout, context)
+    if outcome.status != "succeeded":
+        error = outcome.error or {}
+        raise StepError(str(error.get("message") or f"{function} failed"), type=str(error.get("type") or "StepFailed"),
+                        details={k: v for k, v in error.items() if k not in ("type", "message")} or None)
+    return outcome.result
+
+
+def _states(database_url: str | None) -> Any:
+    """The AgentStates over the deployment's database, opened once per process and URL."""
+    import functools
+    import os
+
+    from legion.engine.agentstate import AgentKeys, AgentStates
+    from legion.engine.secrets import default_home, store_from_env
+    from legion.engine.settings import Settings
+
+    url = database_url or Settings.from_env().database_url
+    with _states_lock:
+        found = _states_by_url.get(url)
+        if found is None:
+            def open_store() -> Any:
+                from legion.engine.data.store import Store
+
+                default_home(os.environ).mkdir(parents=True, exist_ok=True)
+                return Store(url)
+
+            secrets = functools.cache(lambda: store_from_env(os.environ))
+            found = _states_by_url[url] = AgentStates(open_store, AgentKeys(secrets))
+        return found
 
 
 def function_spec(ref: str, fn: Callable[..., Any], signature: Signature | None = None) -> FunctionSpec:

@@ -300,3 +300,30 @@ schedules = table(
     UniqueConstraint("chain_name", "entry_index"),
     Index(None, "next_fire_at"),
 )
+
+# Agents (docs/agents.md): a name, the partner it works with, its settings; `erased_at` once
+# erased (its state rows are gone and its key deleted: nothing of it can be read again).
+agents = table(
+    "agents",
+    primary_key(),
+    required("name", String(NAME), unique=True),
+    optional("partner", String(NAME)),
+    optional("settings", Json),
+    required("created_at", UTCDateTime, default=utcnow),
+    optional("erased_at", UTCDateTime),
+)
+
+# What extensions keep for an agent: documents by (agent, extension, kind, key), each sealed
+# with the agent's own key (legion.engine.agentstate), so deleting the key erases them.
+agent_state = table(
+    "agent_state",
+    primary_key(BigId, autoincrement=True),
+    required("agent", String(NAME)),
+    required("extension", String(64)),
+    required("kind", String(64)),
+    required("key", String(NAME)),
+    required("data", LongText),
+    required("updated_at", UTCDateTime, default=utcnow),
+    UniqueConstraint("agent", "extension", "kind", "key"),
+    Index(None, "agent", "extension", "kind"),
+)

@@ -30,7 +30,7 @@ from legion.engine.errors import ConfigError, ServiceUnavailable
 if TYPE_CHECKING:
     from alembic.config import Config
 
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # How long a process that finds the schema behind waits for another one migrating it.
 MIGRATE_WAIT_S = 60.0

@@ -4,7 +4,8 @@ Plain dicts go in and come out (JSON-able values; datetimes are aware UTC `datet
 public method is one transaction. The methods live in small mixins by subject:
 registry (`_registry`), chains (`_chains`), runs, tasks and logs (`_runs`), the durable run
 path (`_durable`), nodes and schedules (`_ops`), API tokens (`_tokens`), figures for
-`/metrics` (`_metrics`), changes for `/api/events` (`_events`).
+`/metrics` (`_metrics`), changes for `/api/events` (`_events`), agents and their state
+(`_agents`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from legion.engine.data._agents import AgentStore
 from legion.engine.data._chains import ChainStore
 from legion.engine.data._durable import DurableStore, LockedRun
 from legion.engine.data._events import EventStore
@@ -27,7 +29,7 @@ from legion.engine.data.schema import SCHEMA_HEAD, ensure_schema, upgrade_schema
 __all__ = ["LockedRun", "Store", "default_url", "upgrade_database"]
 
 
-class Store(RegistryStore, ChainStore, RunStore, DurableStore, OpsStore, TokenStore, MetricsStore, EventStore):
+class Store(RegistryStore, ChainStore, RunStore, DurableStore, OpsStore, TokenStore, MetricsStore, EventStore, AgentStore):
     """Open with `Store(url)` or `Store.open(url)`; the schema is migrated to the newest
     revision on open (unless upgrade=False, which then insists it is current).
 
