@@ -247,6 +247,15 @@ class Context:
             self._resolver = Resolver()
         return self._resolver.get(reference)
 
+    def erase_agent(self) -> int:
+        """Erase everything every extension keeps for `agent`: its key is deleted from the
+        secret store first (so no copy of its documents can be read again), then its
+        documents. The number of documents deleted. (privatecore's and extinction's erasure.)"""
+        if self._states is None:
+            raise StepError("erasing an agent needs its database: run it in a chain, or through legion.sdk.call",
+                            type="StateUnavailable")
+        return int(self._states.erase(self.agent))
+
     def describe(self, function: str) -> dict[str, Any]:
         """What `call` can call: {ref, description, args_schema (JSON Schema)}; StepError
         `UnknownFunction` when no such function is installed."""

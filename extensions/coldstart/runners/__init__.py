@@ -1,0 +1,1 @@
+"""The `coldstart` extension's runners."""

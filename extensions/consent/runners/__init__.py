@@ -1,0 +1,1 @@
+"""The `consent` extension's runners."""

@@ -1,0 +1,1 @@
+"""The `emotion` extension's runners."""

@@ -1,0 +1,1 @@
+"""The `extinction` extension's runners."""

@@ -1,0 +1,5 @@
+"""The `governance` cognitive extension: four-layer governance: council proposals with quorum voting and timeouts. See docs/agents/governance.md."""
+
+from legion.sdk import Extension
+
+extension = Extension("governance", runners=[], description="Four-layer governance: council proposals with quorum voting and timeouts")

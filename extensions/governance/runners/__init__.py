@@ -1,0 +1,1 @@
+"""The `governance` extension's runners."""

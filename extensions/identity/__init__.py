@@ -1,0 +1,5 @@
+"""The `identity` cognitive extension: the partner's behavioural fingerprint: six dimensions, entropy, classification, trend, maturity. See docs/agents/identity.md."""
+
+from legion.sdk import Extension
+
+extension = Extension("identity", runners=[], description="The partner's behavioural fingerprint: six dimensions, entropy, classification, trend, maturity")

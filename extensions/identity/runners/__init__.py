@@ -1,0 +1,1 @@
+"""The `identity` extension's runners."""

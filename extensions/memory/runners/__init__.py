@@ -1,0 +1,1 @@
+"""The `memory` extension's runners."""

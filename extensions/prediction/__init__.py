@@ -1,0 +1,5 @@
+"""The `prediction` cognitive extension: predictions in four reasoning modes, with confidence, resolution and rolling accuracy. See docs/agents/prediction.md."""
+
+from legion.sdk import Extension
+
+extension = Extension("prediction", runners=[], description="Predictions in four reasoning modes, with confidence, resolution and rolling accuracy")

@@ -1,0 +1,1 @@
+"""The `prediction` extension's runners."""

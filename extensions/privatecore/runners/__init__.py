@@ -1,0 +1,1 @@
+"""The `privatecore` extension's runners."""

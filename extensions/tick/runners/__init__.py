@@ -1,0 +1,1 @@
+"""The `tick` extension's runners."""

@@ -1,0 +1,5 @@
+"""The `trust` cognitive extension: per-agent, per-domain trust on four dimensions, with asymmetric reinforcement, penalty and decay. See docs/agents/trust.md."""
+
+from legion.sdk import Extension
+
+extension = Extension("trust", runners=[], description="Per-agent, per-domain trust on four dimensions, with asymmetric reinforcement, penalty and decay")

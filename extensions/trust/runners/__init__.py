@@ -1,0 +1,1 @@
+"""The `trust` extension's runners."""
