@@ -22,14 +22,14 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 
 class Request(tuple):  # type: ignore[type-arg]
     """One request: unpacks as `(at, path, body, headers)` (path with its query string; body
     parsed JSON, a dict of form fields for multipart (files as {filename, content_type, data}),
     else the raw bytes; headers with lower-case names), with `method`, `route` (the path
-    without the query), `query` and `raw` besides."""
+    without the query, percent-decoded), `query` and `raw` besides."""
 
     method: str
     raw: bytes
@@ -46,7 +46,7 @@ class Request(tuple):  # type: ignore[type-arg]
 
     @property
     def route(self) -> str:
-        return urlsplit(self.path).path
+        return unquote(urlsplit(self.path).path)
 
     @property
     def query(self) -> dict[str, str]:

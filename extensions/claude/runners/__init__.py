@@ -1,0 +1,1 @@
+"""The `claude` extension's runners: messages, models, batches."""

@@ -1,0 +1,1 @@
+"""The `gemini` extension's runners: content, embeddings, tokens, models, files, cached_contents."""

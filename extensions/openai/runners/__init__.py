@@ -1,0 +1,1 @@
+"""The `openai` extension's runners: chat, embeddings, images, audio, files, models, moderations."""
