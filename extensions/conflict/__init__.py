@@ -1,5 +1,6 @@
 """The `conflict` cognitive extension: conflicts: severity, postures, exchanges, resolution, stale checks. See docs/agents/conflict.md."""
 
+from legion.extensions.conflict.runners import conflict
 from legion.sdk import Extension
 
-extension = Extension("conflict", runners=[], description="Conflicts: severity, postures, exchanges, resolution, stale checks")
+extension = Extension("conflict", runners=[conflict], description="Conflicts: severity, postures, exchanges, resolution, stale checks")
