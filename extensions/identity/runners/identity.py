@@ -17,9 +17,11 @@ from legion.sdk import AgentState, Context
 __all__ = ["check_entropy", "identity_maturity", "identity_status", "observe_all", "observe_behavior"]
 
 Value = Annotated[float, Field(ge=0.0, le=1.0)]
-Observations = Annotated[dict[helpers.Dimension, Value], Field(
-    description="a value in [0, 1] for some of the six dimensions: communication_cadence, vocabulary_patterns, "
-                "emotional_response, decision_patterns, contextual_consistency, temporal_patterns")]
+OBSERVATIONS = ("a value in [0, 1] for some of the six dimensions: communication_cadence, vocabulary_patterns, "
+                "emotional_response, decision_patterns, contextual_consistency, temporal_patterns")
+Observations = Annotated[dict[helpers.Dimension, Value], Field(description=OBSERVATIONS)]
+MaybeObservations = Annotated[dict[helpers.Dimension, Value] | None, Field(description=OBSERVATIONS + "; none: nothing to "
+                                                                                                      "measure")]
 
 
 def _model(store: AgentState) -> dict[str, Any]:
@@ -64,7 +66,7 @@ def observe_all(ctx: Context, observations: Observations) -> dict[str, Any]:
     return {"dimensions_observed": list(observations), "observation_count": count, "maturity": helpers.maturity(count)}
 
 
-def check_entropy(ctx: Context, observations: Observations | None = None,
+def check_entropy(ctx: Context, observations: MaybeObservations = None,
                   observe: Annotated[bool, Field(description="also fold the observations into the fingerprint, after "
                                                              "measuring them against it")] = False) -> dict[str, Any]:
     """How far observations stray from the partner's fingerprint: entropy in [0, 1], its
