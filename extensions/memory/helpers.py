@@ -63,10 +63,11 @@ MAX_ASSOCIATIONS = 20  # links kept per trace
 COACTIVATION_THRESHOLD = 3  # co-activations of a pair before it is linked
 VALENCE_SCALAR_KEYS = ("valence", "emotional_valence", "sentiment", "polarity", "score")
 
-# One tick of decay is 60 seconds of elapsed time: LegionIO's Decay actor ran decay_cycle
-# (one tick) every 60 seconds, so a trace here decays as it would have there had each of
-# those runs built on the last one instead of starting again from the peak.
-TICK_SECONDS = 60.0
+# One tick of decay is an hour of elapsed time (RETRIEVAL_RECENCY_HALF, LegionIO's own unit of
+# memory time). With it, an untouched trace of intensity 0 is pruned after about 2 days
+# (sensory), 12 (episodic), 24 (semantic), 26 (trust), 44 (procedural) and 277 (identity):
+# lifetimes that fit LegionIO's tiers (hot for a day, warm for 90 days, then cold).
+TICK_SECONDS = 3600.0
 RETRIEVE_MIN_STRENGTH = 0.1  # retrieve_and_reinforce considers traces at least this strong
 WALK_MAX_HOPS = 12
 WALK_MIN_STRENGTH = 0.1
