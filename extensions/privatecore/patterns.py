@@ -132,19 +132,20 @@ _BTC = re.compile(r"[13][a-km-zA-HJ-NP-Z1-9]{25,34}", re.ASCII)
 
 
 def base58check_valid(address: str) -> bool:
-    """Base58 decoded to 25 bytes (leading '1's are zero bytes); the last four bytes are the
-    first four of the double SHA-256 of the rest."""
+    """Base58 decoded, one zero byte per leading '1', must make 25 bytes whose last four are
+    the first four of the double SHA-256 of the rest. (LegionIO padded the number to 25 bytes
+    and then added the leading '1's' zero bytes again, so no address starting with '1', the
+    common kind, ever passed.)"""
     if not _BTC.fullmatch(address):
         return False
     num = 0
     for char in address:
         num = num * 58 + BASE58_ALPHABET.index(char)
-    raw = [(num >> (8 * (24 - i))) & 0xFF for i in range(25)]
-    for char in address:
-        if char != "1":
-            break
-        raw.insert(0, 0)
-    payload, checksum = bytes(raw[:-4]), bytes(raw[-4:])
+    zeros = len(address) - len(address.lstrip("1"))
+    raw = b"\x00" * zeros + num.to_bytes((num.bit_length() + 7) // 8, "big")
+    if len(raw) != 25:
+        return False
+    payload, checksum = raw[:-4], raw[-4:]
     return hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] == checksum
 
 
