@@ -3,6 +3,7 @@ one whose function cannot be read; every other command keeps working beside them
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -83,8 +84,10 @@ def test_lex_list_shows_parameters_options_and_broken_extensions(home: Path, sit
 
 def test_lex_list_json(home: Path, site: dict[str, str]) -> None:
     rows = {row["name"]: row for row in as_json(legion(home, "lex", "list", "--json", env=site))["data"]}
+    shipped = {ep.name for ep in entry_points(group="legion.extensions") if ep.value.startswith("legion.extensions.")}
+    assert {"core", "http", "llm", "claude", "openai", "gemini"} <= shipped
     assert {name: row["status"] for name, row in rows.items()} == {
-        "broken": "broken", "core": "ok", "http": "ok", "llm": "ok", "odd": "ok", "probe": "ok"}
+        **{name: "ok" for name in shipped}, "broken": "broken", "odd": "ok", "probe": "ok"}
     broken = rows["broken"]
     assert broken["entry_point"] == "legion_broken:extension" and broken["runners"] == []
     assert broken["error"] == f"ModuleNotFoundError: No module named '{MISSING}'" and MISSING in broken["hint"]
