@@ -115,7 +115,8 @@ def evictions(index: Mapping[str, Mapping[str, Any]], now: datetime) -> list[str
     them; then, if still over, the oldest active down to KEEP_ACTIVE_ON_OVERFLOW."""
     cutoff = now.timestamp() - RESOLVED_RETENTION_DAYS * 86_400
     gone = [i for i, e in index.items() if e["status"] == "resolved" and e["resolved_at"] is not None and e["resolved_at"] < cutoff]
-    left = {i: e for i, e in index.items() if i not in set(gone)}
+    expired = set(gone)
+    left = {i: e for i, e in index.items() if i not in expired}
     if len(left) <= MAX_CONFLICTS:
         return gone
     old_resolved = sorted((i for i, e in left.items() if e["status"] == "resolved"),

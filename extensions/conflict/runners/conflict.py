@@ -85,7 +85,8 @@ def register_conflict(ctx: Context, parties: Annotated[list[str], Field(descript
     index = {**index, conflict["conflict_id"]: h.index_entry(conflict)}
     gone = h.evictions(index, now)
     if gone:
-        index = {i: e for i, e in index.items() if i not in set(gone)}
+        forgotten = set(gone)
+        index = {i: e for i, e in index.items() if i not in forgotten}
     _save_index(ctx, index)
     if gone:
         ctx.state.delete(KIND, *gone)
