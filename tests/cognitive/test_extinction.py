@@ -306,3 +306,80 @@ def test_every_change_follows_the_authority_and_reversibility_rules(url: str, mo
                 level, changes = 0, 0
         status = call(url, "extinction_status", agent)["state"]
         assert status["current_level"] == level and 0 <= level <= 3 and status["history_count"] == changes
+
+
+# -- in a run ----------------------------------------------------------------------------------------
+
+TERMINATE = """
+chain: terminate
+steps:
+  propose:
+    run: governance.governance.create_proposal
+    with: {category: emergency, description: "terminate {{ run.agent }}", proposer: council, action: extinction_escalate_4}
+    next:
+      - publish: {proposal: "{{ result.proposal_id }}"}
+        do: first
+  first:
+    run: governance.governance.vote_on_proposal
+    with: {proposal_id: "{{ ctx.proposal }}", voter: v1, approve: true}
+    next: [{do: second}]
+  second:
+    run: governance.governance.vote_on_proposal
+    with: {proposal_id: "{{ ctx.proposal }}", voter: v2, approve: true}
+    next: [{do: terminate}]
+  terminate:
+    run: extinction.extinction.full_termination
+    with: {authority: physical_keyholders, reason: "{{ input.reason }}", proposal_id: "{{ ctx.proposal }}"}
+output: {termination: "{{ result }}"}
+"""
+
+PROPOSE = """
+chain: propose
+steps:
+  propose:
+    run: governance.governance.create_proposal
+    with: {category: policy_change, description: "keep going", proposer: council}
+"""
+
+
+@pytest.fixture()
+def service(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from legion.engine.service import Service
+    from legion.engine.settings import Settings
+
+    for name in ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL", "VAULT_ADDR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LEGION_HOME", str(tmp_path))
+    service = Service(Settings.from_env())
+    engine = service.engine(workers=2)
+    service.use_engine(engine)
+    try:
+        with engine:
+            yield service
+    finally:
+        service.close()
+
+
+def test_in_a_run_the_erasure_is_a_task_of_its_own_and_the_task_record_is_the_archive(service: Any) -> None:
+    service.apply_chains(text=TERMINATE)
+    service.apply_chains(text=PROPOSE)
+    engine = service._engine
+    agent, bystander = fresh_agent(), fresh_agent()
+    engine.wait(engine.submit("propose", {}, agent=bystander), 30)
+    run_id = engine.submit("terminate", {"reason": "decommissioned"}, agent=agent)
+    engine.wait(run_id, 30)
+    run = service.get_run(run_id)
+    assert run["status"] == "succeeded", run
+    termination = run["output"]["termination"]
+    assert termination["success"] and termination["agent_id"] == agent and termination["erasure"]["documents_erased"] > 0
+    tasks = service.list_tasks(run_id=run_id)
+    erasing = [t for t in tasks if t["function"] == "privatecore.privatecore.full_erasure"]
+    assert len(erasing) == 1 and erasing[0]["caller"] is not None  # called by the terminate step, recorded under it
+    kept = service.get_task(erasing[0]["id"])
+    assert kept["result"]["agent_id"] == agent and kept["result"]["erased"] is True
+    store = Store(service.settings.database_url)
+    try:
+        assert store.state_count(agent) == 0  # the proposal, the protocol and its history: all gone
+        assert store.state_count(bystander) == 1  # the other agent's proposal, in the same database
+    finally:
+        store.close()
