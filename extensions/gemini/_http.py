@@ -31,8 +31,12 @@ def send(kind: str, method: str, path: str, api_key: str | None, api_base: str |
          timeout: float = 120.0, stream: bool = False) -> rest.Reply:
     """`method` `path` (after the host: /v1beta/models/..., /upload/v1beta/files) with the key header."""
     sent = {"x-goog-api-key": rest.key(api_key, KEY_VARIABLE, PROVIDER), **(headers or {})}
-    url = path if path.startswith(("http://", "https://")) else rest.base(api_base, BASE_VARIABLE, DEFAULT_BASE) + path
+    url = path if path.startswith(("http://", "https://")) else base(api_base) + path
     return rest.send(PROVIDER, kind, method, url, headers=sent, params=params, json=json, data=data, timeout=timeout, stream=stream)
+
+
+def base(api_base: str | None) -> str:
+    return rest.base(api_base, BASE_VARIABLE, DEFAULT_BASE)
 
 
 def name(collection: str, given: str) -> str:

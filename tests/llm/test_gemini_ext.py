@@ -114,6 +114,10 @@ def test_files(fake: FakeGemini, tmp_path: Path) -> None:
     ok("gemini.files.upload", file_base64=base64.b64encode(b"\x00\x01").decode(), mime_type="application/pdf")
     assert fake.requests[0].headers["x-goog-upload-header-content-type"] == "application/pdf" and fake.requests[1].raw == b"\x00\x01"
     fake.requests.clear()
+    fake.answer(200, {}, {"x-goog-upload-url": "http://127.0.0.2:9/upload?upload_id=x"})
+    error = failed("gemini.files.upload", file_base64="AA==")
+    assert error["type"] == "LlmError" and "another host" in error["message"] and len(fake.requests) == 1  # the key went nowhere else
+    fake.requests.clear()
     record = {"name": "files/abc", "uri": f"{fake.url}/v1beta/files/abc", "mimeType": "text/plain", "state": "ACTIVE"}
     fake.route("GET", "/v1beta/files", {"files": [record]})
     fake.route("GET", "/v1beta/files/abc", record)
