@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from legion.extensions.extinction import helpers as h
-from legion.sdk import Context, StepError
+from legion.sdk import Context, StepError, function
 
 __all__ = ["escalate", "deescalate", "extinction_status", "protocol_status", "check_reversibility", "monitor_protocol",
            "archive_agent", "all_archives", "full_termination"]
@@ -122,6 +122,7 @@ def _escalate(ctx: Context, level: int, authority: str, reason: str, metadata: d
     return result
 
 
+@function(expose=False)  # level 4 is irreversible: off the REST API and the MCP tools (chains and the CLI only)
 def escalate(ctx: Context, level: Level, authority: AuthorityArg, reason: Reason) -> dict[str, Any]:
     """Raise the protocol to `level` (above the current one) with the authority that level
     requires: {success: true, previous_level, current_level, events} (+ archive at level 3;
@@ -205,6 +206,7 @@ def _governance_gate(ctx: Context, proposal_id: str | None) -> dict[str, Any]:
     return {"success": False, "reason": "governance_blocked", "details": review}
 
 
+@function(expose=False)
 def full_termination(ctx: Context, authority: AuthorityArg, reason: Reason, agent_id: AgentId = None,
                      proposal_id: Annotated[str | None, Field(description="the approved governance proposal (action "
                                                               "extinction_escalate_4) that authorises it")] = None

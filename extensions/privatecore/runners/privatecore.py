@@ -20,7 +20,7 @@ from pydantic import Field
 from legion.extensions.privatecore import helpers as h
 from legion.extensions.privatecore import redactor
 from legion.extensions.privatecore.patterns import DEFAULT_ENABLED, PiiType, Validation
-from legion.sdk import Context, StepError
+from legion.sdk import Context, StepError, function
 
 __all__ = ["enforce_boundary", "check_pii", "detect_probe", "restore_text", "erasure_audit", "prune_audit_log",
            "full_erasure", "verify_erasure", "erase_by_type", "erase_by_partition"]
@@ -181,6 +181,7 @@ def prune_audit_log(ctx: Context) -> dict[str, Any]:
     return {"pruned": len(drop), "remaining": len(keys) - len(drop)}
 
 
+@function(expose=False)  # irreversible: off the REST API and the MCP tools (chains and the CLI only)
 def full_erasure(ctx: Context,
                  agent_id: Annotated[str | None, Field(description="the agent (default, or 'self': the run's agent)")] = None,
                  reason: Annotated[str | None, Field(description="why (kept in the result)")] = None) -> dict[str, Any]:
