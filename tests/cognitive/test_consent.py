@@ -88,7 +88,8 @@ def test_the_way_to_autonomy_is_earned_cooled_and_approved(url: str) -> None:
     agent = fresh_agent()
     record(url, agent, 10)
     sweep = call(url, "evaluate_and_apply_tiers", agent=agent)
-    assert sweep == {"evaluated": 1, "applied_promotions": 1, "applied_demotions": 0, "approval_requests": 0, "expired_approvals": 0}
+    assert sweep == {"evaluated": 1, "applied_promotions": 1, "applied_demotions": 0, "approval_requests": 0, "expired_approvals": 0,
+                     "requested_domains": []}
     assert call(url, "check_consent", agent=agent, domain="deploy")["needs_notify"] is True
     # The cooldown: nothing changes for 24 h, however good the record.
     record(url, agent, 5, now=T0 + DAY / 2)
@@ -100,7 +101,7 @@ def test_the_way_to_autonomy_is_earned_cooled_and_approved(url: str) -> None:
         "domain": "deploy", "current_tier": "act_notify", "recommendation": "promote", "success_rate": 1,
         "proposed_tier": "autonomous", "requires_approval": True}
     sweep = call(url, "evaluate_and_apply_tiers", now=T0 + DAY, agent=agent)
-    assert (sweep["applied_promotions"], sweep["approval_requests"]) == (0, 1)
+    assert (sweep["applied_promotions"], sweep["approval_requests"], sweep["requested_domains"]) == (0, 1, ["deploy"])
     assert call(url, "check_consent", now=T0 + DAY, agent=agent, domain="deploy")["allowed"] is False
     assert call(url, "request_autonomous_approval", now=T0 + DAY, agent=agent, domain="deploy") == {
         "requested": False, "domain": "deploy", "error": "already_pending"}
@@ -142,7 +143,10 @@ def test_requests_expire_after_72_hours(url: str) -> None:
     record(url, agent, 10)
     call(url, "apply_tier_change", agent=agent, domain="deploy", new_tier="act_notify")
     asked = T0 + DAY
-    assert call(url, "request_autonomous_approval", now=asked, agent=agent, domain="deploy", requested_by="ops-bot")["requested"]
+    assert call(url, "request_autonomous_approval", now=asked, agent=agent, domain="deploy", requested_by="ops-bot") == {
+        "requested": True, "domain": "deploy", "current_tier": "act_notify", "proposed_tier": "autonomous", "success_rate": 1.0,
+        "total_actions": 10, "requested_at": asked.isoformat(), "agent": agent}
+    assert call(url, "consent_status", now=asked, agent=agent, domain="deploy")["pending_tier"] == "autonomous"
     timeout = timedelta(seconds=h.APPROVAL_TIMEOUT)
     assert call(url, "expire_pending_approvals", now=asked + timeout, agent=agent) == {"expired": 0}  # more than 72 h: not yet
     late = asked + timeout + timedelta(seconds=1)

@@ -107,7 +107,8 @@ def request_autonomous_approval(ctx: Context, domain: DomainName,
     """Ask a human to make `domain` autonomous (chains that notify people start on this
     function's success: `on.events: [consent.consent.request_autonomous_approval]`).
     {requested: true, domain, current_tier, proposed_tier: autonomous, success_rate,
-    total_actions, requested_at}, or {requested: false, error: already_autonomous |
+    total_actions, requested_at, agent (whose domain: a chain started by the event runs as the
+    default agent)}, or {requested: false, error: already_autonomous |
     already_pending | skips_tier (the domain is not at act_notify) | not_earned |
     recently_rejected (a human said no within the cooldown)}."""
     now = ctx.now()
@@ -117,7 +118,8 @@ def request_autonomous_approval(ctx: Context, domain: DomainName,
         return {"requested": False, "domain": domain, "error": refusal}
     _save(ctx, domain, h.set_pending(document, now, requested_by))
     return {"requested": True, "domain": domain, "current_tier": document["tier"], "proposed_tier": "autonomous",
-            "success_rate": h.success_rate(document), "total_actions": document["total_actions"], "requested_at": now.isoformat()}
+            "success_rate": h.success_rate(document), "total_actions": document["total_actions"], "requested_at": now.isoformat(),
+            "agent": ctx.agent}
 
 
 def approve_promotion(ctx: Context, domain: DomainName, approved_by: Person) -> dict[str, Any]:
@@ -168,11 +170,13 @@ def evaluate_and_apply_tiers(ctx: Context) -> dict[str, Any]:
     """The periodic sweep (LegionIO ran it hourly): every earned promotion is applied, except
     one into `autonomous`, which becomes a request for a human's approval; every earned
     demotion is applied; then stale requests expire. {evaluated, applied_promotions,
-    applied_demotions, approval_requests, expired_approvals}."""
+    applied_demotions, approval_requests, expired_approvals, requested_domains (the domains
+    whose request for autonomy was made now: a chain branches on them to tell a human)}."""
     now = ctx.now()
     domains = ctx.state.items(KIND)
     changed: dict[str, h.Domain] = {}
-    promotions = demotions = requests = 0
+    promotions = demotions = 0
+    requested: list[str] = []
     for name, document in sorted(domains.items()):
         verdict = h.evaluate_promotion(document, now)
         if verdict == "promote":
@@ -180,7 +184,7 @@ def evaluate_and_apply_tiers(ctx: Context) -> dict[str, Any]:
             if proposed == "autonomous":
                 if h.autonomy_request_refusal(document, now) is None:
                     changed[name] = h.set_pending(document, now, "tier_evaluation")
-                    requests += 1
+                    requested.append(name)
             else:
                 changed[name] = h.set_tier(document, proposed, now)
                 promotions += 1
@@ -196,19 +200,19 @@ def evaluate_and_apply_tiers(ctx: Context) -> dict[str, Any]:
     if changed:
         ctx.state.put_many(KIND, changed)
     return {"evaluated": len(domains), "applied_promotions": promotions, "applied_demotions": demotions,
-            "approval_requests": requests, "expired_approvals": expired}
+            "approval_requests": len(requested), "expired_approvals": expired, "requested_domains": requested}
 
 
 def consent_status(ctx: Context, domain: Annotated[str | None, Field(
         min_length=1, description="one domain (default: all of them)")] = None) -> dict[str, Any]:
     """One domain: {domain, tier, success_rate, total, eligible (for a change now), pending_tier,
-    pending_since, history}; all: {domains: {name: {tier, success_rate, total_actions,
+    pending_since, pending_requested_by, history}; all: {domains: {name: {tier, success_rate, total_actions,
     pending_tier, pending_since}}, count}."""
     if domain is not None:
         document = _load(ctx, domain)
         return {"domain": domain, "tier": document["tier"], "success_rate": h.success_rate(document),
                 "total": document["total_actions"], "eligible": h.eligible_for_change(document, ctx.now()),
                 "pending_tier": document["pending_tier"], "pending_since": document["pending_since"],
-                "history": document["history"]}
+                "pending_requested_by": document["pending_requested_by"], "history": document["history"]}
     domains = ctx.state.items(KIND)
     return {"domains": {name: h.summary(d) for name, d in sorted(domains.items())}, "count": len(domains)}
