@@ -64,6 +64,8 @@ def test_success_rate_is_cumulative(url: str) -> None:
         "domain": "deploy", "success": True, "success_rate": 1.0, "total": 1}
     done = call(url, "record_action", agent=agent, domain="deploy", success=False)
     assert (done["success_rate"], done["total"]) == (0.5, 2)
+    record(url, agent, 2)
+    assert call(url, "record_action", agent=agent, domain="deploy", success=True)["success_rate"] == 0.8  # 4 of 5
 
 
 @pytest.mark.parametrize(("successes", "failures", "recommendation", "proposed"), [
@@ -73,6 +75,8 @@ def test_success_rate_is_cumulative(url: str) -> None:
     (7, 3, "maintain", None),
     (5, 5, "maintain", None),         # exactly 0.5 does not demote
     (4, 6, "demote", "human_only"),
+    (15, 0, "promote", "act_notify"),  # LegionIO's spec cases
+    (4, 8, "demote", "human_only"),
 ])
 def test_evaluation(url: str, successes: int, failures: int, recommendation: str, proposed: str | None) -> None:
     agent = fresh_agent()
@@ -154,9 +158,13 @@ def test_requests_expire_after_72_hours(url: str) -> None:
         "approved": False, "domain": "deploy", "error": "approval_expired"}
     assert call(url, "consent_status", now=late, agent=agent, domain="deploy")["pending_tier"] is None
     assert call(url, "check_consent", now=late, agent=agent, domain="deploy")["tier"] == "act_notify"
-    # The sweep expires them too, and a custom timeout is honoured.
+    # A custom timeout is honoured.
     call(url, "request_autonomous_approval", now=late, agent=agent, domain="deploy")
-    assert call(url, "expire_pending_approvals", now=late + timedelta(seconds=61), agent=agent, timeout=60) == {"expired": 1}
+    assert call(url, "expire_pending_approvals", now=late + timedelta(seconds=1), agent=agent, timeout=999_999) == {"expired": 0}
+    assert call(url, "expire_pending_approvals", now=late + timedelta(seconds=1), agent=agent, timeout=0) == {"expired": 1}
+    # So does the sweep.
+    call(url, "request_autonomous_approval", now=late, agent=agent, domain="deploy")
+    assert call(url, "evaluate_and_apply_tiers", now=late + timeout + timedelta(seconds=1), agent=agent)["expired_approvals"] == 1
 
 
 def test_a_rejection_holds_for_the_cooldown(url: str) -> None:
