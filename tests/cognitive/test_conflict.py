@@ -143,6 +143,8 @@ def test_active_conflicts_and_what_was_resolved_lately(url: str) -> None:
     assert (found["resolved"], found["resolved_ids"], found["since"]) == (1, [third], (now - DAY).isoformat())
     everything = call(url, "active_conflicts", now=now, agent=agent, since=T0.isoformat())
     assert (everything["resolved"], everything["resolved_ids"]) == (2, [first, third])
+    naive = call(url, "active_conflicts", now=now, agent=agent, since="2026-03-01T10:00:00")  # no zone: UTC
+    assert (naive["resolved_ids"], naive["since"]) == ([first, third], "2026-03-01T10:00:00+00:00")
 
 
 def test_stale_conflicts_are_marked_once_a_day(url: str) -> None:

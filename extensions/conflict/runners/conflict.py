@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -29,7 +29,7 @@ KIND = "conflicts"
 INDEX = ("index", "conflicts")  # (kind, key) of the index document
 
 ConflictId = Annotated[str, Field(min_length=1, description="the id register_conflict returned")]
-Severity = Literal["low", "medium", "high", "critical"]
+Severity = Annotated[Literal["low", "medium", "high", "critical"], Field(description="how serious it is: sets the posture")]
 Model = Annotated[str | None, Field(description=(
     "the language model that mediates, provider/name (default: LEGION_LLM_MODEL; with neither, rules do)"))]
 ApiBase = Annotated[str | None, Field(description="the model provider's URL (e.g. an OpenAI-compatible server's)")]
@@ -141,11 +141,13 @@ def get_conflict(ctx: Context, conflict_id: ConflictId) -> dict[str, Any]:
 
 
 def active_conflicts(ctx: Context, since: Annotated[datetime | None, Field(description=(
-        "count the conflicts resolved from this time on (default: the last 24 h)"))] = None) -> dict[str, Any]:
+        "count the conflicts resolved from this time on (ISO 8601; without a zone, UTC; default: the last 24 h)"))] = None) -> dict[str, Any]:
     """The active conflicts, oldest first, and how many were resolved lately (what the dream
     cycle reports as contradictions resolved): {conflicts, count, resolved, resolved_ids,
     since}."""
     now = ctx.now()
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # a time without a zone is UTC, as every time kept here
     start = since if since is not None else now - timedelta(seconds=h.STALE_CONFLICT_TIMEOUT)
     index = _index(ctx)
     conflicts = [c for c in (ctx.state.get(KIND, i) for i in h.active_ids(index)) if c is not None]

@@ -24,7 +24,7 @@ __all__ = ["check_consent", "record_action", "evaluate_tier_change", "apply_tier
 KIND = "domains"
 
 DomainName = Annotated[str, Field(min_length=1, description="the domain of action (e.g. deploy, email, refunds)")]
-Tier = Literal["autonomous", "act_notify", "consult", "human_only"]
+Tier = Annotated[Literal["autonomous", "act_notify", "consult", "human_only"], Field(description="the tier to move to")]
 Person = Annotated[str, Field(min_length=1, description="who decided (a person's name or id), kept in the record")]
 
 

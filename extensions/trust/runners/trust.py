@@ -23,7 +23,7 @@ KIND = "entries"
 
 AgentId = Annotated[str, Field(min_length=1, description="the other agent's id: whom the trust is in")]
 Domain = Annotated[str, Field(min_length=1, description="what the trust is about (trust in one domain says nothing of another)")]
-Dimension = Literal["reliability", "competence", "integrity", "benevolence"]
+Dimension = Annotated[Literal["reliability", "competence", "integrity", "benevolence"], Field(description="the dimension to move")]
 
 
 def _load(ctx: Context, agent_id: str, domain: str) -> h.Entry | None:
