@@ -86,6 +86,8 @@ class Step(_Strict):
     timeout: Duration | None = None
     delay: Duration = 0.0
     priority: int = Field(0, ge=0, le=9)
+    agent: str | None = Field(None, min_length=1, description="sub-chain steps: the agent the sub-chain run is for (a name or a "
+                                                               "template); default the run's own agent")
 
 
 class ScheduleEntry(_Strict):

@@ -266,6 +266,10 @@ class _Checker:
                 self.error(here + ("concurrency",), "concurrency only applies with for_each; add for_each or remove concurrency")
             if for_each is not None and step.get("concurrency") is None:
                 self.warn(here + ("for_each",), "for_each without concurrency queues every item at once; set concurrency to bound it")
+            if step.get("agent") is not None and not str(step.get("run", "")).startswith("chain:"):
+                self.error(here + ("agent",), "`agent` is for sub-chain steps (run: chain:<name>): a function runs for its run's agent")
+            elif step.get("agent") is not None:
+                self.templates(here + ("agent",), step.get("agent"), STEP_NAMES | (ITEM_NAMES if has_items else frozenset()))
             retry = step.get("retry")
             if isinstance(retry, Mapping) and "when" in retry:
                 self.condition(here + ("retry", "when"), retry["when"], STEP_NAMES)

@@ -121,12 +121,22 @@ class AgentStates:
         return found
 
     def erase(self, agent: str) -> int:
-        """Delete the agent's key, then every document of it: the number of documents."""
+        """Delete the agent's key, then every document of it, and mark its record erased
+        (when it has one): the number of documents deleted."""
         self.keys.erase(agent)
         with self._lock:
             for pair in [p for p in self._ciphers if p[0] == agent]:
                 del self._ciphers[pair]
-        return self.store.state_clear(agent)
+        erased = self.store.state_clear(agent)
+        mark = getattr(self.store, "mark_agent_erased", None)
+        if mark is not None:
+            mark(agent)
+        return erased
+
+    def agents(self) -> list[str]:
+        """The names of the agents on record that were not erased."""
+        listed = getattr(self.store, "list_agents", None)
+        return [a["name"] for a in listed() if a.get("erased_at") is None] if listed is not None else []
 
 
 class AgentState:

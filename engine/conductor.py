@@ -61,7 +61,7 @@ class StepProgram:
     the step's own, else the defaults its function declares (`@function(timeout=, retry=)`)."""
 
     __slots__ = ("name", "step", "run", "with_", "static_with", "for_each", "edges", "retry", "retry_when", "retry_names", "timeout",
-                 "join_need", "preds", "is_sub_chain")
+                 "join_need", "preds", "is_sub_chain", "agent")
 
     def __init__(self, name: str, step: Step, preds: list[str], function: FunctionSpec | None = None) -> None:
         self.name = name
@@ -72,6 +72,7 @@ class StepProgram:
         self.retry = step.retry if step.retry is not None else (
             Retry.model_validate(function.retry) if function is not None and function.retry else None)
         self.with_: Renderer = compile_value(step.with_)
+        self.agent: Renderer | None = compile_value(step.agent) if step.agent is not None else None
         self.static_with = not has_templates(step.with_)  # renders to itself: no scope, no budget
         self.for_each: Renderer | None = compile_value(step.for_each) if step.for_each is not None else None
         self.edges: list[tuple[Condition, Renderer | None, list[str], int]] = [
@@ -147,6 +148,7 @@ class StartChild:
     input: dict[str, Any]
     run_id: str
     depth: int
+    agent: str | None = None  # the agent the child run is for
 
 
 @dataclass(slots=True)
@@ -264,6 +266,19 @@ class Conductor:
             return ExpressionError(f"the rendered arguments cannot be stored: {exc.message}")
         return args if isinstance(args, dict) else {}
 
+    def _render_agent(self, sr: StepRun) -> str | None | ExpressionError:
+        """The agent a sub-chain step names (`agent:`), rendered; None: the run's own."""
+        prog = self.program.steps[sr.step]
+        if prog.agent is None:
+            return self.state.run.get("agent")
+        try:
+            agent = prog.agent(self.scope_for_start(sr))
+        except ExpressionError as exc:
+            return exc
+        if not isinstance(agent, str) or not agent.strip() or len(agent) > 255:
+            return ExpressionError(f"it must render to an agent's name (text of 1 to 255 characters), not {agent!r}")
+        return agent
+
     def begin(self, number: int, rendered: dict[str, Any] | ExpressionError | None = None, now: float = 0.0) -> Begin:
         """A queued step run is due to start, with its arguments as `render_with` gave them
         (rendered here when not given).
@@ -309,8 +324,14 @@ class Conductor:
             if st.depth + 1 > MAX_DEPTH:
                 self._stop(sr, "failed", make_error("SubChainDepthExceeded", f"sub-chains nest deeper than {MAX_DEPTH} at step {sr.step!r}"), now)
             else:
+                agent = self._render_agent(sr)
+                if isinstance(agent, ExpressionError):
+                    del st.active[number]
+                    self._end_branch(sr.ctx)
+                    self._fail_run(make_error("ExpressionError", f"chain {self.program.name!r}, step {sr.step!r}, agent: {agent.message}", sr.step))
+                    return Begin(True, None, self._flush())
                 sr.child = child_run_id(st.run["id"], number)
-                self._out.append(StartChild(sr, prog.run[len("chain:"):], args, sr.child, st.depth + 1))
+                self._out.append(StartChild(sr, prog.run[len("chain:"):], args, sr.child, st.depth + 1, agent))
         return Begin(True, args, self._flush())
 
     def claimable(self, number: int, function: str) -> bool:

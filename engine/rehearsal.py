@@ -58,10 +58,12 @@ class VirtualRun:
         run_id: str = "rehearsal",
         secrets: Resolver | None = None,
         states: AgentStates | None = None,
+        agent: str | None = None,
     ) -> None:
         self.program = program
         # Agent state of its own: a rehearsal starts from none, and what it keeps dies with it.
         self.states = states or AgentStates(_scratch_store, AgentKeys())
+        self.agent = agent
         self.secrets = secrets or Resolver()  # the store is only opened when a real call needs a secret
         self.registry = registry
         self.resolve_chain = resolve_chain
@@ -75,7 +77,7 @@ class VirtualRun:
         self.created = 0
 
     def run(self, input: dict[str, Any]) -> RunResult:
-        state = RunState.new(self.run_id, self.program.name, self.program.version, self.now, input, depth=self.depth)
+        state = RunState.new(self.run_id, self.program.name, self.program.version, self.now, input, depth=self.depth, agent=self.agent)
         conductor = Conductor(self.program, state, jitter=False)
         sequence: list[str] = []
         self._apply(conductor.start(self.now))
@@ -153,7 +155,7 @@ class VirtualRun:
         except SecretError as exc:
             return outcome_of_exception(exc), 0.0
         context = Context(run_id=self.run_id, chain=self.program.name, step=step, number=number, attempt=attempt,
-                          function=prog.run, resolver=self.secrets, clock=lambda: self.now, states=self.states)
+                          function=prog.run, resolver=self.secrets, clock=lambda: self.now, states=self.states, agent=self.agent)
         return call(function, args, context=context), 0.0
 
     def _sub_chain(self, child: StartChild) -> tuple[Outcome, float]:
@@ -169,7 +171,8 @@ class VirtualRun:
         except LegionError as exc:
             return Outcome("failed", None, {"type": "StepFailed", "message": exc.message}), 0.0
         sub = VirtualRun(program, self.registry, resolve_chain=self.resolve_chain, depth=child.depth,
-                         start=self.now, run_id=f"{self.run_id}/{child.step_run.step}", secrets=self.secrets, states=self.states)
+                         start=self.now, run_id=f"{self.run_id}/{child.step_run.step}", secrets=self.secrets, states=self.states,
+                         agent=child.agent)
         result = sub.run(child.input)
         status, output, error = child_outcome(child.chain, result.status, result.output, result.error)
         return Outcome(status, output, error), result.elapsed

@@ -608,7 +608,7 @@ class Engine:
         except LegionError as exc:
             self._fail_now(active, sr.number, {"type": "StepFailed", "message": exc.message}, batch)
             return
-        state = RunState.new(command.run_id, program.name, program.version, self.clock(), command.input, agent=active.state.run.get("agent"),
+        state = RunState.new(command.run_id, program.name, program.version, self.clock(), command.input, agent=command.agent,
                              depth=command.depth, parent=(active.id, sr.number))
         batch.new_runs.append(dict(self._run_row(state, "sub-chain"), state=state.core()))
         batch.messages.append((Message(command.run_id, kind=t.START), None))
@@ -779,7 +779,7 @@ class Engine:
 
         self._event(m.run_id, finish, claim=number if self.shared else None, then=settle)
         if outcome.status == "succeeded" and self.event_chains:
-            self.fire_event(prog.run, outcome.result, source_chain=began["chain"])
+            self.fire_event(prog.run, outcome.result, source_chain=began["chain"], agent=active.state.run.get("agent"))
 
     def _claim(self, m: Message) -> dict[str, Any] | None:
         """Shared: begin a queued step run without taking its run, when the conductor says it
@@ -1158,8 +1158,9 @@ class Engine:
             except Exception:
                 log.exception("progress listener failed")
 
-    def fire_event(self, function: str, result: Any, *, source_chain: str | None = None) -> list[str]:
-        """Start the chains whose `on.events` name `function`, with its result as input."""
+    def fire_event(self, function: str, result: Any, *, source_chain: str | None = None, agent: str | None = None) -> list[str]:
+        """Start the chains whose `on.events` name `function`, with its result as input, for
+        the agent whose run it was."""
         started = []
         for chain in self.event_chains.get(function, ()):
             if chain == source_chain:
@@ -1172,7 +1173,7 @@ class Engine:
             if program.input_validator is not None and not program.input_validator.is_valid(payload):
                 log.warning("on.events: result of %s does not fit the input of chain %s; dropped", function, chain)
                 continue
-            started.append(self.start_program(program, payload, trigger="event"))
+            started.append(self.start_program(program, payload, trigger="event", agent=agent))
         return started
 
     # -- timers -------------------------------------------------------------------------------

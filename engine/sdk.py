@@ -247,6 +247,14 @@ class Context:
             self._resolver = Resolver()
         return self._resolver.get(reference)
 
+    def agents(self) -> list[str]:
+        """The names of the agents on record (`legion agent list`) that were not erased: what a
+        scheduled chain fans out over, one sub-chain run per agent (a step's `agent:`)."""
+        if self._states is None:
+            raise StepError("listing agents needs the database: run it in a chain, or through legion.sdk.call",
+                            type="StateUnavailable")
+        return list(self._states.agents())
+
     def erase_agent(self) -> int:
         """Erase everything every extension keeps for `agent`: its key is deleted from the
         secret store first (so no copy of its documents can be read again), then its

@@ -317,8 +317,9 @@ class Service:
 
     def start_run(self, chain: str, input: dict[str, Any] | None = None, *, wait: bool = False, timeout: float | None = None,
                   listener: Callable[[dict[str, Any]], None] | None = None,
-                  started: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  started: Callable[[str], None] | None = None, agent: str | None = None) -> dict[str, Any]:
         """Start a run of an applied chain: the run (`get_run`), once it ended when `wait`.
+        `agent`: the agent whose state its functions keep (the default agent when None).
         BadInput, before any run exists, when the input does not fit the chain's schema.
         Embedded, the run happens in this process, so it is always waited for. A run that
         does not end within `timeout` is canceled, and LegionError says so."""
@@ -326,7 +327,7 @@ class Service:
             program = engine.program(chain)  # NotFound before anything starts; the one read of the chain
             payload = dict(input or {})
             check_input(program, payload)
-            run_id = engine.start_program(program, payload, listener=listener)
+            run_id = engine.start_program(program, payload, listener=listener, agent=check_agent_name(agent))
             if started is not None:
                 started(run_id)
             if wait or (not engine.shared and self._engine is None):
@@ -598,6 +599,14 @@ class Service:
 
 
 MODEL_EXTENSIONS = ("llm", "claude", "openai", "gemini")  # whose results carry `usage`
+
+
+def check_agent_name(agent: str | None) -> str | None:
+    """An agent's name as a run takes it; BadInput for one that cannot be."""
+    if agent is not None and (not agent.strip() or len(agent) > 255 or agent != agent.strip() or "/" in agent):
+        raise BadInput(f"agent {agent!r}: give an agent's name of 1 to 255 characters, without '/' or surrounding spaces",
+                       details={"field": "agent"})
+    return agent
 
 
 def model_usage(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:

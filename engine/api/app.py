@@ -127,7 +127,8 @@ def _run_wait(call: Call) -> tuple[bool, float | None]:
 
 def _start_run(service: Service, call: Call) -> Any:
     wait, timeout = _run_wait(call)
-    run = service.start_run(call.field("chain", str, required=True), call.field("input", dict, {}), wait=wait, timeout=timeout)
+    run = service.start_run(call.field("chain", str, required=True), call.field("input", dict, {}), wait=wait, timeout=timeout,
+                            agent=call.field("agent", str, None))
     return 201, run, None
 
 

@@ -16,7 +16,7 @@ ENVELOPE = {"type": "object", "required": ["data"], "properties": {"data": {}, "
 BODIES = {
     "start_run": {"type": "object", "required": ["chain"], "additionalProperties": False, "properties": {
         "chain": {"type": "string"}, "input": {"type": "object"}, "wait": {"type": "boolean"},
-        "timeout": {"type": "number", "exclusiveMinimum": 0}}},
+        "timeout": {"type": "number", "exclusiveMinimum": 0}, "agent": {"type": "string", "minLength": 1, "maxLength": 255}}},
     "retry_run": {"type": "object", "additionalProperties": False, "properties": {
         "wait": {"type": "boolean"}, "timeout": {"type": "number", "exclusiveMinimum": 0}}},
     "run_task": {"type": "object", "required": ["function"], "additionalProperties": False, "properties": {

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     payload = build_input(items, schema)
     started = (lambda run_id: ctx.out.progress(f"run {run_id} started")) if args.wait else None
     run = ctx.start_run(args.name, payload, wait=True, timeout=args.timeout, listener=_progress(ctx) if args.wait else None,
-                        started=started)
+                        started=started, agent=args.agent)
     return print_run(ctx, run)
 
 

@@ -133,6 +133,7 @@ def build_parser() -> Parser:
     p.add_argument("--input-json", metavar="FILE", help=input_json_help)
     p.add_argument("--wait", action="store_true", help="show live progress, then the output and the trace")
     p.add_argument("--timeout", type=seconds, help="cancel the run if it has not ended after this many seconds")
+    p.add_argument("--agent", help="the agent the run is for: whose state its functions keep (default: the default agent)")
     p = command(chain, "test", "chains:test", "run rehearsals: N passed, N failed")
     p.add_argument("paths", nargs="+")
     command(chain, "list", "chains:list_", "applied chains")

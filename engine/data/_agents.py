@@ -46,6 +46,12 @@ class AgentStore(StoreBase):
                 raise NotFound(f"there is no agent {name!r}; `legion agent list` shows them")
         return self.get_agent(name)
 
+    def mark_agent_erased(self, name: str) -> bool:
+        """Note that an agent was erased (its key and documents are gone); False when there is
+        no record of it."""
+        with self._write() as conn:
+            return bool(conn.execute(update(agents).where(agents.c.name == name).values(erased_at=utcnow())).rowcount)
+
     # -- state ----------------------------------------------------------------------------
 
     def state_get(self, agent: str, extension: str, kind: str, key: str) -> str | None:

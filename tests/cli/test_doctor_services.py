@@ -50,7 +50,7 @@ def test_unreachable_services_fail_with_a_hint(tmp_path: Path) -> None:
     vault = doctor.vault({"VAULT_ADDR": f"http://127.0.0.1:{port}", "VAULT_TOKEN": "t"}, tmp_path)
     assert vault.status == "fail" and vault.message == f"http://127.0.0.1:{port}: cannot connect ([Errno 111] Connection refused)"
     assert doctor.vault({"VAULT_ADDR": "http://127.0.0.1:8200"}, tmp_path).message.endswith("VAULT_TOKEN is not set")
-    assert doctor.rabbitmq("http://nope").status == "fail"
+    assert doctor.rabbitmq(f"http://127.0.0.1:{port}").status == "fail"  # not amqp://, and nothing there
     database = doctor.database(f"postgresql+psycopg://legion:s3cret@127.0.0.1:{port}/legion")
     assert database.status == "fail" and "cannot connect" in database.message and "s3cret" not in database.message
 

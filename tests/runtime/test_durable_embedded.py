@@ -165,7 +165,8 @@ def test_a_run_continues_after_its_processes_are_killed(tmp_path: Path) -> None:
         def child_napping() -> dict[str, Any] | None:
             procs.alive("second", second)
             for child in store.list_runs(chain="napper"):
-                if tasks(child["id"]) == [("nap", 1, "running")]:
+                # (its row says running before its function logs that it began: wait for both)
+                if tasks(child["id"]) == [("nap", 1, "running")] and calls()[-1:] == ["nap"]:
                     return child
             return None
 

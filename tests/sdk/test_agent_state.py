@@ -157,3 +157,48 @@ expect:
 """
     result = service.test_chain(CHAIN, rehearsal)
     assert result["passed"], result
+
+
+FAN_OUT = """
+chain: wake_all
+steps:
+  each:
+    run: chain:remember
+    for_each: "{{ input.agents }}"
+    agent: "{{ item }}"
+    with: {text: "hello {{ item }}"}
+output: "{{ result }}"
+"""
+
+
+def test_a_sub_chain_step_runs_its_sub_chain_for_the_agent_it_names(service: Service, tmp_path: Path) -> None:
+    from legion.engine.rehearsal import run_rehearsal
+
+    service.apply_chains(text=CHAIN)
+    service.apply_chains(text=FAN_OUT)
+    run = service.start_run("wake_all", {"agents": ["ada", "bob"]}, wait=True, timeout=30, agent="caller")
+    assert run["status"] == "succeeded", run.get("error")
+    assert run["output"] == [{"notes": ["hello ada"], "agent": "ada"}, {"notes": ["hello bob"], "agent": "bob"}]
+    folder = tmp_path / "chains"
+    folder.mkdir()
+    (folder / "remember.yaml").write_text(CHAIN)
+    (folder / "wake_all.yaml").write_text(FAN_OUT.replace('for_each: "{{ input.agents }}"', 'for_each: "{{ input.agents }}"\n    concurrency: 2'))
+    (folder / "wake_all.test.yaml").write_text("chain: wake_all.yaml\ninput: {agents: [cy, dee]}\nexpect:\n  status: succeeded\n"
+                                               "  output: [{notes: [hello cy], agent: cy}, {notes: [hello dee], agent: dee}]\n")
+    report = run_rehearsal(folder / "wake_all.test.yaml", REGISTRY)
+    assert report.passed, report
+
+
+def test_agent_is_refused_on_a_function_step_and_a_bad_name_is_refused(service: Service) -> None:
+    from legion.engine.errors import LegionError
+
+    bad = "chain: bad\nsteps:\n  a:\n    run: memo.notes.recall\n    agent: ada\n"
+    from legion.dsl.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as refused:
+        service.validate_chains(text=bad)
+    assert [(i.line, i.col) for i in refused.value.issues] == [(5, 5)]
+    assert "`agent` is for sub-chain steps" in refused.value.issues[0].message
+    service.apply_chains(text=CHAIN)
+    with pytest.raises(LegionError, match="agent"):
+        service.start_run("remember", {"text": "x"}, agent=" spaced ")
