@@ -290,12 +290,7 @@ class Context:
         free worker. Canceling this step run cancels it. Its arguments are taken as they are
         (a `secret()` in them is not read: a called function's arguments may come from a
         model). Outside a run it is simply called."""
-        outcome = (self._caller or _call_here)(self, function, dict(args or {}))
-        if outcome.status != "succeeded":
-            error = outcome.error or {}
-            raise StepError(str(error.get("message") or f"{function} failed"), type=str(error.get("type") or "StepFailed"),
-                            details={k: v for k, v in error.items() if k not in ("type", "message")} or None)
-        return outcome.result
+        return result_of((self._caller or _call_here)(self, function, dict(args or {})), function)
 
     def cancel(self) -> None:
         """Called by the engine: the run was canceled or the step timed out."""
@@ -346,16 +341,29 @@ def call(function: str, args: Mapping[str, Any] | None = None, *, now: datetime 
 
         legion.sdk.call("trust.trust.get_trust", {"agent_id": "bob"}, now=datetime(2026, 1, 2, tzinfo=UTC), agent="ada")
     """
-    from legion.engine import invoke
     from legion.engine.registry import Registry
 
     found = Registry.installed().functions.get(function)
     if found is None:
         raise StepError(f"no function {function!r} is installed: `legion function list` shows what is", type="UnknownFunction")
     at = now.timestamp() if isinstance(now, datetime) else now
-    context = Context(run_id="", chain="", step="", number=0, attempt=1, function=function, agent=agent,
-                      clock=(lambda: at) if at is not None else None, states=_states(database_url))
-    outcome = invoke.call(found, dict(args or {}), found.spec.timeout, context)
+    return call_as(found, args, agent=agent, clock=(lambda: at) if at is not None else None, states=_states(database_url))
+
+
+def call_as(found: Any, args: Mapping[str, Any] | None, *, agent: str | None, clock: Callable[[], float] | None,
+            states: Any, registry: Any = None) -> Any:
+    """Call the registry function `found` outside a run, for `agent`, on `clock`, with agent
+    state from `states`: its result, or StepError (its failure's type and message)."""
+    from legion.engine import invoke
+
+    context = Context(run_id="", chain="", step="", number=0, attempt=1, function=found.ref, agent=agent, clock=clock,
+                      states=states, registry=registry)
+    return result_of(invoke.call(found, dict(args or {}), found.spec.timeout, context), found.ref)
+
+
+def result_of(outcome: Any, function: str) -> Any:
+    """A call's outcome as a function sees it: the result, or StepError with the failure's type,
+    message and the rest of its error as details."""
     if outcome.status != "succeeded":
         error = outcome.error or {}
         raise StepError(str(error.get("message") or f"{function} failed"), type=str(error.get("type") or "StepFailed"),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from legion.dsl.errors import BadInput, Issue, LegionError
+from legion.engine.agentops import AgentOps
 from legion.engine.errors import ConfigError, NotConfigured, NotFound, RunTimeout
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ RUN_REQUESTS = {"pause": ("running",), "resume": ("paused",)}  # what a run must
 LIVE_WITHIN = 15.0  # seconds: a node that sent a heartbeat this recently is up (it sends one a second; every 10 s with Redis)
 
 
-class Service:
+class Service(AgentOps):
     """One deployment as its settings describe it: the store, the registry of installed
     extensions, and engines made on demand; each built on first use."""
 

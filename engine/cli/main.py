@@ -95,6 +95,27 @@ def build_parser() -> Parser:
     p = command(token, "revoke", "api:token_revoke", "stop a token from working")
     p.add_argument("id", type=int_range(1, MAX_ID, "a token id"))
 
+    agent = groups.add_parser("agent", help="cognitive agents", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND",
+                                                                                                 parser_class=Parser)
+    p = command(agent, "create", "agents:create", "make an agent (and apply its tick and heartbeat chains)")
+    p.add_argument("name")
+    p.add_argument("--partner", help="who it works with (the partner whose messages are human_direct signals)")
+    p.add_argument("settings", nargs="*", help="settings as key=value")
+    command(agent, "list", "agents:list_", "agents")
+    p = command(agent, "status", "agents:status", "an agent's mode, recent memories, trust, consent tiers, last reply")
+    p.add_argument("name")
+    for name, what in (("send", "give an agent a message from its partner; it wakes and answers"), ("tick", "run one tick of an agent")):
+        p = command(agent, name, f"agents:{name}", what)
+        p.add_argument("name")
+        if name == "send":
+            p.add_argument("text")
+        p.add_argument("--model", help="the model its replies come from (provider/name; default LEGION_LLM_MODEL, else by rule)")
+        p.add_argument("--api-base", dest="api_base", help="the model provider's URL")
+        p.add_argument("--timeout", type=seconds, default=120.0, help="seconds each tick may take (default 120)")
+    p = command(agent, "erase", "agents:erase", "erase an agent: its key, then its state (irreversible)")
+    p.add_argument("name")
+    p.add_argument("--yes", action="store_true", help="yes, erase it")
+
     lex = groups.add_parser("lex", help="extensions", parents=[common]).add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=Parser)
     command(lex, "list", "commands:lex_list", "installed extensions, runners and functions with their arguments")
     p = command(lex, "create", "commands:lex_create", "scaffold a new extension package")
