@@ -11,6 +11,7 @@ kept of them can never be read again.
     state.put("traces", trace_id, {...})
     state.get("traces", trace_id)           # -> dict | None
     state.items("traces")                   # -> {key: dict}
+    state.update("counters", "seq", lambda d: {"n": (d or {}).get("n", 0) + 1})   # atomic
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class StateStore(Protocol):
     def state_items(self, agent: str, extension: str, kind: str) -> dict[str, str]: ...
     def state_put(self, agent: str, extension: str, kind: str, documents: dict[str, str]) -> None: ...
     def state_delete(self, agent: str, extension: str, kind: str, keys: list[str]) -> int: ...
+    def state_update(self, agent: str, extension: str, kind: str, key: str,
+                     change: Callable[[str | None], str | None]) -> str | None: ...
     def state_clear(self, agent: str, extension: str | None = None, kind: str | None = None) -> int: ...
 
 
@@ -160,12 +163,28 @@ class AgentState:
     def put_many(self, kind: str, documents: dict[str, dict[str, Any]]) -> None:
         """Write several documents of a kind in one transaction."""
         cipher = self._states.cipher(self.agent, self.extension, create=True)
-        sealed = {}
-        for key, document in documents.items():
-            nonce = os.urandom(NONCE)
-            text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-            sealed[key] = base64.b64encode(nonce + cipher.encrypt(nonce, text, self._address(kind, key))).decode()
+        sealed = {key: self._seal(cipher, kind, key, document) for key, document in documents.items()}
         self._states.store.state_put(self.agent, self.extension, kind, sealed)
+
+    def _seal(self, cipher: Any, kind: str, key: str, document: dict[str, Any]) -> str:
+        nonce = os.urandom(NONCE)
+        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        return base64.b64encode(nonce + cipher.encrypt(nonce, text, self._address(kind, key))).decode()
+
+    def update(self, kind: str, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Read-modify-write one document atomically: `change(document or None)` gives the new
+        document (None deletes it), with the document locked meanwhile, so two steps updating
+        it at once never lose an update (a counter, a running baseline). What was written."""
+        cipher = self._states.cipher(self.agent, self.extension, create=True)
+        written: list[dict[str, Any] | None] = [None]
+
+        def sealed_change(current: str | None) -> str | None:
+            new = change(None if current is None else self._open(kind, key, current))
+            written[0] = new
+            return None if new is None else self._seal(cipher, kind, key, new)
+
+        self._states.store.state_update(self.agent, self.extension, kind, key, sealed_change)
+        return written[0]
 
     def delete(self, kind: str, *keys: str) -> int:
         return self._states.store.state_delete(self.agent, self.extension, kind, list(keys)) if keys else 0

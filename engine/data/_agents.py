@@ -4,6 +4,7 @@ a document is opaque text."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -72,6 +73,26 @@ class AgentStore(StoreBase):
                   for k, d in documents.items()]
         with self._write() as conn:
             conn.execute(upsert(conn.dialect.name, agent_state, _STATE_COLUMNS, _STATE_KEY), values)
+
+    def state_update(self, agent: str, extension: str, kind: str, key: str,
+                     change: Callable[[str | None], str | None]) -> str | None:
+        """Read a document and write what `change` makes of it (None: delete it) in one
+        transaction, the row locked meanwhile (SQLite: the whole database, as any write), so
+        two updates of one document never lose one another's change."""
+        where = [*_where(agent, extension, kind), agent_state.c.key == key]
+        with self._write() as conn:
+            query = select(agent_state.c.data).where(*where)
+            if conn.dialect.name != "sqlite":
+                query = query.with_for_update()
+            current = conn.execute(query).scalar()
+            new = change(current)
+            if new is None:
+                if current is not None:
+                    conn.execute(delete(agent_state).where(*where))
+            else:
+                row = {"agent": agent, "extension": extension, "kind": kind, "key": key, "data": new, "updated_at": utcnow()}
+                conn.execute(upsert(conn.dialect.name, agent_state, _STATE_COLUMNS, _STATE_KEY), [row])
+            return new
 
     def state_delete(self, agent: str, extension: str, kind: str, keys: list[str]) -> int:
         with self._write() as conn:

@@ -661,3 +661,23 @@ output: "{{{{ ctx.said }}}}"
         (1, "think", "llm.agent.run", None, "succeeded"), (2, "think", "core.util.echo", 1, "succeeded"),
         (3, "think", "core.util.echo", 1, "succeeded"), (4, "after", "core.util.echo", None, "succeeded")]
     assert [t["result"] for t in tasks[1:3]] == ["one", "two"]
+
+
+def test_an_agent_wakes_and_answers_on_worker_processes(deployment: Deployment) -> None:
+    """Agents run on the distributed runtime as on the embedded one: `legion agent send` in one
+    process, the agent's ticks on the workers (its state in the shared database, sealed with a
+    key from the shared secret store)."""
+    d = deployment
+    d.env["LEGION_LLM_MODEL"] = ""  # replies by rule
+    assert d.data("agent", "create", "ada", "--partner", "matt")["name"] == "ada"
+    d.apply(Path(__file__).resolve().parents[2] / "chains" / "agents")  # applied by create already: nothing changes
+    d.start(workers=2)
+    d.start(workers=2)
+    d.wait_up(2)
+    sent = d.data("agent", "send", "ada", "Please call me at 555-867-5309")
+    assert [t["mode"] for t in sent["ticks"]] == ["sentinel", "full_active"], (sent, d.logs())
+    assert sent["reply"]["text"] == 'Noted: "Please call me at [REDACTED]".'
+    ran = {int(t["node"].rsplit(":", 1)[1]) for run in sent["ticks"] for t in d.tasks(run["run_id"])}
+    assert ran and ran <= {p.pid for _, p in d.procs}, ran  # every step on a worker, none in the CLI's process
+    status = d.data("agent", "status", "ada")
+    assert status["mode"]["mode"] == "full_active" and status["memories"][0]["content_payload"] == "Please call me at 555-867-5309"

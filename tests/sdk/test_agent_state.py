@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from services import BACKENDS, create_database, drop_database, unreachable
 
 import legion.engine.registry as registry_module
 from legion import sdk
@@ -202,3 +203,42 @@ def test_agent_is_refused_on_a_function_step_and_a_bad_name_is_refused(service: 
     service.apply_chains(text=CHAIN)
     with pytest.raises(LegionError, match="agent"):
         service.start_run("remember", {"text": "x"}, agent=" spaced ")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_update_never_loses_a_concurrent_change(backend: str, tmp_path: Path) -> None:
+    """Two workers' worth of threads incrementing one counter document: every increment counts,
+    on each backend (the row locked for the read-modify-write; SQLite: the database)."""
+    import threading
+
+    from sqlalchemy.exc import DBAPIError
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/count.db"
+    else:
+        try:
+            url = create_database(backend)
+        except DBAPIError as exc:
+            unreachable(f"{backend} is unreachable: {exc.orig}")
+    store = Store(url)
+    try:
+        states = [AgentStates(store, AgentKeys()), AgentStates(store, AgentKeys())]
+        states[1].keys = states[0].keys  # one agent key, two processes' caches
+        states[0].of("ada", "tick").update("counters", "seq", lambda d: {"n": 0})
+
+        def bump(i: int) -> None:
+            for _ in range(25):
+                states[i % 2].of("ada", "tick").update("counters", "seq", lambda d: {"n": (d or {"n": 0})["n"] + 1})
+
+        threads = [threading.Thread(target=bump, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert states[0].of("ada", "tick").get("counters", "seq") == {"n": 100}
+        assert states[0].of("ada", "tick").update("counters", "seq", lambda d: None) is None  # None deletes
+        assert states[0].of("ada", "tick").get("counters", "seq") is None
+    finally:
+        store.close()
+        if backend != "sqlite":
+            drop_database(backend, url)

@@ -21,10 +21,9 @@ ATTENTION_FLOOR = 0.1  # below this salience an ambient signal is not attended t
 
 
 def _next(ctx: Context, name: str) -> int:
-    counters = ctx.state.get(COUNTERS, "seq") or {}
-    counters[name] = int(counters.get(name, 0)) + 1
-    ctx.state.put(COUNTERS, "seq", counters)
-    return counters[name]
+    """The next number of `name` (atomic: two signals arriving at once get two numbers)."""
+    counters = ctx.state.update(COUNTERS, "seq", lambda c: dict(c or {}, **{name: int((c or {}).get(name, 0)) + 1}))
+    return int((counters or {})[name])
 
 
 def _key(n: int) -> str:
