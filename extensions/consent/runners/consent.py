@@ -47,8 +47,8 @@ def check_consent(ctx: Context, domain: DomainName) -> dict[str, Any]:
 def record_action(ctx: Context, domain: DomainName,
                   success: Annotated[bool, Field(description="whether the action succeeded")]) -> dict[str, Any]:
     """Record the outcome of one action in `domain`: {domain, success, success_rate, total}."""
-    document = h.record_outcome(_load(ctx, domain), success)
-    _save(ctx, domain, document)
+    # Atomic: two outcomes recorded at once both count.
+    document: h.Domain = ctx.state.update(KIND, domain, lambda d: h.record_outcome(d or h.new_domain(), success))  # type: ignore[arg-type, assignment]
     return {"domain": domain, "success": success, "success_rate": h.success_rate(document), "total": document["total_actions"]}
 
 

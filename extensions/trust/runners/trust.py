@@ -9,6 +9,7 @@ without writing; writes store it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -30,8 +31,9 @@ def _load(ctx: Context, agent_id: str, domain: str) -> h.Entry | None:
     return ctx.state.get(KIND, h.entry_key(agent_id, domain))
 
 
-def _save(ctx: Context, entry: h.Entry) -> None:
-    ctx.state.put(KIND, h.entry_key(entry["agent_id"], entry["domain"]), entry)
+def _change(ctx: Context, agent_id: str, domain: str, change: Callable[[h.Entry | None], h.Entry]) -> h.Entry:
+    """Read, change and write one entry atomically: two interactions recorded at once both count."""
+    return ctx.state.update(KIND, h.entry_key(agent_id, domain), change)  # type: ignore[arg-type, return-value]
 
 
 def _all_now(ctx: Context) -> list[h.Entry]:
@@ -58,9 +60,7 @@ def record_trust_interaction(ctx: Context, agent_id: AgentId,
     at NEUTRAL_TRUST): every dimension gains 0.05 when it went well and loses 0.15 when it did
     not. {agent_id, domain, positive, composite, interactions}."""
     now = ctx.now()
-    entry = _load(ctx, agent_id, domain) or h.new_trust_entry(agent_id, domain, now)
-    entry = h.record_interaction(entry, positive, now)
-    _save(ctx, entry)
+    entry = _change(ctx, agent_id, domain, lambda e: h.record_interaction(e or h.new_trust_entry(agent_id, domain, now), positive, now))
     ctx.log.info("trust interaction: agent=%s domain=%s positive=%s composite=%.2f total=%d", agent_id, domain, positive,
                  entry["composite"], entry["interaction_count"])
     return {"agent_id": agent_id, "domain": domain, "positive": positive, "composite": entry["composite"],
@@ -73,9 +73,8 @@ def reinforce_trust_dimension(ctx: Context, agent_id: AgentId, dimension: Dimens
     """Move one dimension of the trust in `agent_id` (made on first contact): {agent_id,
     domain, dimension, composite}."""
     now = ctx.now()
-    entry = _load(ctx, agent_id, domain) or h.new_trust_entry(agent_id, domain, now)
-    entry = h.reinforce_dimension(entry, dimension, h.TRUST_REINFORCEMENT if amount is None else amount, now)
-    _save(ctx, entry)
+    step = h.TRUST_REINFORCEMENT if amount is None else amount
+    entry = _change(ctx, agent_id, domain, lambda e: h.reinforce_dimension(e or h.new_trust_entry(agent_id, domain, now), dimension, step, now))
     return {"agent_id": agent_id, "domain": domain, "dimension": dimension, "composite": entry["composite"]}
 
 
