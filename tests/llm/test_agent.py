@@ -172,3 +172,24 @@ def test_canceling_the_run_cancels_the_running_tool(fake: FakeOpenAI, service: S
     assert service.get_run(run_id)["status"] == "canceled"
     assert slow is not None and slow["status"] == "succeeded" and slow["result"] == "canceled"  # it saw the cancel and returned at once
     assert len(fake.requests) == 1  # the model was not asked again
+
+
+def test_a_key_from_the_secret_store_reaches_the_provider_and_no_record(fake: FakeOpenAI, service: Service,
+                                                                         tmp_path: Path) -> None:
+    import sqlite3
+
+    from legion.engine.secrets import store_from_env
+
+    secret_key = "sk-from-the-store-9f8e7d6c5b4a"
+    store_from_env().write("llm/openai", "api_key", secret_key)
+    fake.answer(200, tool_call_body("core__util__echo", '{"message": "key?"}'))
+    fake.answer(401, {"error": {"message": f"Incorrect API key provided: {secret_key}"}})  # a provider that echoes the key
+    service.apply_chains(text=agent_chain(fake, ["core.util.echo"]).replace(
+        "max_steps: 5", "max_steps: 5\n      api_key: \"{{ secret('llm/openai#api_key') }}\""))
+    run = service.start_run("forecast", {"question": "?"}, wait=True, timeout=60)
+    assert run["status"] == "failed" and run["error"]["type"] == "LlmAuthenticationFailed"
+    assert fake.requests[0][3]["authorization"] == f"Bearer {secret_key}"  # the secret was used
+    with sqlite3.connect(tmp_path / "legion.db") as db:  # and is in no row of any table
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        dump = "\n".join(str(row) for table in tables for row in db.execute(f"SELECT * FROM {table}"))
+    assert secret_key not in dump and secret_key[:16] not in dump and KEY not in dump
