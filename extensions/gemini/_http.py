@@ -27,12 +27,13 @@ PageToken = Annotated[str | None, Field(description="the nextPageToken of the pa
 
 
 def send(kind: str, method: str, path: str, api_key: str | None, api_base: str | None, *, json: Any = None,
-         params: dict[str, Any] | None = None, headers: dict[str, str] | None = None, data: Any = None,
+         params: dict[str, Any] | None = None, headers: dict[str, str] | None = None, content: bytes | None = None,
          timeout: float = 120.0, stream: bool = False) -> rest.Reply:
     """`method` `path` (after the host: /v1beta/models/..., /upload/v1beta/files) with the key header."""
     sent = {"x-goog-api-key": rest.key(api_key, KEY_VARIABLE, PROVIDER), **(headers or {})}
     url = path if path.startswith(("http://", "https://")) else base(api_base) + path
-    return rest.send(PROVIDER, kind, method, url, headers=sent, params=params, json=json, data=data, timeout=timeout, stream=stream)
+    return rest.send(PROVIDER, kind, method, url, headers=sent, params=params, json=json, content=content, timeout=timeout,
+                     stream=stream)
 
 
 def base(api_base: str | None) -> str:

@@ -16,6 +16,7 @@ limit per provider). What still fails becomes one step error with a type a chain
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -109,9 +110,19 @@ def _tokens(response: Any) -> int:
     return int(getattr(getattr(response, "usage", None), "total_tokens", 0) or 0)
 
 
+MISSING_KEY = re.compile(r"(?i)missing [\w ]*api[ _]key|api_key client option must be set|no api key")
+
+
+def _missing_key(exc: Exception) -> bool:
+    """litellm refuses some providers' calls without a key as a connection error (Gemini's)."""
+    return bool(MISSING_KEY.search(str(exc)))
+
+
 def _transient(lib: Any, exc: Exception) -> bool:
     transient = tuple(t for t in (getattr(lib, name, None) for name in (
         "RateLimitError", "InternalServerError", "ServiceUnavailableError", "APIConnectionError", "Timeout")) if isinstance(t, type))
+    if _missing_key(exc):
+        return False
     if isinstance(exc, transient):
         return True
     status = getattr(exc, "status_code", None)
@@ -138,6 +149,9 @@ def _step_error(lib: Any, exc: Exception, kind: str, model: str, attempts: int) 
     tries = f" (after {attempts} tries)" if attempts > 1 else ""
     if is_("Timeout"):
         return StepError(f"{kind} with {model} timed out{tries}", type="Timeout")
+    if _missing_key(exc):
+        return StepError(f"{kind} with {model}: no key: give `api_key` (a secret() reference) or set the provider's key "
+                         f"variable ({said})", type="LlmAuthenticationFailed")
     if is_("AuthenticationError"):
         return StepError(f"{kind} with {model}: the provider refused the credentials: give `api_key` (a secret() reference) "
                          f"or set the provider's key variable (e.g. OPENAI_API_KEY)", type="LlmAuthenticationFailed")

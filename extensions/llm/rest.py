@@ -13,6 +13,7 @@ from __future__ import annotations
 import json as jsonlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ class Reply:
     body: Any  # parsed JSON; bytes when the answer is not JSON; None for a stream
     latency_ms: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)  # a stream's events: {event, data}
+    raw: bytes = b""  # the answer's bytes as they came (a file's content, byte for byte)
 
 
 class _Refused(Exception):
@@ -71,11 +73,15 @@ def client() -> httpx.Client:
 
 def send(provider: str, kind: str, method: str, url: str, *, headers: dict[str, str] | None = None,
          params: dict[str, Any] | None = None, json: Any = None, data: Any = None, files: Any = None,
-         timeout: float = 120.0, stream: bool = False) -> Reply:
+         content: bytes | None = None, timeout: float = 120.0, stream: bool = False,
+         on_event: Callable[[dict[str, Any]], None] | None = None,
+         tokens: Callable[[Reply], int] | None = None) -> Reply:
     """One request through the guard. A stream's Server-Sent Events are read to the end and
-    kept in `events` ({event, data}, data parsed as JSON where it is)."""
+    kept in `events` ({event, data}, data parsed as JSON where it is), `on_event` called with
+    each as it comes (a step's heartbeat: a cancel stops the stream there). `tokens(reply)`:
+    what the answer spent, charged to the provider's tokens-per-minute limit."""
     request = client().build_request(method, url, headers=headers, params=_present(params), json=json, data=data,
-                                     files=files, timeout=httpx.Timeout(timeout))
+                                     files=files, content=content, timeout=httpx.Timeout(timeout))
 
     def attempt() -> Reply:
         response = client().send(request, stream=stream)
@@ -85,8 +91,9 @@ def send(provider: str, kind: str, method: str, url: str, *, headers: dict[str, 
                 raise _Refused(response.status_code, response.headers, _said(response))
             reply = Reply(response.status_code, dict(response.headers), None)
             if stream:
-                reply.events = list(_events(response))
+                reply.events = _events(response, on_event)
             else:
+                reply.raw = response.read()
                 reply.body = _body(response)
             return reply
         finally:
@@ -95,9 +102,25 @@ def send(provider: str, kind: str, method: str, url: str, *, headers: dict[str, 
     def fault(exc: Exception, tries: int) -> guard.Fault:
         return _fault(exc, kind, provider, tries)
 
-    reply, latency = guard.guarded(provider, kind, attempt, fault)
+    reply, latency = guard.guarded(provider, kind, attempt, fault, tokens=tokens or spent)
     reply.latency_ms = round(latency, 3)
     return reply
+
+
+def spent(reply: Reply) -> int:
+    """The tokens an answer says it spent (OpenAI's, Anthropic's or Google's usage; in a
+    stream, the most any event reports), for the tokens-per-minute limit."""
+    found = 0
+    for body in [reply.body] + [e["data"] for e in reply.events]:
+        if not isinstance(body, dict):
+            continue
+        for usage in (body.get("usage"), (body.get("message") or {}).get("usage") if isinstance(body.get("message"), dict) else None,
+                      body.get("usageMetadata")):
+            if isinstance(usage, dict):
+                total = usage.get("total_tokens") or usage.get("totalTokenCount") or (
+                    int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0))
+                found = max(found, int(total or 0))
+    return found
 
 
 def _present(params: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -105,10 +128,9 @@ def _present(params: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _body(response: httpx.Response) -> Any:
+    """The parsed JSON, else the bytes (JSON lines, audio, a file's content)."""
     if not response.content:
         return None
-    if "json" in response.headers.get("content-type", ""):
-        return response.json()
     try:
         return response.json()
     except ValueError:
@@ -126,7 +148,7 @@ def _said(response: httpx.Response) -> str:
     return MASKER.text(str(message or error)[:500])
 
 
-def _events(response: httpx.Response) -> list[dict[str, Any]]:
+def _events(response: httpx.Response, on_event: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     name, lines = None, []
     for line in [*response.iter_lines(), ""]:
@@ -142,6 +164,8 @@ def _events(response: httpx.Response) -> list[dict[str, Any]]:
                 except ValueError:
                     data = text
                 events.append({"event": name or (data.get("type") if isinstance(data, dict) else None), "data": data})
+                if on_event is not None:
+                    on_event(events[-1])
             name, lines = None, []
     return events
 

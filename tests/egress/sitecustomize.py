@@ -21,7 +21,8 @@ def _loopback(host: Any) -> bool:
         return True
     text = host.decode() if isinstance(host, bytes) else str(host)
     try:
-        return ipaddress.ip_address(text.split("%", 1)[0]).is_loopback
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        return address.is_loopback or address.is_unspecified  # 0.0.0.0 and :: are this machine (a bind looks them up)
     except ValueError:
         return text.lower().endswith(".localhost")
 

@@ -172,3 +172,16 @@ def test_redis_that_cannot_be_reached_is_a_clear_error(fake: FakeOpenAI, monkeyp
     failed = ask(fake)
     assert failed.error["type"] == "ServiceUnavailable" and "LEGION_REDIS_URL" in failed.error["message"]
     assert fake.requests == []
+
+
+def test_provider_answers_are_charged_to_the_tokens_per_minute_limit() -> None:
+    from legion.extensions.llm.rest import Reply, spent
+
+    assert spent(Reply(200, {}, {"usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}})) == 7  # OpenAI
+    assert spent(Reply(200, {}, {"usage": {"input_tokens": 11, "output_tokens": 4}})) == 15  # Anthropic
+    assert spent(Reply(200, {}, {"usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 9}})) == 9  # Gemini
+    stream = Reply(200, {}, None, events=[{"event": "message_start", "data": {"message": {"usage": {"input_tokens": 20,
+                                                                                                   "output_tokens": 1}}}},
+                                          {"event": "message_delta", "data": {"usage": {"input_tokens": 20, "output_tokens": 30}}}])
+    assert spent(stream) == 50
+    assert spent(Reply(200, {}, b"audio bytes")) == 0

@@ -205,13 +205,14 @@ def test_gemini_without_a_key_says_which_variable_and_sends_nothing(gemini: Fake
     assert gemini.requests == []  # litellm refuses before sending anything
 
 
-@pytest.mark.xfail(strict=True, reason="litellm raises a missing Gemini key as an APIConnectionError, which the llm extension "
-                                       "sorts as LlmUnreachable (and retries, counting it against the circuit breaker)")
 def test_gemini_without_a_key_is_an_authentication_failure(gemini: FakeGemini, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEMINI_API_KEY")
     monkeypatch.setenv("LEGION_LLM_RETRIES", "0")
     failed = run("llm.chat.complete", prompt="x", model="gemini/gemini-nokey", api_base=gemini.v1beta, stream=False)
     assert failed.error["type"] == "LlmAuthenticationFailed", failed.error
+    from legion.extensions.llm import guard
+
+    assert guard.BREAKER.state("gemini") == "closed"  # a missing key says nothing of the provider's health
 
 
 # -- the fakes themselves: close enough for litellm, tool calls included (what an agent loop reads)

@@ -55,7 +55,7 @@ def upload(file_path: Annotated[str | None, Field(description="the file's path o
         raise StepError("gemini.files.upload: the API gave no upload URL (x-goog-upload-url)", type="LlmError")
     if urlsplit(target).netloc != urlsplit(_http.base(api_base)).netloc:  # the key goes only where it went first
         raise StepError(f"gemini.files.upload: the API gave an upload URL on another host ({urlsplit(target).netloc})", type="LlmError")
-    reply = _http.send("gemini.files.upload", "POST", target, api_key, api_base, data=content, timeout=timeout,
+    reply = _http.send("gemini.files.upload", "POST", target, api_key, api_base, content=content, timeout=timeout,
                        headers={"content-type": kind, "x-goog-upload-offset": "0", "x-goog-upload-command": "upload, finalize"})
     return _http.answer(reply)
 

@@ -4,7 +4,6 @@ is given as a path or base64; a file's content comes back as text when it is UTF
 from __future__ import annotations
 
 import base64
-import json
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -55,7 +54,7 @@ def delete(file_id: FileId, api_key: ApiKey = None, api_base: ApiBase = None, ti
 def content(file_id: FileId, api_key: ApiKey = None, api_base: ApiBase = None, timeout: Timeout = 300.0) -> dict[str, Any]:
     """A file's content: {result: {content, encoding: utf-8|base64, bytes, content_type}, status}."""
     reply = _http.send("openai.files.content", "GET", _file(file_id) + "/content", api_key, api_base, timeout=timeout)
-    raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()  # JSON content arrives parsed
+    raw = reply.raw  # byte for byte, JSON or not
     try:
         text, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
