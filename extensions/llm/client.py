@@ -15,6 +15,7 @@ limit per provider). What still fails becomes one step error with a type a chain
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -25,6 +26,7 @@ from legion.extensions.llm import guard
 from legion.sdk import StepError
 
 _import_lock = threading.Lock()
+QUIETED_LOGGERS = ("httpx", "apscheduler.executors.default", "apscheduler.scheduler")
 _litellm: Any = None
 
 
@@ -35,7 +37,13 @@ def litellm() -> Any:
             if _litellm is None:
                 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # the price list is the packaged one
                 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+                # litellm quiets some libraries' loggers on import; a step's logs must not change
+                # because another step used a model first, so their levels are put back.
+                levels = {name: logging.getLogger(name).level for name in QUIETED_LOGGERS}
                 import litellm as module
+
+                for name, level in levels.items():
+                    logging.getLogger(name).setLevel(level)
 
                 module.telemetry = False
                 module.suppress_debug_info = True
