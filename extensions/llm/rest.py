@@ -13,7 +13,7 @@ from __future__ import annotations
 import json as jsonlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,6 +168,18 @@ def _events(response: httpx.Response, on_event: Callable[[dict[str, Any]], None]
                     on_event(events[-1])
             name, lines = None, []
     return events
+
+
+def chunks(events: list[dict[str, Any]], kind: str) -> Iterator[dict[str, Any]]:
+    """A stream's JSON chunks, in order; an error sent inside the stream fails the step."""
+    for event in events:
+        chunk = event.get("data")
+        if not isinstance(chunk, dict):
+            continue
+        if "error" in chunk:
+            error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": chunk["error"]}
+            raise StepError(f"{kind}: the stream failed: {error.get('message')}", type="LlmError")
+        yield chunk
 
 
 def _fault(exc: Exception, kind: str, provider: str, tries: int) -> guard.Fault:

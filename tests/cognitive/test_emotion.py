@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import math
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,16 +19,6 @@ from legion.extensions.emotion import helpers
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DIMS = ("urgency", "importance", "novelty", "familiarity")
 AGENTS = itertools.count()
-
-
-@pytest.fixture()
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/state.db"
-
-
-@pytest.fixture(scope="module")
-def shared_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('emotion')}/state.db"
 
 
 def call(url: str, function: str, args: dict[str, Any] | None = None, *, agent: str = "ada", now: datetime = NOW) -> Any:

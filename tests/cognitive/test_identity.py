@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,16 +16,6 @@ from legion.extensions.identity import helpers
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 AGENTS = itertools.count()
-
-
-@pytest.fixture()
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/state.db"
-
-
-@pytest.fixture(scope="module")
-def shared_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('identity')}/state.db"
 
 
 def call(url: str, function: str, args: dict[str, Any] | None = None, *, agent: str = "ada", now: datetime = NOW) -> Any:

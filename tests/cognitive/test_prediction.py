@@ -8,7 +8,6 @@ import re
 import types
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,16 +23,6 @@ from legion.sdk import Extension, StepError
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 AGENTS = itertools.count()
-
-
-@pytest.fixture()
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/state.db"
-
-
-@pytest.fixture(scope="module")
-def shared_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('prediction')}/state.db"
 
 
 def call(url: str, function: str, args: dict[str, Any] | None = None, *, agent: str = "ada", now: datetime = NOW) -> Any:

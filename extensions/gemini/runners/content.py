@@ -9,6 +9,7 @@ from pydantic import Field
 
 from legion.extensions.gemini import _http
 from legion.extensions.gemini._http import ApiBase, ApiKey, Timeout
+from legion.extensions.llm import rest
 from legion.sdk import StepError
 
 __all__ = ["generate", "stream_generate"]
@@ -87,13 +88,7 @@ def assemble(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The response a stream of GenerateContentResponse chunks builds: per candidate, the parts
     in order (adjacent text joined), the last finish reason; the last usageMetadata."""
     response: dict[str, Any] = {"candidates": []}
-    for event in events:
-        chunk = event.get("data")
-        if not isinstance(chunk, dict):
-            continue
-        if "error" in chunk:
-            error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": chunk["error"]}
-            raise StepError(f"gemini.content.stream_generate: the stream failed: {error.get('message')}", type="LlmError")
+    for chunk in rest.chunks(events, "gemini.content.stream_generate"):
         response.update({k: v for k, v in chunk.items() if k not in ("candidates",)})
         for piece in chunk.get("candidates") or []:
             index = piece.get("index", 0)

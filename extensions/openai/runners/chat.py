@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from legion.extensions.llm import rest
 from legion.extensions.openai import _http
 from legion.extensions.openai._http import ApiBase, ApiKey, Timeout
 from legion.sdk import StepError
@@ -63,13 +64,7 @@ def assemble(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The chat.completion that `chat.completion.chunk` events build: each choice's content and
     tool calls (their arguments joined), its finish reason, and the usage of the last chunk."""
     completion: dict[str, Any] = {"object": "chat.completion", "choices": []}
-    for event in events:
-        chunk = event.get("data")
-        if not isinstance(chunk, dict):
-            continue
-        if "error" in chunk:
-            error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": chunk["error"]}
-            raise StepError(f"openai.chat.create: the stream failed: {error.get('message')}", type="LlmError")
+    for chunk in rest.chunks(events, "openai.chat.create"):
         completion.update({k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk})
         if chunk.get("usage"):
             completion["usage"] = chunk["usage"]
