@@ -161,7 +161,13 @@ class Recorder:
                 self._lock.wait_for(lambda: self._closed or self._pending(), timeout=self.interval)
                 if self._closed and not self._pending():
                     return
+                if not self._pending():
+                    continue
                 states, self._states = self._states, {}
+                # This batch's number, taken with what it takes: a flush from now on waits for
+                # it, and for the next batch when more is handed over meanwhile (a state that
+                # changes after its snapshot below is taken is written by that next batch).
+                self._taken += 1
             snapshots = {}
             for run_id, snapshot in states.items():  # each takes its run's lock: never with this lock held
                 try:
@@ -175,8 +181,9 @@ class Recorder:
                 runs, self._runs = list(self._runs.values()), {}
                 logs, self._logs = self._logs, []
                 if not tasks and not runs and not logs:
+                    self._written += 1
+                    self._lock.notify_all()
                     continue
-                self._taken += 1
             dropped = 0
             lost_before = len(self._lost)
             try:

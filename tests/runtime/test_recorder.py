@@ -259,6 +259,50 @@ def test_flush_returns_only_after_the_rows_are_committed() -> None:
     recorder.close()
 
 
+def test_a_flush_waits_for_a_state_handed_over_while_an_older_snapshot_is_taken() -> None:
+    """A run's final state handed over while the writer takes an older snapshot of it (the
+    writer's batch already begun): flush returns only once the final state is written, so a
+    parent told that its sub-chain ended reads the ended state."""
+
+    class Gated(FakeStore):  # every write after the first waits for `gate`
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = threading.Event()
+
+        def record(self, run: Any, tasks: list[Any], logs: list[Any] | None = None) -> None:
+            if self.calls:
+                self.gate.wait(10)
+            super().record(run, tasks, logs)
+
+    store = Gated()
+    recorder = Recorder(store)
+    taking, go_on = threading.Event(), threading.Event()
+    version = {"n": 1}
+
+    def snapshot() -> dict[str, Any]:
+        seen = version["n"]
+        if seen == 1:
+            taking.set()
+            go_on.wait(5)
+        return {"n": seen}
+
+    recorder.state("r1", snapshot)
+    assert taking.wait(5)  # the writer took its batch and is taking the old snapshot
+    version["n"] = 2
+    recorder.run({"id": "r1", "status": "succeeded"})
+    recorder.state("r1", snapshot)  # the final state, handed over now
+    done: list[tuple[bool, dict[str, Any]]] = []
+    flusher = threading.Thread(target=lambda: done.append((recorder.flush(10), dict(store.runs.get("r1", {})))))
+    flusher.start()
+    go_on.set()
+    flusher.join(0.5)
+    assert flusher.is_alive() and store.runs["r1"]["state"] == {"n": 1}  # the older batch is written; flush still waits
+    store.gate.set()
+    flusher.join(10)
+    assert done == [(True, {"id": "r1", "status": "succeeded", "state": {"n": 2}})]
+    recorder.close()
+
+
 def test_flush_that_times_out_says_so(caplog: pytest.LogCaptureFixture) -> None:
     store = SlowStore()
     recorder = Recorder(store)
