@@ -70,12 +70,15 @@ class AgentOps:
                        registry=self.registry)
 
     def agent_status(self, name: str, *, memories: int = 5) -> dict[str, Any]:
-        """How agent `name` is: {agent, mode (tick_status), memories (the strongest), trust,
-        consent, conversation}."""
+        """How agent `name` is: {agent, mode (tick_status), memories (the strongest), trust (with
+        its trust in the partner, `partner`), consent, conversation}."""
         record = self.agent(name)
         strongest = self.agent_call(name, "memory.traces.retrieve_by_type", {"type": "episodic", "limit": memories})
+        partner = record.get("partner") or "partner"
+        trust = dict(self.agent_call(name, "trust.trust.trust_status"),
+                     partner=self.agent_call(name, "trust.trust.get_trust", {"agent_id": partner, "domain": "conversation"}))
         return {"agent": record, "mode": self.agent_call(name, "tick.orchestrator.tick_status"),
-                "memories": strongest.get("traces", []), "trust": self.agent_call(name, "trust.trust.trust_status"),
+                "memories": strongest.get("traces", []), "trust": trust,
                 "consent": self.agent_call(name, "consent.consent.consent_status"),
                 "conversation": self.agent_call(name, "tick.inbox.conversation", {"limit": 5})}
 
@@ -83,7 +86,8 @@ class AgentOps:
                    timeout: float | None = 120.0) -> dict[str, Any]:
         """Run one tick of agent `name` (the chain `agent_tick`, for it) and wait for it: the run."""
         record = self.agent(name)
-        self.ensure_agent_chains()
+        if TICK_CHAIN not in self.applied_names():  # type: ignore[attr-defined]
+            self.ensure_agent_chains()  # (made by `agent create`; applied again only when gone)
         payload: dict[str, Any] = {k: v for k, v in (("model", model), ("api_base", api_base), ("partner", record.get("partner")))
                                    if v}
         return dict(self.start_run(TICK_CHAIN, payload, wait=True, timeout=timeout, agent=name))  # type: ignore[attr-defined]
@@ -111,9 +115,11 @@ class AgentOps:
 
     def erase_agent(self, name: str) -> dict[str, Any]:
         """Erase agent `name`: its key first (so no copy of its state can be read again), then
-        its state; its record stays, marked erased. {agent, erased (documents), erased_at}."""
+        its state, then the finished runs that were for it (their tasks hold what it was told
+        and said); its record stays, marked erased. {agent, erased (documents), runs_deleted,
+        erased_at}."""
         self.agent(name)
-        erased = self.agent_states().erase(name)
+        erased, deleted = self.agent_states().erase_all(name)
         record = self.store.get_agent(name)
-        return {"agent": name, "erased": erased, "erased_at": record.get("erased_at")}
+        return {"agent": name, "erased": erased, "runs_deleted": deleted, "erased_at": record.get("erased_at")}
 

@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ from legion.engine.errors import LegionError
 
 DEFAULT_AGENT = "default"  # whose state a function keeps outside an agent's chains
 KEY_PATH = "agents/{agent}"
+KEY_CACHE_SECONDS = 60.0  # how long a process trusts the key it read (an erasure elsewhere shows after this)
 NONCE = 12
 
 
@@ -53,13 +55,14 @@ class AgentKeys:
     def __init__(self, secrets: Callable[[], Any] | None = None) -> None:
         self._secrets = secrets
         self._lock = threading.Lock()
-        self._known: dict[str, bytes] = {}
+        self._known: dict[str, tuple[bytes, float]] = {}
 
     def material(self, agent: str, *, create: bool) -> bytes | None:
         with self._lock:
             known = self._known.get(agent)
-            if known is not None:
-                return known
+            # Read again after a while: another process may have erased the agent (deleted its key).
+            if known is not None and (self._secrets is None or time.monotonic() - known[1] < KEY_CACHE_SECONDS):
+                return known[0]
             found: bytes | None = None
             if self._secrets is not None:
                 store = self._secrets()
@@ -74,7 +77,9 @@ class AgentKeys:
             elif create:
                 found = os.urandom(32)
             if found is not None:
-                self._known[agent] = found
+                self._known[agent] = (found, time.monotonic())
+            else:
+                self._known.pop(agent, None)
             return found
 
     def erase(self, agent: str) -> None:
@@ -93,7 +98,7 @@ class AgentStates:
     def __init__(self, store: StateStore | Callable[[], StateStore], keys: AgentKeys) -> None:
         self._store = store
         self.keys = keys
-        self._ciphers: dict[tuple[str, str], Any] = {}
+        self._ciphers: dict[tuple[str, str], tuple[bytes, Any]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -106,35 +111,44 @@ class AgentStates:
         return AgentState(self, agent, extension)
 
     def cipher(self, agent: str, extension: str, *, create: bool) -> Any:
-        with self._lock:
-            found = self._ciphers.get((agent, extension))
-        if found is not None:
-            return found
+        """The agent's cipher for `extension`, derived from its key material; made again when
+        the material changed (read afresh now and then: see AgentKeys)."""
         material = self.keys.material(agent, create=create)
         if material is None:
             return None
+        with self._lock:
+            found = self._ciphers.get((agent, extension))
+        if found is not None and found[0] == material:
+            return found[1]
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
         key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"legion/agent-state/{extension}".encode()).derive(material)
-        found = AESGCM(key)
+        cipher = AESGCM(key)
         with self._lock:
-            self._ciphers[(agent, extension)] = found
-        return found
+            self._ciphers[(agent, extension)] = (material, cipher)
+        return cipher
 
     def erase(self, agent: str) -> int:
-        """Delete the agent's key, then every document of it, and mark its record erased
-        (when it has one): the number of documents deleted."""
+        """Erase the agent (see `erase_all`): the number of documents deleted."""
+        return self.erase_all(agent)[0]
+
+    def erase_all(self, agent: str) -> tuple[int, int]:
+        """Delete the agent's key, then every document of it, then the finished runs that were
+        for it (their tasks hold what it was told and said), and mark its record erased (when
+        it has one): (documents, runs) deleted."""
         self.keys.erase(agent)
         with self._lock:
             for pair in [p for p in self._ciphers if p[0] == agent]:
                 del self._ciphers[pair]
         erased = self.store.state_clear(agent)
+        runs = getattr(self.store, "delete_agent_runs", None)
+        deleted = int(runs(agent)) if runs is not None else 0
         mark = getattr(self.store, "mark_agent_erased", None)
         if mark is not None:
             mark(agent)
-        return erased
+        return erased, deleted
 
     def agents(self) -> list[str]:
         """The names of the agents on record that were not erased."""

@@ -331,6 +331,7 @@ class Engine:
             "id": state.run["id"], "chain_name": state.run["chain"], "chain_version": state.run["version"],
             "status": "pending", "input": state.input, "trigger": trigger, "depth": state.depth, "created_at": now,
             "parent_run_id": state.parent[0] if state.parent else None, "parent_task_id": None, "node": self.process,
+            "agent": state.run.get("agent"),
         }
         # A sub-chain's input is its step's arguments, which may carry values from results.
         return MASKER.mask_fields(row, ("input",))

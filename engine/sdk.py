@@ -258,7 +258,8 @@ class Context:
     def erase_agent(self) -> int:
         """Erase everything every extension keeps for `agent`: its key is deleted from the
         secret store first (so no copy of its documents can be read again), then its
-        documents. The number of documents deleted. (privatecore's and extinction's erasure.)"""
+        documents, then its finished runs. The number of documents deleted. (privatecore's and
+        extinction's erasure.)"""
         if self._states is None:
             raise StepError("erasing an agent needs its database: run it in a chain, or through legion.sdk.call",
                             type="StateUnavailable")

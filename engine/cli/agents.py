@@ -39,7 +39,9 @@ def status(args: argparse.Namespace, ctx: Context) -> int:
         lines.append("  memories:" + ("" if found["memories"] else " none"))
         for m in found["memories"]:
             lines.append(f"    {m.get('strength', 0):.2f}  {str(m.get('content_payload'))[:70]}")
-        lines.append(f"  trust: {_short(trust)}")
+        partner = trust.get("partner") or {}
+        lines.append("  trust in partner: " + (f"{partner['trust']['composite']:.2f} after {partner['trust']['interaction_count']} "
+                                               "interaction(s)" if partner.get("found") else "none yet"))
         lines.append(f"  consent: {_short(consent)}")
         replies = found["conversation"]["replies"]
         lines.append(f"  last reply: {replies[-1]['text'] if replies else '(none yet)'}")

@@ -209,23 +209,27 @@ class RunStore(StoreBase):
         """Delete the runs that finished (succeeded, failed, canceled) before `older_than`,
         with their tasks and task logs. Runs that are pending, running or paused are never
         touched, however old. Returns the number of tasks deleted."""
-        finished = (
-            select(runs.c.id)
-            .where(runs.c.status.in_(FINISHED_RUN), runs.c.ended_at.is_not(None), runs.c.ended_at < older_than)
-            .order_by(runs.c.id)
-            .limit(PURGE_BATCH)
-        )
-        deleted = 0
+        return self._delete_runs(runs.c.ended_at.is_not(None), runs.c.ended_at < older_than)[1]
+
+    def delete_agent_runs(self, agent: str) -> int:
+        """Delete the finished runs that were for `agent` (what it was told and said is in
+        them), with their tasks and task logs: the number of runs deleted."""
+        return self._delete_runs(runs.c.agent == agent)[0]
+
+    def _delete_runs(self, *where: Any) -> tuple[int, int]:
+        """Delete the finished runs that match `where`, with their tasks and logs: (runs, tasks)."""
+        finished = select(runs.c.id).where(runs.c.status.in_(FINISHED_RUN), *where).order_by(runs.c.id).limit(PURGE_BATCH)
+        deleted_runs = deleted_tasks = 0
         while True:
             # One batch per transaction, so a large purge never holds the write lock for long.
             with self._write() as conn:
                 run_ids = list(conn.execute(finished).scalars())
                 if not run_ids:
-                    return deleted
+                    return deleted_runs, deleted_tasks
                 task_ids = select(task_table.c.id).where(task_table.c.run_id.in_(run_ids))
                 conn.execute(delete(task_logs).where(task_logs.c.task_id.in_(task_ids)))
-                deleted += conn.execute(delete(task_table).where(task_table.c.run_id.in_(run_ids))).rowcount
-                conn.execute(delete(runs).where(runs.c.id.in_(run_ids)))
+                deleted_tasks += conn.execute(delete(task_table).where(task_table.c.run_id.in_(run_ids))).rowcount
+                deleted_runs += conn.execute(delete(runs).where(runs.c.id.in_(run_ids))).rowcount
 
     def count_tasks(self, run_id: str | None = None) -> int:
         query = select(func.count()).select_from(task_table)

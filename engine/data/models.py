@@ -176,9 +176,12 @@ runs = table(
     # Advanced by every event that changes `state`: a process that cached the state knows
     # from it whether the cache is current.
     required("revision", Integer, default=0, server_default="0"),
+    # The agent the run is for (docs/agents.md): erasing the agent deletes its runs.
+    optional("agent", String(NAME)),
     Index(None, "chain_name", "created_at"),
     Index(None, "status"),
     Index(None, "parent_run_id"),
+    Index(None, "agent"),
 )
 
 # One step run (spec section 2): every attempt and every for_each item is a row.

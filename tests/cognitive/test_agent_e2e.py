@@ -77,7 +77,8 @@ def test_an_agent_talks_remembers_forgets_earns_trust_and_is_erased(tmp_path: Pa
     fresh = legion.data("agent", "status", "ada")
     assert (fresh["mode"]["mode"], fresh["mode"]["tick_count"], fresh["mode"]["mode_history"]) == ("dormant", 0, [])
     assert fresh["memories"] == [] and fresh["conversation"] == {"replies": [], "waiting": []}
-    assert fresh["trust"] == {"total_entries": 0} and fresh["consent"] == {"domains": {}, "count": 0}
+    assert fresh["trust"] == {"total_entries": 0, "partner": {"found": False, "agent_id": "matt", "domain": "conversation"}}
+    assert fresh["consent"] == {"domains": {}, "count": 0}
 
     with FakeOpenAI() as fake:
         # -- spoken to: woken one mode step per tick, answered by the model, PII stripped ------
@@ -145,21 +146,29 @@ def test_an_agent_talks_remembers_forgets_earns_trust_and_is_erased(tmp_path: Pa
                     database_url=url)
     assert week["found"] and week["trace"]["strength"] == pytest.approx(weaker[ASKED])
 
-    # -- trust and consent, changed as ada, reported by status ----------------------------
+    # -- trust and consent: the ticks record them (each message an interaction with the partner,
+    # each reply an action in its domain); more recorded as ada; status reports them ----------
+    status = legion.data("agent", "status", "ada")
+    partner = status["trust"]["partner"]["trust"]
+    assert (status["trust"]["total_entries"], partner["agent_id"], partner["interaction_count"]) == (1, "matt", 2)
+    assert partner["composite"] == pytest.approx(0.4, abs=0.01)  # two messages, no probe: 0.3 + 2 x 0.05, less a few seconds of decay
+    assert status["consent"]["domains"]["conversation"]["total_actions"] == 2  # two replies
     trusted = sdk.call("trust.trust.record_trust_interaction", {"agent_id": "matt", "positive": True, "domain": "conversation"},
                        agent="ada", database_url=url)
-    assert (trusted["agent_id"], trusted["interactions"]) == ("matt", 1) and trusted["composite"] > 0.3
-    for n in range(10):
+    assert (trusted["agent_id"], trusted["interactions"]) == ("matt", 3) and trusted["composite"] > 0.4
+    for n in range(8):
         recorded = sdk.call("consent.consent.record_action", {"domain": "conversation", "success": True}, agent="ada", database_url=url)
-        assert recorded["total"] == n + 1 and recorded["success_rate"] == 1.0
+        assert recorded["total"] == n + 3 and recorded["success_rate"] == 1.0
     swept = sdk.call("consent.consent.evaluate_and_apply_tiers", agent="ada", database_url=url)
     assert swept["applied_promotions"] == 1  # ten successes: consult -> act_notify
     status = legion.data("agent", "status", "ada")
-    assert status["trust"] == {"total_entries": 1}
+    assert status["trust"]["total_entries"] == 1 and status["trust"]["partner"]["trust"]["interaction_count"] == 3
     assert min(m["strength"] for m in status["memories"]) > 0.55  # reading a week ahead wrote nothing: today they are strong
     conversation = status["consent"]["domains"]["conversation"]
     assert (conversation["tier"], conversation["success_rate"], conversation["total_actions"]) == ("act_notify", 1.0, 10)
-    assert sdk.call("trust.trust.trust_status", agent="bob", database_url=url) == {"total_entries": 0}  # ada's, not bob's
+    bobs_trust = sdk.call("trust.trust.get_trust", {"agent_id": "sue", "domain": "conversation"}, agent="bob", database_url=url)
+    assert bobs_trust["trust"]["interaction_count"] == 1  # bob's own partner, from his one message: none of ada's
+    assert sdk.call("trust.trust.get_trust", {"agent_id": "matt", "domain": "conversation"}, agent="bob", database_url=url)["found"] is False
 
     # -- erased ----------------------------------------------------------------------------
     legion("agent", "erase", "ada", code=2)  # not without --yes
@@ -177,6 +186,11 @@ def test_an_agent_talks_remembers_forgets_earns_trust_and_is_erased(tmp_path: Pa
 
     erased = legion.data("agent", "erase", "ada", "--yes")
     assert erased["agent"] == "ada" and erased["erased"] == len(ada_rows) and erased["erased_at"] is not None
+    assert erased["runs_deleted"] == 4  # its ticks: what it was told and said is in their tasks
+    with sqlite3.connect(db) as conn:  # nothing ada was told or said is left anywhere in the database
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        dump = "\n".join(str(row) for table in tables for row in conn.execute(f"SELECT * FROM {table}"))
+    assert ASKED not in dump and SECOND not in dump and ADDRESS not in dump and TO_BOB in dump  # bob's are his
 
     gone = legion("agent", "status", "ada", code=2)
     assert "agent 'ada' was erased at" in gone.stderr and "nothing of it is left" in gone.stderr

@@ -101,8 +101,16 @@ def test_the_key_lives_in_the_secret_store_and_erasure_deletes_it(tmp_path: Path
     assert "key" in secrets.read("agents/ada")
     again = AgentStates(store, AgentKeys(lambda: secrets))  # another process: the key from the store
     assert again.of("ada", "trust").get("scores", "bob") == {"composite": 0.5}
+    sealed = store.state_get("ada", "trust", "scores", "bob")
     states.erase("ada")
     assert "agents/ada" not in secrets.list()
+    # The other process held the key; once it reads the store again, a restored copy does not open.
+    import legion.engine.agentstate as agentstate
+
+    store.state_put("ada", "trust", "scores", {"bob": sealed or ""})
+    monkeypatch.setattr(agentstate, "KEY_CACHE_SECONDS", 0.0)
+    with pytest.raises(StateUnreadable):
+        again.of("ada", "trust").get("scores", "bob")
     store.close()
 
 

@@ -1,5 +1,5 @@
-"""Agents (a name, a partner, settings, when erased) and what extensions keep for each agent,
-sealed with the agent's own key.
+"""Agents (a name, a partner, settings, when erased), what extensions keep for each agent
+(sealed with the agent's own key), and the agent a run is for.
 
 Revision ID: 0008
 Revises: 0007
@@ -51,9 +51,15 @@ def upgrade() -> None:
         **MYSQL,
     )
     op.create_index("ix_agent_state_agent_extension_kind", "agent_state", ["agent", "extension", "kind"])
+    with op.batch_alter_table("runs") as batch:
+        batch.add_column(sa.Column("agent", sa.String(255), nullable=True))
+        batch.create_index("ix_runs_agent", ["agent"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_index("ix_runs_agent")
+        batch.drop_column("agent")
     op.drop_index("ix_agent_state_agent_extension_kind", "agent_state")
     op.drop_table("agent_state")
     op.drop_table("agents")
