@@ -250,3 +250,23 @@ def test_a_slow_answer_is_a_timeout(anthropic: FakeAnthropic, gemini: FakeGemini
     for model, base in (("anthropic/claude-slow", anthropic.url), ("gemini/gemini-slow", gemini.v1beta)):
         failed = run("llm.chat.complete", prompt="x", model=model, api_base=base, timeout=0.5, stream=False)
         assert (failed.status, failed.error["type"]) == ("failed", "Timeout"), failed.error
+
+
+@pytest.mark.parametrize("model", ["ollama/llama3", "ollama_chat/llama3"])
+def test_ollama_models_through_litellm(model: str) -> None:
+    """A local Ollama (no key): `ollama/` models use /api/generate, `ollama_chat/` /api/chat."""
+    from fake_ollama import FakeOllama
+
+    with FakeOllama() as ollama:
+        done = run("llm.chat.complete", prompt="hello there", model=model, api_base=ollama.root, stream=False)
+        assert done.status == "succeeded", done.error
+        [asked] = ollama.requests
+        if model.startswith("ollama_chat"):
+            last = asked.body["messages"][-1]
+            assert asked.route == "/api/chat" and (last["role"], last["content"]) == ("user", "hello there")
+            assert done.result["text"] == "echo: hello there"
+        else:  # litellm puts the messages in Ollama's prompt template
+            assert asked.route == "/api/generate" and "hello there" in asked.body["prompt"]
+            assert done.result["text"] == f"echo: {asked.body['prompt']}"
+        assert done.result["model"] == model
+        assert (done.result["usage"]["prompt_tokens"], done.result["usage"]["completion_tokens"]) == (5, 2)
