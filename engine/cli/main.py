@@ -256,6 +256,8 @@ def _version() -> str:
         return version("legion")
     except PackageNotFoundError:
         return "unknown"
+    except TypeError:  # a dist-info without METADATA, read by the importlib_metadata backport's finder
+        return None  # type: ignore[return-value]  # (what importlib.metadata itself says of one)
 
 
 def _handler(name: str) -> Handler:

@@ -144,3 +144,13 @@ def test_a_plain_sqlite_url_reads_as_sqlalchemy_reads_it(url: str) -> None:
 ])
 def test_other_urls_are_left_to_sqlalchemy(url: str) -> None:
     assert sqlite_path(url) is None
+
+
+def test_a_bare_dist_info_is_no_version_even_with_the_importlib_metadata_backport(tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a library imported the importlib_metadata backport, its finder raises TypeError on
+    a dist-info without METADATA; `legion --version` must not."""
+    pytest.importorskip("importlib_metadata")
+    (tmp_path / "legion-9.4.dist-info").mkdir()
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    assert _version() is None
