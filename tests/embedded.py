@@ -33,12 +33,15 @@ def hidden_registry() -> Registry:
 
 
 @contextmanager
-def embedded_service(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
-    for name in ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL"):
+def embedded_service(home: Path, monkeypatch: pytest.MonkeyPatch, registry: Registry | None = None,
+                     workers: int | None = None) -> Iterator[Service]:
+    """A Service on a fresh LEGION_HOME (SQLite, the embedded secret store) holding a started
+    engine; its registry `registry` (default: core and the hidden probe)."""
+    for name in ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL", "VAULT_ADDR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LEGION_HOME", str(home))
-    service = Service(Settings.from_env(), registry=hidden_registry())
-    engine = service.engine()
+    service = Service(Settings.from_env(), registry=registry or hidden_registry())
+    engine = service.engine(workers)
     service.use_engine(engine)
     try:
         with engine:

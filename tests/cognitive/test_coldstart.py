@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from embedded import embedded_service
 
 from legion import sdk
+from legion.engine.registry import Registry
 from legion.extensions.coldstart import helpers as h
 from legion.extensions.coldstart import parser as p
 
@@ -355,21 +357,8 @@ output:
 
 @pytest.fixture()
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from legion.engine.registry import Registry
-    from legion.engine.service import Service
-    from legion.engine.settings import Settings
-
-    for name in ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL", "VAULT_ADDR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LEGION_HOME", str(tmp_path))
-    service = Service(Settings.from_env(), registry=Registry.installed())
-    engine = service.engine(workers=2)
-    service.use_engine(engine)
-    try:
-        with engine:
-            yield service
-    finally:
-        service.close()
+    with embedded_service(tmp_path, monkeypatch, Registry.installed(), workers=2) as service:
+        yield service
 
 
 def test_ingest_in_a_chain_stores_into_the_runs_agent(service: Any) -> None:

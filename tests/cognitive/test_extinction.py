@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from embedded import embedded_service
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -344,20 +345,8 @@ steps:
 
 @pytest.fixture()
 def service(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from legion.engine.service import Service
-    from legion.engine.settings import Settings
-
-    for name in ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL", "VAULT_ADDR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LEGION_HOME", str(tmp_path))
-    service = Service(Settings.from_env())
-    engine = service.engine(workers=2)
-    service.use_engine(engine)
-    try:
-        with engine:
-            yield service
-    finally:
-        service.close()
+    with embedded_service(tmp_path, monkeypatch, Registry.installed(), workers=2) as service:
+        yield service
 
 
 def test_in_a_run_the_erasure_is_a_task_of_its_own_and_the_task_record_is_the_archive(service: Any) -> None:

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from embedded import embedded_service
 from fake_openai import FakeOpenAI, chat_body, tool_call_body
 
 from legion.engine.registry import Registry
 from legion.engine.service import Service
-from legion.engine.settings import Settings
 from legion.sdk import Context, Extension, StepError
 
 KEY = "sk-agent-0123456789abcdef"
@@ -45,6 +45,10 @@ def _desk() -> types.ModuleType:
     return weather
 
 
+INSTALLED = Registry.discover().extensions
+REGISTRY = Registry([INSTALLED["core"], INSTALLED["llm"], Extension("desk", runners=[_desk()])])
+
+
 @pytest.fixture()
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
@@ -55,19 +59,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
 
 @pytest.fixture()
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
-    for name in ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LEGION_HOME", str(tmp_path))
-    installed = Registry.discover().extensions
-    registry = Registry([installed["core"], installed["llm"], Extension("desk", runners=[_desk()])])
-    service = Service(Settings.from_env(), registry=registry)
-    engine = service.engine(workers=1)  # one worker: a tool call must not wait for another
-    service.use_engine(engine)
-    try:
-        with engine:
-            yield service
-    finally:
-        service.close()
+    with embedded_service(tmp_path, monkeypatch, REGISTRY, workers=1) as service:
+        yield service
 
 
 def agent_chain(fake: FakeOpenAI, tools: list[str], max_steps: int = 5) -> str:

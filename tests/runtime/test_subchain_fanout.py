@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from embedded import embedded_service
 
 from legion.engine.registry import Registry
 from legion.engine.service import Service
-from legion.engine.settings import Settings
 
 CHILD = """
 chain: child
@@ -34,17 +34,8 @@ output: "{{ result }}"
 
 @pytest.fixture()
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
-    for name in ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LEGION_HOME", str(tmp_path))
-    service = Service(Settings.from_env(), registry=Registry([Registry.discover().extensions["core"]]))
-    engine = service.engine(workers=4)
-    service.use_engine(engine)
-    try:
-        with engine:
-            yield service
-    finally:
-        service.close()
+    with embedded_service(tmp_path, monkeypatch, Registry([Registry.discover().extensions["core"]]), workers=4) as service:
+        yield service
 
 
 def test_a_fanned_out_sub_chain_ends_every_time(service: Service) -> None:

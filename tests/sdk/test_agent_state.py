@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from embedded import embedded_service
 from services import BACKENDS, create_database, drop_database, unreachable
 
 import legion.engine.registry as registry_module
@@ -19,7 +20,6 @@ from legion.engine.agentstate import AgentKeys, AgentStates, StateUnreadable
 from legion.engine.data.store import Store
 from legion.engine.registry import Registry
 from legion.engine.service import Service
-from legion.engine.settings import Settings
 from legion.sdk import Context, Extension
 
 
@@ -116,17 +116,8 @@ def test_the_key_lives_in_the_secret_store_and_erasure_deletes_it(tmp_path: Path
 
 @pytest.fixture()
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
-    for name in ("LEGION_DATABASE_URL", "LEGION_AMQP_URL", "LEGION_REDIS_URL", "VAULT_ADDR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LEGION_HOME", str(tmp_path))
-    service = Service(Settings.from_env(), registry=REGISTRY)
-    engine = service.engine(workers=2)
-    service.use_engine(engine)
-    try:
-        with engine:
-            yield service
-    finally:
-        service.close()
+    with embedded_service(tmp_path, monkeypatch, REGISTRY, workers=2) as service:
+        yield service
 
 
 CHAIN = """
