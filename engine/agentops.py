@@ -23,6 +23,14 @@ TICK_CHAIN = "agent_tick"
 MAX_WAKE_TICKS = 3  # ticks `send` runs at most for one message: dormant -> sentinel -> full_active answers
 
 
+def check_agent_name(agent: str | None) -> str | None:
+    """An agent's name as a run takes it; BadInput for one that cannot be."""
+    if agent is not None and (not agent.strip() or len(agent) > 255 or agent != agent.strip() or "/" in agent):
+        raise BadInput(f"agent {agent!r}: give an agent's name of 1 to 255 characters, without '/' or surrounding spaces",
+                       details={"field": "agent"})
+    return agent
+
+
 class AgentOps:
     """Mixed into `Service` (which gives `store`, `registry`, `apply_chains`, `start_run`)."""
 
@@ -44,8 +52,6 @@ class AgentOps:
         self.apply_chains(paths=[str(AGENT_CHAINS)])  # type: ignore[attr-defined]
 
     def create_agent(self, name: str, partner: str | None = None, settings: dict[str, Any] | None = None) -> dict[str, Any]:
-        from legion.engine.service import check_agent_name
-
         if check_agent_name(name) is None:
             raise BadInput("give the agent a name")
         self.ensure_agent_chains()
@@ -85,25 +91,27 @@ class AgentOps:
     def tick_agent(self, name: str, *, model: str | None = None, api_base: str | None = None,
                    timeout: float | None = 120.0) -> dict[str, Any]:
         """Run one tick of agent `name` (the chain `agent_tick`, for it) and wait for it: the run."""
-        record = self.agent(name)
+        return self._tick(self.agent(name), model=model, api_base=api_base, timeout=timeout)
+
+    def _tick(self, record: dict[str, Any], *, model: str | None, api_base: str | None, timeout: float | None) -> dict[str, Any]:
         if TICK_CHAIN not in self.applied_names():  # type: ignore[attr-defined]
             self.ensure_agent_chains()  # (made by `agent create`; applied again only when gone)
         payload: dict[str, Any] = {k: v for k, v in (("model", model), ("api_base", api_base), ("partner", record.get("partner")))
                                    if v}
-        return dict(self.start_run(TICK_CHAIN, payload, wait=True, timeout=timeout, agent=name))  # type: ignore[attr-defined]
+        return dict(self.start_run(TICK_CHAIN, payload, wait=True, timeout=timeout, agent=record["name"]))  # type: ignore[attr-defined]
 
     def send_to_agent(self, name: str, text: str, *, model: str | None = None, api_base: str | None = None,
                       timeout: float | None = 120.0) -> dict[str, Any]:
         """Give agent `name` a message from its partner (a human_direct signal) and run its ticks
         until it answered (at most MAX_WAKE_TICKS: one mode step per tick): {message, ticks
         (each run's id, mode and whether it replied), reply (the answer, or null)}."""
-        self.agent(name)
+        record = self.agent(name)
         if not text.strip():
             raise BadInput("the message is empty: give the text to send")
         received = self.agent_call(name, "tick.inbox.receive", {"value": text, "source_type": "human_direct"})
         ticks = []
         for _ in range(MAX_WAKE_TICKS):
-            run = self.tick_agent(name, model=model, api_base=api_base, timeout=timeout)
+            run = self._tick(record, model=model, api_base=api_base, timeout=timeout)
             output = run.get("output") or {}
             ticks.append({"run_id": run["id"], "status": run["status"], "mode": output.get("mode"), "replied": output.get("replied"),
                           "declined": output.get("declined")})

@@ -40,6 +40,9 @@ class StateStore(Protocol):
     def state_update(self, agent: str, extension: str, kind: str, key: str,
                      change: Callable[[str | None], str | None]) -> str | None: ...
     def state_clear(self, agent: str, extension: str | None = None, kind: str | None = None) -> int: ...
+    def delete_agent_runs(self, agent: str) -> int: ...
+    def mark_agent_erased(self, name: str) -> bool: ...
+    def list_agents(self) -> list[dict[str, Any]]: ...
 
 
 class StateUnreadable(LegionError):
@@ -103,7 +106,7 @@ class AgentStates:
 
     @property
     def store(self) -> StateStore:
-        if callable(self._store) and not hasattr(self._store, "state_get"):
+        if not hasattr(self._store, "state_get"):  # a factory: the store is opened on first use
             self._store = self._store()
         return self._store  # type: ignore[return-value]
 
@@ -136,24 +139,20 @@ class AgentStates:
 
     def erase_all(self, agent: str) -> tuple[int, int]:
         """Delete the agent's key, then every document of it, then the finished runs that were
-        for it (their tasks hold what it was told and said), and mark its record erased (when
-        it has one): (documents, runs) deleted."""
+        for it (their tasks hold what it was told and said), and mark its record erased (if it
+        has one): (documents, runs) deleted."""
         self.keys.erase(agent)
         with self._lock:
             for pair in [p for p in self._ciphers if p[0] == agent]:
                 del self._ciphers[pair]
         erased = self.store.state_clear(agent)
-        runs = getattr(self.store, "delete_agent_runs", None)
-        deleted = int(runs(agent)) if runs is not None else 0
-        mark = getattr(self.store, "mark_agent_erased", None)
-        if mark is not None:
-            mark(agent)
+        deleted = self.store.delete_agent_runs(agent)
+        self.store.mark_agent_erased(agent)
         return erased, deleted
 
     def agents(self) -> list[str]:
         """The names of the agents on record that were not erased."""
-        listed = getattr(self.store, "list_agents", None)
-        return [a["name"] for a in listed() if a.get("erased_at") is None] if listed is not None else []
+        return [a["name"] for a in self.store.list_agents() if a.get("erased_at") is None]
 
 
 class AgentState:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from legion.dsl.errors import BadInput, Issue, LegionError
-from legion.engine.agentops import AgentOps
+from legion.engine.agentops import AgentOps, check_agent_name
 from legion.engine.errors import ConfigError, NotConfigured, NotFound, RunTimeout
 
 if TYPE_CHECKING:
@@ -600,14 +600,6 @@ class Service(AgentOps):
 
 
 MODEL_EXTENSIONS = ("llm", "claude", "openai", "gemini")  # whose results carry `usage`
-
-
-def check_agent_name(agent: str | None) -> str | None:
-    """An agent's name as a run takes it; BadInput for one that cannot be."""
-    if agent is not None and (not agent.strip() or len(agent) > 255 or agent != agent.strip() or "/" in agent):
-        raise BadInput(f"agent {agent!r}: give an agent's name of 1 to 255 characters, without '/' or surrounding spaces",
-                       details={"field": "agent"})
-    return agent
 
 
 def model_usage(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:

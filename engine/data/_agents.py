@@ -41,12 +41,6 @@ class AgentStore(StoreBase):
         with self._read() as conn:
             return rows(conn.execute(select(agents).order_by(agents.c.name)))
 
-    def update_agent(self, name: str, **values: Any) -> dict[str, Any]:
-        with self._write() as conn:
-            if not conn.execute(update(agents).where(agents.c.name == name).values(**values)).rowcount:
-                raise NotFound(f"there is no agent {name!r}; `legion agent list` shows them")
-        return self.get_agent(name)
-
     def mark_agent_erased(self, name: str) -> bool:
         """Note that an agent was erased (its key and documents are gone); False when there is
         no record of it."""
